@@ -1,0 +1,1 @@
+"""Evidence: per host and per run, JSON for machines and HTML for people (docs/evidence.md)."""

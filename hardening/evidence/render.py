@@ -1,0 +1,37 @@
+"""HTML pages a person reads, in Japanese and English, from evidence documents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from hardening import catalogue
+
+_env = Environment(
+    loader=PackageLoader("hardening.evidence", "templates"),
+    autoescape=select_autoescape(["html", "j2"]),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+STATUS_LABEL = {
+    "pass": "適合 pass",
+    "fail": "不適合 fail",
+    "error": "エラー error",
+    "not_applicable": "対象外 n/a",
+    "unreachable": "接続不可 unreachable",
+}
+
+
+def _headings() -> dict[str, str]:
+    return {c.id: c.heading_ja for c in catalogue.load().clauses}
+
+
+def render_host(doc: dict[str, Any]) -> str:
+    return _env.get_template("host.html.j2").render(
+        doc=doc, labels=STATUS_LABEL, headings=_headings())
+
+
+def render_index(index: dict[str, Any]) -> str:
+    return _env.get_template("index.html.j2").render(index=index, labels=STATUS_LABEL)
