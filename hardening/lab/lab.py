@@ -1,0 +1,280 @@
+"""The Lab: set up the image and golden state, start and stop hosts, and describe them.
+
+All state lives in the lab directory (default ``<repo>/.lab``, or ``$HARDENING_LAB_DIR``), so any
+number of processes (the CLI, pytest, the demo) see the same running hosts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import hardening
+from hardening.lab import inventory
+from hardening.lab.errors import LabError
+from hardening.lab.golden import Golden, ensure_golden, golden_key, overlay
+from hardening.lab.identity import give_identity, mac_for
+from hardening.lab.image import Image, ensure_image, mirror_sources, recipe_key
+from hardening.lab.ports import free_port
+from hardening.lab.proc import run, say
+from hardening.lab.qmp import QMP
+from hardening.lab.ssh import (close_master, ensure_key, forget_port, golden_ssh, locked,
+                               set_known_keys, wait_ssh, write_atomic)
+from hardening.lab.vm import QEMU, HostState, LabHost, Machine, launch, pid_of, terminate, wait_running
+
+# Debian packages the machine needs to run the lab (socat: to poke at monitor sockets by hand).
+HOST_PACKAGES = ("qemu-system-x86", "qemu-utils", "debootstrap", "socat", "openssh-client",
+                 "e2fsprogs")
+PROFILES = ("terminal", "server", "server-room")
+SENSITIVITIES = ("low", "medium", "high")
+NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
+
+
+class Lab:
+    """Disposable Debian 12 hosts emulated by QEMU, all kept in one lab directory."""
+
+    def __init__(self, directory: Path | None = None) -> None:
+        env = os.environ.get("HARDENING_LAB_DIR")
+        chosen = directory or (Path(env) if env else hardening.ROOT / ".lab")
+        self.directory = chosen.resolve()
+
+    def __repr__(self) -> str:
+        return f"Lab({str(self.directory)!r})"
+
+    # ----- setup ---------------------------------------------------------------------------
+
+    def setup(self) -> None:
+        """Install missing machine packages, then build the image and golden state if needed.
+
+        Idempotent: a second call only checks. Needs root the first time (apt, debootstrap).
+        """
+        started = time.monotonic()
+        _install_packages()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.directory.chmod(0o700)
+        key = ensure_key(self.directory)
+        image = ensure_image(self.directory, key.with_suffix(".pub").read_text())
+        say(f"image {image.key} ready")
+        golden = ensure_golden(self.directory, image)
+        say(f"golden state {golden.directory.name} ready ({time.monotonic() - started:.0f} s)")
+
+    def _ready(self) -> tuple[Image, Golden]:
+        """The cached image and golden state, without building anything."""
+        pub = self.directory / "id_ed25519.pub"
+        if pub.is_file():
+            mirror, sources = mirror_sources()
+            image = Image(self.directory / "images" / recipe_key(pub.read_text(), mirror, sources))
+            if (image.directory / "recipe.json").is_file():
+                golden = Golden(self.directory / "golden" / golden_key(image))
+                if (golden.directory / "golden.json").is_file():
+                    return image, golden
+        raise LabError(f"the lab in {self.directory} is not set up: run `hardening lab setup`")
+
+    # ----- hosts ---------------------------------------------------------------------------
+
+    def start(self, name: str, profile: str = "terminal", sensitivity: str = "medium") -> LabHost:
+        """Start a host from the golden state, give it its identity, and return it once SSH with
+        strict host-key checking works."""
+        _validate(name, profile, sensitivity)
+        image, golden = self._ready()
+        host = self._launch(image, golden, name, profile, sensitivity)
+        try:
+            self._identify(host)
+        except BaseException:
+            self.stop(name)
+            raise
+        return host
+
+    def _launch(self, image: Image, golden: Golden, name: str, profile: str,
+                sensitivity: str) -> LabHost:
+        directory = self.directory / "hosts" / name
+        with locked(self.directory):
+            if directory.exists():
+                if pid_of(directory / "qemu.pid", self.directory) is not None:
+                    raise LabError(f"lab host {name} is already running")
+                self._cleanup(name)
+            directory.mkdir(parents=True)
+            state = HostState(name, profile, sensitivity, free_port(self.directory),
+                              mac_for(self.directory, name), started=time.time())
+            state.save(directory)
+            overlay(golden.disk, directory / "disk.qcow2", "qcow2")
+            overlay(golden.spare, directory / "spare.qcow2", "qcow2")
+            machine = Machine(name, directory, directory / "disk.qcow2", directory / "spare.qcow2",
+                              state.ssh_port, state.mac, incoming=golden.state)
+            try:
+                qmp = launch(image, machine)
+            except LabError:
+                self._cleanup(name)
+                raise
+        wait_running(qmp, 120)
+        return LabHost(self.directory, state)
+
+    def _identify(self, host: LabHost) -> None:
+        ssh = golden_ssh(self.directory, host.ssh_port)
+        wait_ssh(ssh, 120, f"{host.name} (golden key)")
+        identity = give_identity(ssh, host.name, host.mac)
+        host.state.machine_id = identity.machine_id
+        host.state.host_keys = identity.host_keys
+        host.state.serial = identity.serial
+        host.state.save(host.directory)
+        with locked(self.directory):
+            set_known_keys(self.directory, host.ssh_port, identity.host_keys)
+            self._write_ssh_config()
+        host.wait_ssh(60)
+
+    def hosts(self) -> list[LabHost]:
+        """The running hosts, by name."""
+        found = []
+        for state_file in sorted((self.directory / "hosts").glob("*/host.json")):
+            if pid_of(state_file.parent / "qemu.pid", self.directory) is None:
+                continue
+            try:
+                found.append(LabHost(self.directory, HostState.load(state_file.parent)))
+            except (OSError, ValueError, TypeError):
+                continue  # being written or removed by another process
+        return found
+
+    def host(self, name: str) -> LabHost:
+        """A running host by name; LabError if there is none."""
+        for host in self.hosts():
+            if host.name == name:
+                return host
+        raise LabError(f"no running lab host named {name!r}")
+
+    def stop(self, name: str) -> None:
+        """Stop a host and remove everything it had: process, overlays, sockets, known_hosts."""
+        if not (self.directory / "hosts" / name).exists():
+            raise LabError(f"no lab host named {name!r}")
+        close_master(self.directory, name)
+        with locked(self.directory):
+            self._cleanup(name)
+            self._write_ssh_config()
+
+    def stop_all(self) -> None:
+        """Stop every host of this lab, and anything a crashed run left behind."""
+        for directory in sorted((self.directory / "hosts").glob("*")):
+            self.stop(directory.name)
+        for pid in _lab_processes(self.directory):
+            _kill(pid)
+        for socket_path in self.directory.glob("cm-*"):
+            socket_path.unlink(missing_ok=True)
+
+    def _cleanup(self, name: str) -> None:
+        """Stop and remove one host; the caller holds the lab lock."""
+        directory = self.directory / "hosts" / name
+        try:
+            state: HostState | None = HostState.load(directory)
+        except (OSError, ValueError, TypeError):
+            state = None
+        terminate(QMP(directory / "qmp.sock", timeout=5), directory / "qemu.pid", self.directory)
+        if state is not None:
+            forget_port(self.directory, state.ssh_port)
+        shutil.rmtree(directory, ignore_errors=True)
+
+    # ----- descriptions --------------------------------------------------------------------
+
+    def ssh_config(self) -> Path:
+        """Write and return the OpenSSH client config with one ``Host`` block per running host."""
+        with locked(self.directory):
+            return self._write_ssh_config()
+
+    def _write_ssh_config(self) -> Path:
+        path = self.directory / "ssh_config"
+        text = inventory.ssh_config_text(self.directory, self.hosts())
+        write_atomic(path, text)
+        return path
+
+    def write_inventory(self, path: Path | None = None) -> Path:
+        """Write a pyinfra inventory of the running hosts (default ``<labdir>/inventory.py``)."""
+        hosts = self.hosts()
+        if not hosts:
+            raise LabError("no lab host is running: start one with `hardening lab start NAME`")
+        target = (path or self.directory / "inventory.py").resolve()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(target, inventory.inventory_text(self.directory, hosts))
+        return target
+
+    def leftovers(self) -> list[str]:
+        """What this lab would leave behind now: processes, host directories, sockets."""
+        found = [f"process {pid}: {' '.join(argv)[:120]}" for pid, argv in
+                 ((p, _argv(p)) for p in _lab_processes(self.directory))]
+        found += [f"host directory {d}" for d in sorted((self.directory / "hosts").glob("*"))]
+        found += [f"socket {s}" for s in sorted(self.directory.glob("cm-*"))]
+        return found
+
+
+def _validate(name: str, profile: str, sensitivity: str) -> None:
+    if not NAME.match(name):
+        raise LabError(f"bad host name {name!r}: lower-case letters, digits and -, at most 31")
+    if profile not in PROFILES:
+        raise LabError(f"unknown profile {profile!r}: expected one of {', '.join(PROFILES)}")
+    if sensitivity not in SENSITIVITIES:
+        raise LabError(f"unknown sensitivity {sensitivity!r}: expected one of {', '.join(SENSITIVITIES)}")
+
+
+def _install_packages() -> None:
+    missing = [p for p in HOST_PACKAGES if not _installed(p)]
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        raise LabError(f"missing packages {' '.join(missing)}: install them as root")
+    say(f"installing {' '.join(missing)}")
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in (["apt-get", "update", "-q"],
+                ["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing]):
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, check=False)
+        if proc.returncode != 0:
+            raise LabError(f"{' '.join(cmd[:2])} failed: {proc.stderr.strip()[-300:]}")
+    if shutil.which(QEMU) is None:
+        raise LabError(f"{QEMU} still missing after installing qemu-system-x86")
+
+
+def _installed(package: str) -> bool:
+    try:
+        status = run(["dpkg-query", "-W", "-f=${Status}", package])
+    except LabError:
+        return False
+    return status.endswith(" installed")
+
+
+def _argv(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [a.decode(errors="replace") for a in raw.split(b"\0") if a]
+
+
+def _lab_processes(labdir: Path) -> list[int]:
+    """QEMU processes and SSH control masters that belong to this lab directory."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        argv = _argv(int(entry.name))
+        if not argv or Path(argv[0]).name not in (QEMU, "ssh"):
+            continue
+        if any(f"{labdir}/" in arg for arg in argv):
+            found.append(int(entry.name))
+    return found
+
+
+def _kill(pid: int) -> None:
+    import signal
+
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    for _ in range(50):
+        if not Path(f"/proc/{pid}").exists():
+            return
+        time.sleep(0.1)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
