@@ -1,0 +1,1 @@
+"""pyinfra deploys, one module per measure (see docs/measures.md); main.py runs them in order."""

@@ -1,0 +1,250 @@
+"""The `hardening` command line."""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from hardening import ROOT, __version__, catalogue
+from hardening import inventory as inventory_mod
+from hardening.errors import ConfigError, Exit, HardeningError
+from hardening.profiles import SENSITIVITIES, Profiles, validate_all
+
+EXIT_CODES_HELP = """
+\b
+Exit codes:
+  0  every check on every host passed (not applicable counts as passed)
+  1  at least one check failed or errored: not compliant
+  2  usage or configuration error: nothing was verified or changed
+  3  at least one host could not be verified (unreachable, host key, sudo)
+  4  a host regressed against its previous run
+"""
+
+
+class Main(click.Group):
+    """Turns every error a user can act on into one line and its exit code, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except HardeningError as exc:
+            click.echo(f"hardening: error: {exc}", err=True)
+            ctx.exit(int(exc.exit_code))
+        except KeyboardInterrupt:
+            click.echo("hardening: interrupted", err=True)
+            ctx.exit(130)
+
+
+def _profiles_option(f: Any) -> Any:
+    return click.option("--profiles", "profiles_dir", type=click.Path(path_type=Path),
+                        default=ROOT / "hwprofiles", show_default="hwprofiles/ of this checkout",
+                        help="Directory of hardware profiles (YAML).")(f)
+
+
+@click.group(cls=Main, context_settings={"help_option_names": ["-h", "--help"]},
+             epilog=EXIT_CODES_HELP)
+@click.version_option(__version__, prog_name="hardening")
+def main() -> None:
+    """Enforce, verify and prove the technical measures of the MIC guideline on personal
+    information held by administrative agencies (chapters 6 and 7).
+
+    \b
+    Typical use:
+      hardening verify inventories/agency.py          verify every host, write evidence
+      hardening verify --local --profile terminal     verify this machine (read-only)
+      hardening deploy inventories/agency.py --dry    show what a deploy would change
+      hardening clauses                               coverage of chapters 6-7
+      hardening demo                                  the whole job on a disposable lab
+    """
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the coverage as JSON.")
+@_profiles_option
+def clauses(as_json: bool, profiles_dir: Path) -> None:
+    """Show every clause of chapters 6-7 and what covers it: deploy, check, attestation."""
+    rows = catalogue.coverage(profiles_dir=profiles_dir)
+    if as_json:
+        click.echo(json.dumps([{"id": r.clause.id, "heading_ja": r.clause.heading_ja,
+                                "kind": r.clause.kind, "measures": r.clause.measures,
+                                "deploys": r.deploys, "checks": r.checks,
+                                "attestations": r.attestations} for r in rows],
+                              ensure_ascii=False, indent=2))
+        return
+    click.echo(f"{'clause':<6} {'kind':<13} {'deploy':<7} {'checks':<7} {'attest':<7} heading / measures")
+    for r in rows:
+        mark = {True: "yes", False: "-"}
+        click.echo(f"{r.clause.id:<6} {'+'.join(r.clause.kind):<13} {mark[bool(r.deploys)]:<7} "
+                   f"{len(r.checks) or '-'!s:<7} {mark[bool(r.attestations)]:<7} "
+                   f"{r.clause.heading_ja} [{', '.join(r.clause.measures) or 'manual'}]")
+    covered = sum(1 for r in rows if r.checks or r.attestations)
+    click.echo(f"\n{covered}/{len(rows)} clauses verified by a check or an attestation item; "
+               f"{sum(1 for r in rows if r.deploys)} enforced by a deploy.")
+
+
+@main.group()
+def profiles() -> None:
+    """Hardware profiles: list, validate and show them resolved for a host."""
+
+
+@profiles.command("list")
+@_profiles_option
+def profiles_list(profiles_dir: Path) -> None:
+    """List the profiles and what they extend."""
+    store = Profiles(profiles_dir)
+    for name in store.names():
+        data = store.file(name).data
+        click.echo(f"{name:<14} role={data.get('role', '(abstract)'):<12} extends={data.get('extends') or '-'}")
+
+
+@profiles.command("check")
+@_profiles_option
+def profiles_check(profiles_dir: Path) -> None:
+    """Validate every profile at every sensitivity level."""
+    names = validate_all(profiles_dir)
+    click.echo(f"{len(names)} profiles valid at levels {', '.join(SENSITIVITIES)}: {', '.join(names)}")
+
+
+@profiles.command("show")
+@click.argument("host", required=False)
+@click.option("-i", "--inventory", type=click.Path(path_type=Path), help="Inventory naming HOST.")
+@click.option("--profile", "profile_name", help="Show this profile instead of a host's.")
+@click.option("--sensitivity", type=click.Choice(SENSITIVITIES), help="With --profile.")
+@_profiles_option
+def profiles_show(host: str | None, inventory: Path | None, profile_name: str | None,
+                  sensitivity: str | None, profiles_dir: Path) -> None:
+    """Print the resolved profile of HOST (from --inventory), or of --profile, as YAML."""
+    store = Profiles(profiles_dir)
+    if profile_name:
+        resolved = store.resolve(profile_name, sensitivity)
+    elif host and inventory:
+        inv = inventory_mod.load(inventory)
+        match = [h for h in inv.hosts if h.name == host]
+        if not match:
+            raise ConfigError(str(inventory), f"no host {host!r} (hosts: {', '.join(h.name for h in inv.hosts)})")
+        resolved = match[0].resolve(store)
+    else:
+        raise click.UsageError("give HOST with --inventory, or --profile")
+    click.echo(f"# {resolved.name} ({' -> '.join(resolved.chain)}), sensitivity {resolved.sensitivity}, "
+               f"{resolved.digest()}")
+    click.echo(yaml.safe_dump(resolved.canonical(), allow_unicode=True, sort_keys=False), nl=False)
+
+
+@main.command()
+@click.argument("inventory", required=False, type=click.Path(path_type=Path))
+@click.option("--local", is_flag=True, help="Verify the machine this runs on (read-only, no SSH).")
+@click.option("--profile", "profile_name", default="terminal", show_default=True,
+              help="With --local: the profile of this machine.")
+@click.option("--sensitivity", type=click.Choice(SENSITIVITIES), help="With --local: its sensitivity.")
+@click.option("-l", "--limit", multiple=True, help="Only these hosts or groups (repeatable).")
+@click.option("-m", "--measure", "measures", multiple=True,
+              help="Only the checks of these measures, e.g. -m usb -m firewall.")
+@click.option("--evidence", "evidence_root", type=click.Path(path_type=Path), default=Path("evidence"),
+              show_default=True, help="Where runs are written (one directory per run).")
+@click.option("-p", "--parallel", default=4, show_default=True, type=click.IntRange(1, 64),
+              help="Hosts verified at once.")
+@_profiles_option
+def verify(inventory: Path | None, local: bool, profile_name: str, sensitivity: str | None,
+           limit: tuple[str, ...], measures: tuple[str, ...], evidence_root: Path, parallel: int,
+           profiles_dir: Path) -> None:
+    """Verify hosts against their hardware profiles and write evidence.
+
+    Runs the checks in checks/ on each host of INVENTORY over SSH (strict host keys, the
+    inventory's known_hosts file, passwordless sudo for a non-root account), or on this machine
+    with --local. Writes one JSON and one HTML document per host, and a run index, under
+    --evidence/<run id>/. Read-only: a check never changes a host.
+    """
+    from hardening import verify as verify_mod
+
+    store = Profiles(profiles_dir)
+    if local == bool(inventory):
+        raise click.UsageError("give an INVENTORY, or --local (not both)")
+    if local:
+        store.resolve(profile_name, sensitivity)
+        targets = [verify_mod.Target(socket.gethostname(), profile_name, sensitivity, local=True)]
+    else:
+        assert inventory is not None
+        inv = inventory_mod.load(inventory, store)
+        targets = verify_mod.targets_from_inventory(inv, limit, store)
+    result = verify_mod.run(targets, evidence_root=evidence_root.resolve(),
+                            inventory=inventory.resolve() if inventory else None,
+                            profiles_dir=profiles_dir.resolve(), measures=measures, parallel=parallel,
+                            progress=lambda line: click.echo(line, err=True))
+    _summary(result)
+    sys.exit(int(result.exit_code))
+
+
+@main.command()
+@click.argument("inventory", type=click.Path(path_type=Path))
+@click.option("-l", "--limit", multiple=True, help="Only these hosts or groups (repeatable).")
+@click.option("-m", "--measure", "measures", multiple=True, help="Only these measures (repeatable).")
+@click.option("--dry", is_flag=True, help="Show what would change, with a diff of every file; change nothing.")
+@click.option("-p", "--parallel", default=4, show_default=True, type=click.IntRange(1, 64),
+              help="Hosts deployed at once.")
+@_profiles_option
+def deploy(inventory: Path, limit: tuple[str, ...], measures: tuple[str, ...], dry: bool, parallel: int,
+           profiles_dir: Path) -> None:
+    """Enforce the measures of each host's hardware profile with pyinfra.
+
+    Measures run in a fixed order (packages first; sshd and firewall last). Files are
+    validated before they go live (sshd -t, visudo -c, nft -c). Firewall and sshd changes go
+    live with an automatic rollback on the host, cancelled only when the tool reconnects over a
+    new SSH connection after the deploy; a host it cannot reach again rolls itself back and is
+    reported (exit 3). Exit 1 when an operation failed on a host.
+    """
+    from hardening import deploying
+
+    store = Profiles(profiles_dir)
+    inv = inventory_mod.load(inventory, store)
+    result = deploying.run(inv, limit=limit, measures=measures, dry=dry, parallel=parallel,
+                           profiles_dir=profiles_dir.resolve())
+    for name, text in result.confirmed.items():
+        click.echo(f"{name}: reconnected; {text or 'nothing pending'}")
+    for name, text in result.unreachable.items():
+        click.echo(f"{name}: NOT REACHABLE after the deploy, pending changes roll back: {text}", err=True)
+    if result.pyinfra_exit != 0:
+        click.echo(f"pyinfra reported failed operations (exit {result.pyinfra_exit})", err=True)
+    click.echo(f"exit {int(result.exit_code)} ({result.exit_code.name.lower()})")
+    sys.exit(int(result.exit_code))
+
+
+def _summary(result: Any) -> None:
+    click.echo("")
+    click.echo(f"{'host':<24} {'profile':<12} {'level':<7} {'result':<12} pass fail error n/a")
+    for h in result.hosts:
+        s = h.summary
+        click.echo(f"{h.name:<24} {h.profile or '-':<12} {h.sensitivity or '-':<7} {h.verdict.upper():<12} "
+                   f"{s.get('pass', '-')!s:>4} {s.get('fail', '-')!s:>4} {s.get('error', '-')!s:>5} "
+                   f"{s.get('not_applicable', '-')!s:>3}")
+        if h.message:
+            click.echo(f"    {h.message}")
+    for line in result.regressions:
+        click.echo(f"REGRESSION {line}")
+    for line in result.notes:
+        click.echo(f"note: {line}")
+    click.echo(f"\nevidence: {result.run_dir / 'index.html'}")
+    click.echo(f"exit {int(result.exit_code)} ({Exit(result.exit_code).name.lower()})")
+
+
+def _register_optional() -> None:
+    """Commands that live beside their subsystem (lab, evidence history)."""
+    try:
+        from hardening.lab.cli import lab
+        main.add_command(lab)
+    except ImportError:
+        pass
+    try:
+        from hardening.evidence import cli as evidence_cli
+        for name in ("keys", "evidence", "diff", "schedule"):
+            main.add_command(getattr(evidence_cli, name))
+    except (ImportError, AttributeError):
+        pass
+
+
+_register_optional()

@@ -1,0 +1,1 @@
+"""Data for every host of the inventories in this directory (pyinfra group_data)."""

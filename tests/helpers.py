@@ -1,0 +1,25 @@
+"""Small helpers shared by the project's tests."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from hardening import ROOT
+
+HARDENING = [sys.executable, "-m", "hardening"]
+
+
+def cli(*args: str | Path, cwd: Path = ROOT, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run the real command line as a user would, capturing its output."""
+    return subprocess.run([*HARDENING, *map(str, args)], capture_output=True, text=True, cwd=cwd,
+                          timeout=timeout, stdin=subprocess.DEVNULL, check=False)
+
+
+def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
+    """The error a user sees: exactly one line, never a traceback."""
+    assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("hardening: error:")]
+    assert len(lines) == 1, proc.stderr
+    return lines[0]
