@@ -162,6 +162,7 @@ def verify(inventory: Path | None, local: bool, profile_name: str, sensitivity: 
     """
     from hardening import verify as verify_mod
 
+    catalogue.coverage(profiles_dir=profiles_dir)  # every clause id in checks, deploys, profiles is known
     store = Profiles(profiles_dir)
     if local == bool(inventory):
         raise click.UsageError("give an INVENTORY, or --local (not both)")
@@ -200,6 +201,7 @@ def deploy(inventory: Path, limit: tuple[str, ...], measures: tuple[str, ...], d
     """
     from hardening import deploying
 
+    catalogue.coverage(profiles_dir=profiles_dir)
     store = Profiles(profiles_dir)
     inv = inventory_mod.load(inventory, store)
     result = deploying.run(inv, limit=limit, measures=measures, dry=dry, parallel=parallel,
@@ -211,6 +213,28 @@ def deploy(inventory: Path, limit: tuple[str, ...], measures: tuple[str, ...], d
     if result.pyinfra_exit != 0:
         click.echo(f"pyinfra reported failed operations (exit {result.pyinfra_exit})", err=True)
     click.echo(f"exit {int(result.exit_code)} ({result.exit_code.name.lower()})")
+    sys.exit(int(result.exit_code))
+
+
+@main.command()
+@click.option("--evidence", "evidence_root", type=click.Path(path_type=Path), default=Path("evidence"),
+              show_default=True, help="Where the before and after runs are written.")
+@click.option("--keep", is_flag=True, help="Leave the lab hosts running (stop them with `hardening lab stop --all`).")
+def demo(evidence_root: Path, keep: bool) -> None:
+    """The whole job on disposable lab hosts: verify, deploy, verify again.
+
+    Sets up the test lab (apt packages, a Debian 12 image built from Debian's archive, a saved
+    golden state), starts an emulated `terminal` host (sensitivity high) and a `server` host,
+    verifies both, deploys every measure, verifies again, and prints where the evidence is.
+    Exit code: that of the second verification.
+    """
+    from hardening import demo as demo_mod
+
+    result = demo_mod.run(evidence_root.resolve(), keep, say=lambda line: click.echo(line, err=True))
+    click.echo("\nbefore the deploy:")
+    _summary(result.before)
+    click.echo("\nafter the deploy:")
+    _summary(result.after)
     sys.exit(int(result.exit_code))
 
 

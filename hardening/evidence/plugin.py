@@ -127,7 +127,10 @@ class Session:
             ids = [str(a) for m in item.iter_markers("clause") for a in m.args]
             if not ids:
                 raise pytest.UsageError(f"{item.nodeid}: a check must be marked @pytest.mark.clause(...)")
-            catalogue.require_known(ids, str(item.path), key=item.name)
+            try:
+                catalogue.require_known(ids, str(item.path), key=item.name)
+            except HardeningError as exc:
+                raise pytest.UsageError(str(exc)) from None
         self.event(event="collected", total=len(items))
 
     # -- per check ------------------------------------------------------------------------------

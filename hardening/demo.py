@@ -1,0 +1,65 @@
+"""``hardening demo``: the whole job on an embedded default, on disposable lab hosts.
+
+Sets up the lab (apt packages, Debian 12 image, golden state), starts a `terminal` host and a
+`server` host, verifies them (before), deploys every measure, verifies again (after), and says
+where the evidence is. Nothing outside the lab is touched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from hardening import ROOT, deploying
+from hardening import inventory as inventory_mod
+from hardening import verify as verify_mod
+from hardening.errors import Exit
+from hardening.profiles import Profiles
+
+HOSTS = (("demo-term1", "terminal", "high"), ("demo-srv1", "server", "medium"))
+
+
+@dataclass
+class DemoResult:
+    before: verify_mod.RunResult
+    after: verify_mod.RunResult
+    deploy: deploying.DeployResult
+
+    @property
+    def exit_code(self) -> Exit:
+        return self.after.exit_code
+
+
+def _verify(inventory: Path, evidence: Path, say: Callable[[str], None]) -> verify_mod.RunResult:
+    profiles = Profiles()
+    inv = inventory_mod.load(inventory, profiles)
+    targets = verify_mod.targets_from_inventory(inv, (), profiles)
+    return verify_mod.run(targets, evidence_root=evidence, inventory=inventory,
+                          profiles_dir=profiles.directory, parallel=len(targets), progress=say)
+
+
+def run(evidence: Path, keep: bool, say: Callable[[str], None]) -> DemoResult:
+    from hardening.lab import Lab
+
+    lab = Lab()
+    say(f"[1/5] lab setup in {lab.directory} (first run builds a Debian 12 image: a few minutes)")
+    lab.setup()
+    try:
+        for name, profile, level in HOSTS:
+            say(f"[2/5] starting {name} (profile {profile}, sensitivity {level})")
+            lab.start(name, profile=profile, sensitivity=level)
+        inventory = lab.write_inventory()
+        say(f"      inventory: {inventory}")
+        say("[3/5] verify before the deploy")
+        before = _verify(inventory, evidence, say)
+        say("[4/5] deploy every measure")
+        deployed = deploying.run(inventory_mod.load(inventory, Profiles()), limit=(), measures=(),
+                                 dry=False, parallel=len(HOSTS), profiles_dir=ROOT / "hwprofiles")
+        say("[5/5] verify after the deploy")
+        after = _verify(inventory, evidence, say)
+    finally:
+        if not keep:
+            for name, _, _ in HOSTS:
+                lab.stop(name)
+    return DemoResult(before, after, deployed)

@@ -1,0 +1,120 @@
+"""The command line as a user meets it: --help, one-line errors and exit codes for bad input."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from hardening import ROOT
+from tests.helpers import cli, one_line_error
+
+
+def test_help_explains_commands_and_exit_codes() -> None:
+    proc = cli("--help")
+    assert proc.returncode == 0
+    for word in ("verify", "deploy", "clauses", "profiles", "Exit codes", "unreachable"):
+        assert word in proc.stdout
+    verify_help = cli("verify", "--help").stdout
+    assert "--local" in verify_help and "--limit" in verify_help and "read-only" in verify_help.lower()
+
+
+def test_clauses_shows_all_23_with_coverage() -> None:
+    proc = cli("clauses", "--json")
+    assert proc.returncode == 0
+    rows = json.loads(proc.stdout)
+    assert [r["id"] for r in rows][:2] == ["6-1", "6-2"] and len(rows) == 23
+    assert {"deploys", "checks", "attestations"} <= set(rows[0])
+
+
+def test_profiles_show_for_a_host() -> None:
+    proc = cli("profiles", "show", "db-juki-01.soumu.example.lg.jp", "-i", "inventories/example_agency.py")
+    assert proc.returncode == 0
+    assert "server-room (base -> server -> server-room), sensitivity high" in proc.stdout
+
+
+def test_wrong_flag_is_a_usage_error() -> None:
+    proc = cli("verify", "--no-such-flag")
+    assert proc.returncode == 2 and "No such option" in proc.stderr
+
+
+def test_verify_needs_inventory_or_local() -> None:
+    proc = cli("verify")
+    assert proc.returncode == 2 and "give an INVENTORY, or --local" in proc.stderr
+
+
+def test_missing_inventory(tmp_path: Path) -> None:
+    proc = cli("verify", tmp_path / "nope.py")
+    assert proc.returncode == 2
+    assert "nope.py: inventory file not found" in one_line_error(proc)
+
+
+def test_python_error_in_inventory(tmp_path: Path) -> None:
+    inv = tmp_path / "inv.py"
+    inv.write_text("servers = [('a', {'profile': 'server'})]\nundefined_name + 1\n")
+    proc = cli("verify", inv)
+    assert proc.returncode == 2
+    assert "Python error at line 2: NameError" in one_line_error(proc)
+
+
+def test_unknown_profile(tmp_path: Path) -> None:
+    inv = tmp_path / "inv.py"
+    inv.write_text("servers = [('a', {'profile': 'mainframe'})]\n")
+    proc = cli("deploy", inv, "--dry")
+    assert proc.returncode == 2
+    assert "unknown profile 'mainframe'" in one_line_error(proc)
+
+
+def _profiles(tmp_path: Path) -> Path:
+    target = tmp_path / "hwprofiles"
+    shutil.copytree(ROOT / "hwprofiles", target)
+    return target
+
+
+def test_profile_cycle(tmp_path: Path) -> None:
+    profiles = _profiles(tmp_path)
+    (profiles / "terminal.yaml").write_text("name: terminal\nextends: loop\n")
+    (profiles / "loop.yaml").write_text("name: loop\nextends: terminal\n")
+    proc = cli("verify", "--local", "--profiles", profiles)
+    assert proc.returncode == 2
+    assert "profile cycle: terminal -> loop -> terminal" in one_line_error(proc)
+
+
+def test_unknown_clause_id(tmp_path: Path) -> None:
+    profiles = _profiles(tmp_path)
+    with open(profiles / "server.yaml", "a", encoding="utf-8") as fh:
+        fh.write("attestations:\n  - {id: x, clauses: ['6-19'], ja: a, en: b}\n")
+    proc = cli("verify", "--local", "--profiles", profiles)
+    assert proc.returncode == 2
+    assert "unknown clause id '6-19'" in one_line_error(proc)
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_unreachable_host_is_exit_3_and_in_the_evidence(tmp_path: Path) -> None:
+    known = tmp_path / "known_hosts"
+    known.write_text("")
+    inv = tmp_path / "inv.py"
+    inv.write_text(f"servers = [('gone', {{'profile': 'server', 'ssh_hostname': '127.0.0.1', "
+                   f"'ssh_port': {_closed_port()}, 'ssh_user': 'hardening', "
+                   f"'ssh_known_hosts_file': '{known}'}})]\n")
+    proc = cli("verify", inv, "--evidence", tmp_path / "ev")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "gone: NOT VERIFIED (unreachable)" in proc.stderr
+    [index] = (tmp_path / "ev").glob("*/index.json")
+    host = json.loads(index.read_text())["hosts"][0]
+    assert host["verdict"] == "unreachable" and host["reason"] == "unreachable"
+
+
+@pytest.mark.parametrize("args", [("deploy", "--help"), ("profiles", "--help"), ("clauses", "--help")])
+def test_every_command_has_help(args: tuple[str, ...]) -> None:
+    proc = cli(*args)
+    assert proc.returncode == 0 and len(proc.stdout.splitlines()) > 5

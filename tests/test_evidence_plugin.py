@@ -1,0 +1,130 @@
+"""The evidence plugin: what a check records, kept apart by status, in JSON and HTML."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hardening.evidence.model import SCHEMA
+
+CHECKS = '''
+import pytest
+
+@pytest.mark.clause("6-2")
+def test_passes(host, profile, evidence):
+    """shadow is not world-readable"""
+    mode = host.file("/etc/passwd").mode
+    evidence.record(expected="no world write", observed=oct(mode))
+    assert not mode & 0o002
+
+@pytest.mark.clause("6-15")
+def test_fails(host, profile, evidence):
+    """the idle timeout is what the profile says"""
+    result = host.run("echo TMOUT=42; echo oops >&2; exit 3")
+    evidence.record(expected=profile.measure("timeouts").shell_tmout, observed=result.stdout.strip())
+    assert result.rc == 0
+
+@pytest.mark.clause("6-11", "7-1")
+def test_not_applicable(host, evidence):
+    """storage allowed by the profile"""
+    evidence.not_applicable("the profile allows USB storage")
+
+@pytest.mark.clause("6-7")
+def test_errors(host):
+    """a check that crashes"""
+    raise RuntimeError("nft not parsable")
+'''
+
+
+def run_checks(tmp_path: Path, source: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    checks = tmp_path / "checks"
+    checks.mkdir(exist_ok=True)
+    (checks / "test_demo.py").write_text(source, encoding="utf-8")
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", str(checks), "-p", "hardening.evidence.plugin", "-q",
+         "-p", "no:cacheprovider", "--rootdir", str(checks), "-c", "/dev/null", "--hosts=local://",
+         "--hardening-out", str(tmp_path / "out"), "--hardening-host", "h1",
+         "--hardening-profile", "terminal", "--hardening-sensitivity", "high",
+         "--hardening-events", str(tmp_path / "events"), "--hardening-run-id", "r1", *extra],
+        capture_output=True, text=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def doc(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp = tmp_path_factory.mktemp("plugin")
+    proc = run_checks(tmp, CHECKS)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    return json.loads((tmp / "out" / "h1.json").read_text(encoding="utf-8"))
+
+
+def test_document_header(doc: dict) -> None:
+    assert doc["schema"] == SCHEMA
+    assert doc["run"]["id"] == "r1"
+    assert doc["profile"]["name"] == "terminal" and doc["profile"]["sensitivity"] == "high"
+    assert doc["profile"]["digest"].startswith("sha256:")
+    assert doc["host"]["identity"]["kernel"] and doc["host"]["identity"]["machine_id"]
+
+
+def test_statuses_are_kept_apart(doc: dict) -> None:
+    status = {c["id"]: c["status"] for c in doc["checks"]}
+    assert status == {"demo.passes": "pass", "demo.fails": "fail",
+                      "demo.not_applicable": "not_applicable", "demo.errors": "error"}
+    assert doc["summary"] == {"pass": 1, "fail": 1, "error": 1, "not_applicable": 1, "total": 4}
+    assert doc["verdict"] == "error"
+
+
+def test_failing_check_records_command_exit_code_and_output(doc: dict) -> None:
+    check = next(c for c in doc["checks"] if c["id"] == "demo.fails")
+    assert check["clauses"] == ["6-15"]
+    assert check["title"] == "the idle timeout is what the profile says"
+    assert check["expected"] == 300  # terminal at sensitivity high
+    assert check["observed"] == "TMOUT=42"
+    [command] = check["commands"]
+    assert command["command"] == "echo TMOUT=42; echo oops >&2; exit 3"
+    assert command["exit_code"] == 3
+    assert command["stdout"] == "TMOUT=42\n" and command["stderr"] == "oops\n"
+    assert "assert 3 == 0" in check["message"]
+    assert check["duration"] >= 0
+
+
+def test_not_applicable_keeps_its_reason(doc: dict) -> None:
+    check = next(c for c in doc["checks"] if c["id"] == "demo.not_applicable")
+    assert check["message"] == "the profile allows USB storage"
+    assert check["clauses"] == ["6-11", "7-1"]
+
+
+def test_error_keeps_the_exception(doc: dict) -> None:
+    check = next(c for c in doc["checks"] if c["id"] == "demo.errors")
+    assert "RuntimeError: nft not parsable" in check["message"]
+
+
+def test_html_is_bilingual_and_shows_each_check(tmp_path: Path) -> None:
+    run_checks(tmp_path, CHECKS)
+    html = (tmp_path / "out" / "h1.html").read_text(encoding="utf-8")
+    for text in ("点検結果", "Verification evidence", "不適合 fail", "対象外 n/a", "第三者の閲覧防止",
+                 "echo TMOUT=42", "[exit 3"):
+        assert text in html
+
+
+def test_progress_events(tmp_path: Path) -> None:
+    run_checks(tmp_path, CHECKS)
+    events = [json.loads(line) for line in (tmp_path / "events").read_text().splitlines()]
+    assert events[0] == {"event": "collected", "total": 4}
+    assert [e["status"] for e in events if e["event"] == "check"] == ["pass", "fail", "not_applicable", "error"]
+    assert events[-1]["event"] == "done"
+
+
+def test_unknown_clause_stops_the_run(tmp_path: Path) -> None:
+    proc = run_checks(tmp_path, 'import pytest\n\n@pytest.mark.clause("6-99")\ndef test_x(host):\n    pass\n')
+    assert proc.returncode != 0
+    assert "unknown clause id '6-99'" in proc.stdout + proc.stderr
+
+
+def test_unmarked_check_stops_the_run(tmp_path: Path) -> None:
+    proc = run_checks(tmp_path, "def test_x(host):\n    pass\n")
+    assert proc.returncode != 0
+    assert "must be marked @pytest.mark.clause" in proc.stdout + proc.stderr
