@@ -1,0 +1,153 @@
+"""The fleet report of one run: ``fleet.html`` (hosts × clauses) and ``fleet.csv`` (self-inspection sheet).
+
+The CSV is UTF-8 with a BOM (Excel opens Japanese text correctly), CRLF line ends, one row per host
+and check, bilingual headers: 条項 clause, 項目 item, 結果 result, 証跡 evidence (document, check id
+and the document's sha256), 実施日 date (in JST, Asia/Tokyo, the agencies' calendar), ホスト host,
+プロファイル profile. A host without a document (unreachable) gets one row saying so.
+Both files are written deterministically from the run's documents, so rewriting them from the same
+documents gives the same bytes (and the seal, which covers them, still verifies).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hardening import catalogue
+from hardening.evidence import chain
+from hardening.evidence.render import STATUS_LABEL, _env
+
+JST = dt.timezone(dt.timedelta(hours=9), "JST")
+HTML = "fleet.html"
+CSV = "fleet.csv"
+HEADERS = ["条項 clause", "項目 item", "結果 result", "証跡 evidence", "実施日 date", "ホスト host",
+           "プロファイル profile"]
+# Worst first: the status a clause cell shows when several checks cover the clause.
+SEVERITY = ("fail", "error", "pass", "not_applicable")
+
+
+@dataclass
+class HostRow:
+    name: str
+    verdict: str
+    profile: str
+    document: str | None
+    digest: str | None
+    html: str | None
+    message: str
+    summary: dict[str, int]
+    cells: dict[str, str] = field(default_factory=dict)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+    started: str | None = None
+
+
+def worst(statuses: list[str]) -> str:
+    for status in SEVERITY:
+        if status in statuses:
+            return status
+    return "none"
+
+
+def _profile_label(doc: dict[str, Any] | None, listed: dict[str, Any]) -> str:
+    profile = (doc or {}).get("profile") or {}
+    name = profile.get("name") or listed.get("profile") or ""
+    level = profile.get("sensitivity") or listed.get("sensitivity")
+    return f"{name} ({level})" if name and level else name
+
+
+def host_rows(run_dir: Path) -> list[HostRow]:
+    """One row per host of the run, from index.json and the host documents."""
+    index = chain.read_json(run_dir / chain.INDEX) if (run_dir / chain.INDEX).exists() else {}
+    listed = {h["name"]: h for h in index.get("hosts", [])}
+    rows = []
+    for host, name in chain.host_documents(run_dir).items():
+        path = run_dir / name if name else None
+        doc = chain.read_json(path) if path and path.exists() else None
+        entry = listed.get(host, {})
+        row = HostRow(
+            name=host, verdict=(doc or {}).get("verdict") or entry.get("verdict") or "error",
+            profile=_profile_label(doc, entry), document=name or None,
+            digest=chain.sha256_file(path) if path and path.exists() else None,
+            html=entry.get("html") or (name[:-5] + ".html" if name else None),
+            message=(doc or {}).get("error") or entry.get("message") or "",
+            summary=(doc or {}).get("summary") or entry.get("summary") or {},
+            checks=(doc or {}).get("checks", []),
+            started=((doc or {}).get("run") or {}).get("started") or index.get("started"))
+        row.cells = _cells(row.checks)
+        rows.append(row)
+    return sorted(rows, key=lambda r: r.name)
+
+
+def _cells(checks: list[dict[str, Any]]) -> dict[str, str]:
+    by_clause: dict[str, list[str]] = {}
+    for check in checks:
+        for clause in check.get("clauses", []):
+            by_clause.setdefault(clause, []).append(check["status"])
+    return {clause: worst(statuses) for clause, statuses in by_clause.items()}
+
+
+def jst_date(timestamp: str | None) -> str:
+    when = chain.parse_time(timestamp)
+    return when.astimezone(JST).date().isoformat() if when else ""
+
+
+def counts(rows: list[HostRow]) -> dict[str, int]:
+    """The numbers the page shows: hosts per verdict and checks per status."""
+    out = {"hosts": len(rows)}
+    for verdict in ("pass", "fail", "error", "unreachable"):
+        out[f"host_{verdict}"] = sum(1 for r in rows if r.verdict == verdict)
+    for status in ("pass", "fail", "error", "not_applicable"):
+        out[f"check_{status}"] = sum(int(r.summary.get(status, 0) or 0) for r in rows)
+    out["checks"] = sum(int(r.summary.get("total", 0) or 0) for r in rows)
+    return out
+
+
+def render_html(run_dir: Path, rows: list[HostRow]) -> str:
+    index = chain.read_json(run_dir / chain.INDEX) if (run_dir / chain.INDEX).exists() else {}
+    clauses = catalogue.load().clauses
+    return _env.get_template("fleet.html.j2").render(
+        run_id=run_dir.name, index=index, rows=rows, clauses=clauses, labels=STATUS_LABEL,
+        counts=counts(rows), date=jst_date(index.get("started")))
+
+
+def render_csv(rows: list[HostRow]) -> str:
+    """The self-inspection sheet as text (written with a BOM by :func:`write`)."""
+    headings = {c.id: c.heading_ja for c in catalogue.load().clauses}
+    buf = io.StringIO()
+    writer = csv.writer(buf, dialect="excel", lineterminator="\r\n")
+    writer.writerow(HEADERS)
+    for row in rows:
+        date = jst_date(row.started)
+        if not row.checks:
+            writer.writerow(["", row.message or "点検できず / not verified",
+                             STATUS_LABEL.get(row.verdict, row.verdict),
+                             f"{row.document} {row.digest}" if row.document else "",
+                             date, row.name, row.profile])
+            continue
+        for check in row.checks:
+            clause = "; ".join(f"{c} {headings.get(c, '')}".strip() for c in check.get("clauses", []))
+            writer.writerow([clause, f"{check.get('title', '')} ({check['id']})",
+                             STATUS_LABEL.get(check["status"], check["status"]),
+                             f"{row.document}#{check['id']} {row.digest}", date, row.name, row.profile])
+    return buf.getvalue()
+
+
+def write(run_dir: Path, out: Path | None = None) -> tuple[Path, Path]:
+    """Write fleet.html and fleet.csv for the run (into the run directory unless ``out``)."""
+    out = out or run_dir
+    out.mkdir(parents=True, exist_ok=True)
+    rows = host_rows(run_dir)
+    html, text = render(run_dir, rows)
+    chain.write_atomic(out / HTML, html)
+    chain.write_atomic(out / CSV, text)
+    return out / HTML, out / CSV
+
+
+def render(run_dir: Path, rows: list[HostRow] | None = None) -> tuple[bytes, bytes]:
+    """The bytes of fleet.html and fleet.csv (UTF-8, the CSV with a BOM)."""
+    rows = host_rows(run_dir) if rows is None else rows
+    return render_html(run_dir, rows).encode("utf-8"), render_csv(rows).encode("utf-8-sig")
