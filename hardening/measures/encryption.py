@@ -1,27 +1,144 @@
-"""encryption (6-10): disks holding personal data, swap, and SSH transport."""
+"""encryption (6-10): disks holding personal data, swap, and SSH transport.
+
+What the deploy enforces: only the SSH transport, ``Ciphers`` and ``MACs`` from the profile in
+the measure's sshd drop-in. It never (re-)encrypts a disk: the root filesystem and swap are set
+up encrypted at installation, and the checks verify them. LUKS on a data disk holding personal
+information is later work.
+
+What the checks verify:
+
+* ``root: required``: ``/`` sits on a dm-crypt device (a ``crypt`` ancestor in ``lsblk``).
+* ``swap: required``: every active swap is on dm-crypt or in RAM (zram), or there is no swap.
+* the hardware the profile names (``hardware.tpm``, ``hardware.secure_boot``):
+  ``required`` fails when absent; ``expected`` passes either way and records what was found,
+  with a note when it is absent (the hardware profile expects it, the sensitivity level does not
+  require it: a person reads the note); ``ignore`` is not applicable.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
+from pydantic import Field, field_validator
+
+from hardening.measures import _sshd
 from hardening.measures._base import Strict
 
 Requirement = Literal["required", "optional"]
+CLAUSES = "6-10"
+# What pyinfra's SSH client (paramiko 4) can negotiate: the profile must keep one of each, or the
+# next deploy could not connect.
+CLIENT_CIPHERS = ("aes128-ctr", "aes192-ctr", "aes256-ctr",
+                  "aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
+CLIENT_MACS = ("hmac-sha2-256", "hmac-sha2-512",
+               "hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com")
+DEFAULT_CIPHERS = ("chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com", "aes128-gcm@openssh.com",
+                   "aes256-ctr", "aes192-ctr", "aes128-ctr")
+DEFAULT_MACS = ("hmac-sha2-512-etm@openssh.com", "hmac-sha2-256-etm@openssh.com", "umac-128-etm@openssh.com")
+TPM_PATH = "/sys/class/tpm/tpm0"
+SECURE_BOOT_VAR = "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
 
 
 class Settings(Strict):
     root: Requirement = "optional"
     swap: Requirement = "optional"
-    ssh_ciphers: list[str] = [
-        "chacha20-poly1305@openssh.com",
-        "aes256-gcm@openssh.com",
-        "aes128-gcm@openssh.com",
-        "aes256-ctr",
-        "aes192-ctr",
-        "aes128-ctr",
-    ]
-    ssh_macs: list[str] = [
-        "hmac-sha2-512-etm@openssh.com",
-        "hmac-sha2-256-etm@openssh.com",
-        "umac-128-etm@openssh.com",
-    ]
+    ssh_ciphers: list[str] = Field(default_factory=lambda: list(DEFAULT_CIPHERS))
+    ssh_macs: list[str] = Field(default_factory=lambda: list(DEFAULT_MACS))
+
+    @field_validator("ssh_ciphers", "ssh_macs")
+    @classmethod
+    def _algorithms(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one algorithm")
+        return [_sshd.check_token(v) for v in value]
+
+
+def sshd_directives(settings: Settings) -> dict[str, str | list[str]]:
+    """The sshd keywords this measure owns (sshd wants comma-separated lists)."""
+    return {"Ciphers": ",".join(settings.ssh_ciphers), "MACs": ",".join(settings.ssh_macs)}
+
+
+def sshd_dropin(settings: Settings) -> str:
+    """The text of /etc/ssh/sshd_config.d/10-hardening-encryption.conf."""
+    return _sshd.render("encryption", CLAUSES, sshd_directives(settings))
+
+
+def lockout_reason(settings: Settings) -> str | None:
+    """Why the algorithms would shut pyinfra's own SSH client out, or None."""
+    if not set(settings.ssh_ciphers) & set(CLIENT_CIPHERS):
+        return f"ssh_ciphers keep none the deploy's SSH client speaks ({', '.join(CLIENT_CIPHERS)})"
+    if not set(settings.ssh_macs) & set(CLIENT_MACS):
+        return f"ssh_macs keep none the deploy's SSH client speaks ({', '.join(CLIENT_MACS)})"
+    return None
+
+
+# -- observed state (checks) -------------------------------------------------------------------
+
+Node = dict[str, Any]
+
+
+def chain_to(tree: list[Node], match: str, field: str = "mountpoint") -> list[Node]:
+    """The devices from the top of ``lsblk -J`` down to the node whose ``field`` is ``match``
+    (e.g. ``disk > part > crypt`` for ``/``), or [] when no device has it."""
+    for node in tree:
+        if node.get(field) == match:
+            return [node]
+        below = chain_to(node.get("children") or [], match, field)
+        if below:
+            return [node, *below]
+    return []
+
+
+def encrypted(chain: list[Node]) -> bool:
+    """The chain passes through a dm-crypt device."""
+    return any(node.get("type") == "crypt" for node in chain)
+
+
+def describe(chain: list[Node]) -> str:
+    """``vda > vda2 (crypto_LUKS) > vda2_crypt [crypt]``."""
+    return " > ".join(f"{n.get('name')}" + (f" ({n['fstype']})" if n.get("fstype") else "")
+                      + (f" [{n['type']}]" if n.get("type") else "") for n in chain)
+
+
+def parse_swaps(text: str) -> list[dict[str, str]]:
+    """``/proc/swaps`` -> [{"name": "/dev/dm-1", "type": "partition"}, ...]."""
+    out = []
+    for line in text.splitlines()[1:]:
+        parts = line.split()
+        if len(parts) >= 2:
+            out.append({"name": parts[0], "type": parts[1]})
+    return out
+
+
+def swap_ok(name: str, kind: str, tree: list[Node], file_chain: list[Node] | None = None) -> bool:
+    """A swap is acceptable when in RAM (zram) or on dm-crypt (directly, or for a swap file the
+    device holding its filesystem)."""
+    if name.startswith("/dev/zram"):
+        return True
+    if kind == "file":
+        return encrypted(file_chain or [])
+    return encrypted(chain_to(tree, name, "path"))
+
+
+def hardware_verdict(expectation: str, present: bool) -> tuple[str, str]:
+    """("not_applicable" | "pass" | "fail", note) for a TPM or Secure Boot expectation."""
+    if expectation == "ignore":
+        return "not_applicable", "the hardware profile ignores it"
+    if present:
+        return "pass", ""
+    if expectation == "required":
+        return "fail", "required by the profile at this sensitivity, but absent"
+    return "pass", ("absent: the hardware profile expects it but does not require it at this "
+                    "sensitivity; check the hardware or the profile")
+
+
+def secure_boot_enabled(mokutil: str, efivar_bytes: str) -> bool | None:
+    """From ``mokutil --sb-state`` or the SecureBoot efivar (last byte 1); None = cannot tell."""
+    if "SecureBoot enabled" in mokutil:
+        return True
+    if "SecureBoot disabled" in mokutil:
+        return False
+    values = efivar_bytes.split()
+    if values and values[-1].isdigit():
+        return values[-1] == "1"
+    return None

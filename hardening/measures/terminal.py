@@ -1,19 +1,106 @@
-"""terminal (6-12, 6-13, 6-14): limit the terminals that process personal data."""
+"""terminal (6-12, 6-13, 6-14): limit the terminals that process personal data.
+
+Desired state: SSH only for members of the profile's ``ssh_allow_groups`` (``AllowGroups`` in the
+measure's sshd drop-in). The deploy refuses a profile that would exclude the account it connects
+as (:func:`lockout_reason`), so it cannot lock itself out.
+
+Observed only (checks): the host's identity against the inventory's asset register
+(machine-id, DMI serial, MAC; 6-12/6-13) and, on a list of expected networks, the default route
+and addresses (a terminal taken out and seen elsewhere, 6-14).
+"""
 
 from __future__ import annotations
 
-from pydantic import field_validator
+import ipaddress
+from typing import Any
 
+from pydantic import Field, field_validator
+
+from hardening.measures import _sshd
 from hardening.measures._base import Strict, check_cidrs
+
+CLAUSES = "6-12"
 
 
 class Settings(Strict):
-    ssh_allow_groups: list[str] = ["sudo"]
+    ssh_allow_groups: list[str] = Field(default_factory=lambda: ["sudo"])
     # Networks the host may appear on; a default route or address outside them is reported.
-    expected_networks: list[str] = []
+    expected_networks: list[str] = Field(default_factory=list)
     match_asset_register: bool = True
 
     @field_validator("expected_networks")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         return check_cidrs(value)
+
+    @field_validator("ssh_allow_groups")
+    @classmethod
+    def _groups(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one group: an empty AllowGroups is not written and would "
+                             "leave SSH open to every account")
+        return [_sshd.check_token(v) for v in value]
+
+
+def sshd_directives(settings: Settings) -> dict[str, str | list[str]]:
+    """The sshd keywords this measure owns."""
+    return {"AllowGroups": list(settings.ssh_allow_groups)}
+
+
+def sshd_dropin(settings: Settings) -> str:
+    """The text of /etc/ssh/sshd_config.d/10-hardening-terminal.conf."""
+    return _sshd.render("terminal", CLAUSES, sshd_directives(settings))
+
+
+def lockout_reason(settings: Settings, user: str, groups: list[str]) -> str | None:
+    """Why AllowGroups would shut the deploy account out, or None.
+
+    sshd matches AllowGroups against the user's primary and supplementary groups; patterns
+    (``*``, ``?``) are not evaluated here, so a profile relying on them must name the deploy
+    account's group literally too.
+    """
+    if not user:
+        return "could not tell which account the deploy connects as"
+    if set(settings.ssh_allow_groups) & set(groups):
+        return None
+    return (f"ssh_allow_groups {settings.ssh_allow_groups} would shut out the deploy account "
+            f"{user!r} (groups: {', '.join(groups) or 'none'})")
+
+
+# -- observed state (checks) -------------------------------------------------------------------
+
+def asset_fields(asset: Any, settings: Settings) -> dict[str, str]:
+    """The register's values to compare (fields without a value are not compared)."""
+    if not settings.match_asset_register or asset is None:
+        return {}
+    return {k: str(getattr(asset, k)).lower() for k in ("machine_id", "serial", "mac")
+            if getattr(asset, k, None)}
+
+
+def parse_macs(ip_link_json: list[dict[str, Any]]) -> list[str]:
+    """MAC addresses of the non-loopback interfaces from ``ip -j link``."""
+    return sorted({str(link.get("address", "")).lower() for link in ip_link_json
+                   if link.get("link_type") != "loopback" and link.get("address")})
+
+
+def parse_addresses(ip_addr_json: list[dict[str, Any]]) -> list[str]:
+    """Global-scope addresses (IPv4 and IPv6) from ``ip -j addr``."""
+    out: list[str] = []
+    for link in ip_addr_json:
+        for info in link.get("addr_info", []):
+            if info.get("scope") == "global" and info.get("local"):
+                out.append(str(info["local"]))
+    return out
+
+
+def parse_gateways(ip_route_json: list[dict[str, Any]]) -> list[str]:
+    """Gateways of the default routes from ``ip -j route show default`` (both families)."""
+    return [str(r["gateway"]) for r in ip_route_json if r.get("gateway")]
+
+
+def outside(addresses: list[str], networks: list[str]) -> list[str]:
+    """The addresses that belong to none of the expected networks."""
+    nets = [ipaddress.ip_network(n, strict=False) for n in networks]
+    return [a for a in addresses
+            if not any(ipaddress.ip_address(a) in n for n in nets
+                       if n.version == ipaddress.ip_address(a).version)]

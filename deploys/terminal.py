@@ -1,0 +1,28 @@
+"""terminal (6-12, 6-13, 6-14): SSH only for the profile's groups, enforced.
+
+The deploy writes ``AllowGroups`` in the measure's sshd drop-in (validated, sshd reloaded only when
+it changed). It refuses a profile whose ``ssh_allow_groups`` would shut out the account it
+connects as. The asset register and the expected networks are observed by the checks only.
+"""
+
+from __future__ import annotations
+
+from pyinfra.api import deploy
+
+from deploys import _sshd as sshd
+from hardening.measures import terminal as measure
+from hardening.profiles import Resolved
+
+CLAUSES = ("6-12", "6-13", "6-14")
+
+
+@deploy("terminal")
+def apply(profile: Resolved) -> None:
+    """AllowGroups from the profile, never excluding the deploy account."""
+    settings: measure.Settings = profile.measure("terminal")
+    reason = sshd.unsupported_reason() or measure.lockout_reason(settings, *sshd.connecting_user())
+    if reason:
+        sshd.refuse(reason)
+        return
+    dropin = sshd.sshd_dropin("terminal", measure.sshd_dropin(settings))
+    sshd.reload_sshd("terminal", dropin)
