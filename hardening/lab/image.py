@@ -50,9 +50,10 @@ rm /tmp/lab.pub
 chmod 440 /etc/sudoers.d/{USER}
 visudo -cf /etc/sudoers.d/{USER}
 # The tool under test configures these; a fresh host has neither policy nor ruleset loaded.
-systemctl disable usbguard.service nftables.service 2>/dev/null || true
+# (usbguard-dbus requires usbguard: enabled, it would start the daemon with its block policy.)
+systemctl disable usbguard.service usbguard-dbus.service nftables.service
 # No timer may start apt or dpkg behind a test's back (they would also hold the dpkg lock).
-systemctl mask apt-daily.timer apt-daily-upgrade.timer man-db.timer e2scrub_all.timer \\
+systemctl mask apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer \\
     fstrim.timer systemd-networkd-wait-online.service
 systemctl enable systemd-networkd.service
 : > /etc/machine-id

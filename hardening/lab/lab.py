@@ -6,6 +6,7 @@ number of processes (the CLI, pytest, the demo) see the same running hosts.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -22,8 +23,16 @@ from hardening.lab.image import Image, ensure_image, mirror_sources, recipe_key
 from hardening.lab.ports import free_port
 from hardening.lab.proc import run, say
 from hardening.lab.qmp import QMP
-from hardening.lab.ssh import (close_master, ensure_key, forget_port, golden_ssh, locked,
-                               set_known_keys, wait_ssh, write_atomic)
+from hardening.lab.ssh import (
+    close_master,
+    ensure_key,
+    forget_port,
+    golden_ssh,
+    locked,
+    set_known_keys,
+    wait_ssh,
+    write_atomic,
+)
 from hardening.lab.vm import QEMU, HostState, LabHost, Machine, launch, pid_of, terminate, wait_running
 
 # Debian packages the machine needs to run the lab (socat: to poke at monitor sockets by hand).
@@ -274,7 +283,5 @@ def _kill(pid: int) -> None:
         if not Path(f"/proc/{pid}").exists():
             return
         time.sleep(0.1)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass

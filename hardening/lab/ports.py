@@ -22,9 +22,6 @@ def _taken(labdir: Path) -> set[int]:
             continue
         taken.add(int(data.get("ssh_port", 0)))
         taken.update(int(p) for p in data.get("forwards", {}).values())
-    reserved = labdir / "hosts"
-    taken.update(int(p.name.split("-", 1)[1]) for p in reserved.glob("*/port-*")
-                 if p.name.split("-", 1)[1].isdigit())
     return taken
 
 

@@ -132,7 +132,7 @@ def wait_ssh(ssh: list[str], timeout: float, what: str) -> float:
         if proc.returncode == 0:
             return time.monotonic() - started
         last = proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"
-        if "REMOTE HOST IDENTIFICATION HAS CHANGED" in proc.stderr or "Host key verification failed" in proc.stderr:
+        if "Host key verification failed" in proc.stderr or "IDENTIFICATION HAS CHANGED" in proc.stderr:
             raise LabError(f"{what}: host key refused: {last}")
         time.sleep(0.5)
     raise LabError(f"{what}: SSH not ready after {timeout:.0f} s ({last})")

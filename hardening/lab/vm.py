@@ -235,7 +235,7 @@ class LabHost:
         """Run a QEMU human monitor (HMP) command, e.g. ``info usb``; returns its output."""
         return self.qmp.hmp(cmd)
 
-    def usb_plug_storage(self, id: str, size_mb: int = 16) -> Path:  # noqa: A002 - the API's name
+    def usb_plug_storage(self, id: str, size_mb: int = 16) -> Path:
         """Hot-plug a blank USB stick of `size_mb` MiB (serial = `id`) on the xhci controller.
 
         Returns the stick's raw image on the machine, e.g. to put files on it beforehand.
@@ -250,13 +250,13 @@ class LabHost:
         self._remember_usb(id, add=True)
         return image
 
-    def usb_plug_keyboard(self, id: str) -> None:  # noqa: A002
+    def usb_plug_keyboard(self, id: str) -> None:
         """Hot-plug a USB keyboard (HID class 03) on the xhci controller."""
         _check_id(id)
         self._hmp_ok(f"device_add usb-kbd,bus=xhci.0,id={id}")
         self._remember_usb(id, add=True)
 
-    def usb_unplug(self, id: str) -> None:  # noqa: A002
+    def usb_unplug(self, id: str) -> None:
         """Unplug a USB device plugged by this lab (QEMU also drops a stick's drive)."""
         self._hmp_ok(f"device_del {id}")
         self._remember_usb(id, add=False)
@@ -309,7 +309,7 @@ class LabHost:
         if cmd.startswith("drive_add") and out not in ("", "OK"):
             raise LabError(f"{self.name}: `{cmd}`: {out}")
 
-    def _remember_usb(self, id: str, add: bool) -> None:  # noqa: A002
+    def _remember_usb(self, id: str, add: bool) -> None:
         usb = [u for u in self.state.usb if u != id]
         self.state.usb = [*usb, id] if add else usb
         self.state.save(self.directory)

@@ -1,0 +1,68 @@
+"""pytest plugin: lab fixtures. Load with ``pytest_plugins = ["hardening.lab.fixtures"]``.
+
+* ``lab`` (session): sets the lab up (builds what is missing) and stops every host of the lab at
+  the end of the session, also after a failure or Ctrl-C.
+* ``lab_host`` (function): a factory ``lab_host(name, profile=..., sensitivity=...) -> LabHost``;
+  the hosts it started are stopped when the test ends. For a host shared by several tests, call
+  ``lab.start`` in a fixture of wider scope.
+
+Mark tests that need the lab with ``@pytest.mark.lab`` (``-m "not lab"`` skips them).
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from hardening.lab.lab import Lab
+from hardening.lab.vm import LabHost
+
+StartHost = Callable[..., LabHost]
+_started_labs: list[Lab] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "lab: needs the emulated test lab (QEMU hosts; slow)")
+
+
+def _stop_everything() -> None:
+    """Last resort when the interpreter exits without fixture teardown."""
+    for lab_ in _started_labs:
+        # Exiting: stop what we can, report nothing.
+        with contextlib.suppress(Exception):
+            lab_.stop_all()
+    _started_labs.clear()
+
+
+atexit.register(_stop_everything)
+
+
+@pytest.fixture(scope="session")
+def lab() -> Iterator[Lab]:
+    """The lab, set up once per session; every host is stopped at the end, whatever happened."""
+    lab_ = Lab()
+    _started_labs.append(lab_)
+    try:
+        lab_.setup()
+        yield lab_
+    finally:
+        lab_.stop_all()
+        _started_labs.remove(lab_)
+
+
+@pytest.fixture()
+def lab_host(lab: Lab) -> Iterator[StartHost]:
+    """Factory: ``lab_host("t1", profile="server")`` starts a host that this test owns."""
+    names: list[str] = []
+
+    def start(name: str, profile: str = "terminal", sensitivity: str = "medium") -> LabHost:
+        names.append(name)
+        return lab.start(name, profile, sensitivity)
+
+    yield start
+    for name in reversed(names):
+        if (lab.directory / "hosts" / name).exists():
+            lab.stop(name)
