@@ -1,0 +1,126 @@
+"""encryption (6-10): disks, swap, SSH transport and the hardware behind them, verified.
+
+Block devices with ``lsblk -J`` (the device tree the kernel builds: ``/`` encrypted means a
+``crypt`` device between the disk and the filesystem); swap with ``/proc/swaps``; SSH algorithms
+with ``sshd -T`` (effective after drop-ins and first match); the TPM from ``/sys/class/tpm/tpm0``;
+Secure Boot with ``mokutil --sb-state`` or the SecureBoot EFI variable. Hardware that the profile
+``expects`` passes when absent, with a note in the evidence; ``required`` fails when absent.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from hardening.measures import _sshd
+from hardening.measures import encryption as measure
+
+LSBLK = "lsblk -J -o NAME,PATH,TYPE,FSTYPE,MOUNTPOINT"
+
+
+def _tree(host: Any) -> list[dict[str, Any]]:
+    out = host.run(LSBLK)
+    try:
+        return list(json.loads(out.stdout).get("blockdevices", [])) if out.rc == 0 else []
+    except json.JSONDecodeError:
+        return []
+
+
+@pytest.mark.clause("6-10")
+def test_root_encrypted(host, profile, evidence):
+    """The root filesystem is on dm-crypt (LUKS)"""
+    settings: measure.Settings = profile.measure("encryption")
+    if settings.root != "required":
+        evidence.not_applicable("the profile does not require an encrypted root at this sensitivity")
+    chain = measure.chain_to(_tree(host), "/")
+    source = host.run("findmnt -n -o SOURCE,FSTYPE /").stdout.strip()
+    evidence.record(expected={"/": "on a crypt device"},
+                    observed={"/": measure.describe(chain) or f"not on a block device lsblk knows ({source})"})
+    assert measure.encrypted(chain), "the root filesystem is not on dm-crypt"
+
+
+@pytest.mark.clause("6-10")
+def test_swap_encrypted(host, profile, evidence):
+    """Every swap is on dm-crypt or in RAM, or there is none"""
+    settings: measure.Settings = profile.measure("encryption")
+    if settings.swap != "required":
+        evidence.not_applicable("the profile does not require encrypted swap at this sensitivity")
+    swaps = measure.parse_swaps(host.run("cat /proc/swaps").stdout)
+    tree = _tree(host)
+    seen: dict[str, bool] = {}
+    for swap in swaps:
+        file_chain = None
+        if swap["type"] == "file":
+            device = host.run("findmnt -n -o SOURCE -T %s", swap["name"]).stdout.strip()
+            file_chain = measure.chain_to(tree, device, "path")
+        seen[swap["name"]] = measure.swap_ok(swap["name"], swap["type"], tree, file_chain)
+    evidence.record(expected={"every swap encrypted or in RAM": True},
+                    observed={"swaps": seen or "no swap"})
+    assert all(seen.values()), f"swap not encrypted: {[n for n, ok in seen.items() if not ok]}"
+
+
+def _sshd_list(host: Any, key: str) -> tuple[list[str], str]:
+    config, why = _sshd.effective(host.run(_sshd.SSHD_T))
+    values = (config or {}).get(key, [""])[0]
+    return [v for v in values.split(",") if v], why
+
+
+@pytest.mark.clause("6-10")
+def test_ssh_ciphers(host, profile, evidence):
+    """sshd offers only the profile's ciphers (sshd -T)"""
+    settings: measure.Settings = profile.measure("encryption")
+    seen, why = _sshd_list(host, "ciphers")
+    extra = sorted(set(seen) - set(settings.ssh_ciphers))
+    evidence.record(expected={"ciphers within": settings.ssh_ciphers},
+                    observed={"ciphers": seen or why, "not in the profile": extra})
+    assert seen, why
+    assert not extra
+
+
+@pytest.mark.clause("6-10")
+def test_ssh_macs(host, profile, evidence):
+    """sshd offers only the profile's MACs (sshd -T)"""
+    settings: measure.Settings = profile.measure("encryption")
+    seen, why = _sshd_list(host, "macs")
+    extra = sorted(set(seen) - set(settings.ssh_macs))
+    evidence.record(expected={"macs within": settings.ssh_macs},
+                    observed={"macs": seen or why, "not in the profile": extra})
+    assert seen, why
+    assert not extra
+
+
+def _hardware(evidence: Any, expectation: str, what: str, present: bool, detail: Any) -> None:
+    verdict, note = measure.hardware_verdict(expectation, present)
+    if verdict == "not_applicable":
+        evidence.not_applicable(f"{what}: {note}")
+    evidence.record(expected={what: expectation},
+                    observed={what: "present" if present else "absent", "detail": detail, "note": note})
+    assert verdict == "pass", f"{what}: {note}"
+
+
+@pytest.mark.clause("6-10")
+def test_tpm(host, profile, evidence):
+    """A TPM is present where the hardware profile expects or requires one"""
+    expectation = profile.hardware.tpm
+    if expectation == "ignore":
+        evidence.not_applicable("the hardware profile ignores the TPM")
+    out = host.run("cat %s/tpm_version_major", measure.TPM_PATH)
+    present = host.file(measure.TPM_PATH).exists
+    _hardware(evidence, expectation, "tpm", present, {"tpm_version_major": out.stdout.strip() or None})
+
+
+@pytest.mark.clause("6-10")
+def test_secure_boot(host, profile, evidence):
+    """Secure Boot is on where the hardware profile expects or requires it"""
+    expectation = profile.hardware.secure_boot
+    if expectation == "ignore":
+        evidence.not_applicable("the hardware profile ignores Secure Boot")
+    mok = host.run("mokutil --sb-state")
+    var = host.run("od -An -tu1 %s", measure.SECURE_BOOT_VAR)
+    state = measure.secure_boot_enabled(mok.stdout, var.stdout if var.rc == 0 else "")
+    efi = host.file("/sys/firmware/efi").is_directory
+    detail = {"mokutil": mok.stdout.strip() or f"exit {mok.rc}", "uefi": efi,
+              "efivar": var.stdout.strip() or None}
+    _hardware(evidence, expectation, "secure_boot", bool(state), detail)

@@ -1,0 +1,95 @@
+"""terminal (6-12, 6-13, 6-14): which terminals may process personal data, verified.
+
+SSH groups with ``sshd -T`` (effective after drop-ins and first match); the host's identity from
+the sources the kernel and systemd give (``/etc/machine-id``, the DMI serial, ``ip -j link``)
+against the inventory's asset register; where the host is on the network from ``ip -j addr`` and
+``ip -j route`` against the profile's expected networks.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from hardening.measures import _sshd
+from hardening.measures import terminal as measure
+
+
+def _register(profile: Any, inventory_host: Any, evidence: Any, field: str) -> str:
+    """The register's value for ``field``, or end the check as not applicable."""
+    settings: measure.Settings = profile.measure("terminal")
+    if not settings.match_asset_register:
+        evidence.not_applicable("the profile does not match hosts against the asset register")
+    if inventory_host is None:
+        evidence.not_applicable("no inventory entry (verify --local): no asset register to match")
+    value = measure.asset_fields(inventory_host.asset, settings).get(field)
+    if not value:
+        evidence.not_applicable(f"the asset register has no {field} for this host")
+    return str(value)
+
+
+def _json(host: Any, command: str) -> list[dict[str, Any]]:
+    out = host.run(command)
+    try:
+        data = json.loads(out.stdout) if out.rc == 0 else []
+    except json.JSONDecodeError:
+        data = []
+    return data if isinstance(data, list) else []
+
+
+@pytest.mark.clause("6-12")
+def test_ssh_allow_groups(host, profile, evidence):
+    """SSH accepts only the profile's groups (AllowGroups, sshd -T)"""
+    settings: measure.Settings = profile.measure("terminal")
+    config, why = _sshd.effective(host.run(_sshd.SSHD_T))
+    seen = sorted((config or {}).get("allowgroups", []))
+    evidence.record(expected={"allowgroups": sorted(settings.ssh_allow_groups)},
+                    observed={"allowgroups": seen or (why or "not set: every account may log in")})
+    assert config is not None, why
+    assert seen == sorted(settings.ssh_allow_groups)
+
+
+@pytest.mark.clause("6-12", "6-13")
+def test_asset_machine_id(host, profile, inventory_host, evidence):
+    """The machine-id is the one in the asset register"""
+    want = _register(profile, inventory_host, evidence, "machine_id")
+    seen = host.run("cat /etc/machine-id").stdout.strip().lower()
+    evidence.record(expected={"machine_id": want}, observed={"machine_id": seen})
+    assert seen == want
+
+
+@pytest.mark.clause("6-12", "6-13")
+def test_asset_serial(host, profile, inventory_host, evidence):
+    """The DMI serial number is the one in the asset register"""
+    want = _register(profile, inventory_host, evidence, "serial")
+    out = host.run("cat /sys/class/dmi/id/product_serial")
+    seen = out.stdout.strip().lower() if out.rc == 0 else f"unreadable: {out.stderr.strip()}"
+    evidence.record(expected={"serial": want}, observed={"serial": seen})
+    assert seen == want
+
+
+@pytest.mark.clause("6-12", "6-13")
+def test_asset_mac(host, profile, inventory_host, evidence):
+    """A network interface has the MAC address in the asset register"""
+    want = _register(profile, inventory_host, evidence, "mac")
+    seen = measure.parse_macs(_json(host, "ip -j link"))
+    evidence.record(expected={"mac": want}, observed={"macs": seen})
+    assert want in seen
+
+
+@pytest.mark.clause("6-14")
+def test_expected_network(host, profile, evidence):
+    """The host's addresses and default gateways are inside the profile's expected networks"""
+    settings: measure.Settings = profile.measure("terminal")
+    if not settings.expected_networks:
+        evidence.not_applicable("the profile lists no expected networks")
+    addresses = measure.parse_addresses(_json(host, "ip -j addr"))
+    gateways = measure.parse_gateways(_json(host, "ip -j route show default")
+                                      + _json(host, "ip -j -6 route show default"))
+    stray = measure.outside(addresses + gateways, settings.expected_networks)
+    evidence.record(expected={"inside": settings.expected_networks, "outside": []},
+                    observed={"addresses": addresses, "default gateways": gateways, "outside": stray})
+    assert addresses or gateways, "no global address or default route could be read (ip -j)"
+    assert not stray, f"seen outside the expected networks: {stray}"
