@@ -1,0 +1,206 @@
+"""auth (6-1, 6-2): accounts, faillock, pwquality, ageing, hashing, shadow files, personal data.
+
+Every value is read as the program that uses it reads it (see hardening.measures.auth):
+accounts through NSS (``getent shadow``, ``getent passwd``), the PAM stacks from the files PAM
+reads (/etc/pam.d/common-*, as pam-auth-update wrote them), faillock.conf and module arguments
+as pam_faillock combines them, pwquality's drop-ins then pwquality.conf then module arguments,
+and login.defs as shadow-utils' getdef.c reads it (the last occurrence of a key wins).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from hardening.measures import auth as measure
+
+
+def _text(host: Any, command: str, *args: str) -> str | None:
+    """Standard output of a command, or None when it failed (a missing file, a missing tool)."""
+    out = host.run(command, *args)
+    return out.stdout if out.rc == 0 else None
+
+
+def _shadow(host: Any) -> str:
+    text = _text(host, "getent shadow")
+    if not text:
+        pytest.fail("getent shadow gave nothing: the checking account cannot read the shadow database")
+    return text
+
+
+@pytest.mark.clause("6-1", "6-2")
+def test_no_empty_passwords(host, profile, evidence):
+    """No account has an empty password field (getent shadow)"""
+    found = measure.empty_password_accounts(_shadow(host))
+    evidence.record(expected={"accounts with an empty password": []},
+                    observed={"accounts with an empty password": found})
+    assert not found, f"accounts with an empty password field: {found}"
+
+
+@pytest.mark.clause("6-1")
+def test_only_root_has_uid0(host, profile, evidence):
+    """No account but root has UID 0 (getent passwd)"""
+    found = measure.uid0_accounts(_text(host, "getent passwd") or "")
+    evidence.record(expected={"UID 0": ["root"]}, observed={"UID 0": found})
+    assert found == ["root"], f"accounts with UID 0: {found}"
+
+
+@pytest.mark.clause("6-1")
+def test_faillock_in_pam_stack(host, profile, evidence):
+    """pam_faillock is wired into common-auth and common-account, and the stacks are sound"""
+    auth_text = _text(host, "cat /etc/pam.d/common-auth") or ""
+    account_text = _text(host, "cat /etc/pam.d/common-account") or ""
+    problems = {"common-auth": measure.stack_problems(auth_text, "auth"),
+                "common-account": measure.stack_problems(account_text, "account")}
+    evidence.record(
+        expected={"common-auth": "pam_faillock preauth (requisite) before pam_unix, authfail [default=die] "
+                                 "after it and before pam_deny; every success jump lands after pam_deny",
+                  "common-account": "pam_faillock before pam_unix", "problems": {}},
+        observed={"problems": {k: v for k, v in problems.items() if v},
+                  "common-auth": _active(auth_text), "common-account": _active(account_text)})
+    assert not any(problems.values()), f"PAM stack problems: {problems}"
+
+
+@pytest.mark.clause("6-1")
+def test_faillock_settings(host, profile, evidence):
+    """faillock locks after the profile's number of failures, for at least its unlock time"""
+    settings: measure.Settings = profile.measure("auth")
+    conf = _text(host, "cat %s", measure.FAILLOCK_CONF) or ""
+    values = measure.effective_faillock(conf, _text(host, "cat /etc/pam.d/common-auth") or "")
+    problems = measure.faillock_problems(values, settings)
+    evidence.record(expected={"deny": f"1..{settings.faillock_deny}",
+                              "unlock_time": f">= {settings.faillock_unlock_time} or 0 (never)",
+                              "fail_interval": f">= {settings.faillock_fail_interval}"},
+                    observed={**values, "problems": problems})
+    assert not problems, "; ".join(problems)
+
+
+@pytest.mark.clause("6-2")
+def test_pwquality(host, profile, evidence):
+    """Passwords are checked by pam_pwquality with the profile's minimum length and classes"""
+    settings: measure.Settings = profile.measure("auth")
+    password_text = _text(host, "cat /etc/pam.d/common-password") or ""
+    stack = measure.parse_pam_stack(password_text, "password")
+    in_stack = any(ln.module == "pam_pwquality.so" for ln in stack)
+    dropins = _dropins(host)
+    values = measure.effective_pwquality(dropins, _text(host, "cat %s", measure.PWQUALITY_CONF) or "",
+                                         password_text)
+    problems = measure.pwquality_problems(values, settings)
+    if not in_stack:
+        problems.insert(0, "pam_pwquality.so is not in common-password (libpam-pwquality not installed?)")
+    evidence.record(expected={"pam_pwquality in common-password": True,
+                              "minlen": f">= {settings.pass_min_len}",
+                              "minclass": f">= {settings.pass_min_classes}"},
+                    observed={"pam_pwquality in common-password": in_stack, **values,
+                              "drop-ins": [name for name, _ in dropins], "problems": problems})
+    assert not problems, "; ".join(problems)
+
+
+def _dropins(host: Any) -> list[tuple[str, str]]:
+    out = _text(host, "for f in %s/*.conf; do [ -f \"$f\" ] && echo \"### $f\" && cat \"$f\"; done; true",
+                measure.PWQUALITY_DIR) or ""
+    found = []
+    for chunk in out.split("### ")[1:]:
+        name, _, body = chunk.partition("\n")
+        found.append((name.strip(), body))
+    return found
+
+
+@pytest.mark.clause("6-2")
+def test_password_ageing(host, profile, evidence):
+    """login.defs gives new passwords the profile's maximum, minimum and warning ages"""
+    settings: measure.Settings = profile.measure("auth")
+    defs = measure.parse_login_defs(_text(host, "cat %s", measure.LOGIN_DEFS) or "")
+    problems = measure.ageing_problems(defs, settings)
+    keys = ("PASS_MAX_DAYS", "PASS_MIN_DAYS", "PASS_WARN_AGE")
+    evidence.record(expected={"PASS_MAX_DAYS": f"1..{settings.pass_max_days}",
+                              "PASS_MIN_DAYS": f">= {settings.pass_min_days}",
+                              "PASS_WARN_AGE": f">= {settings.pass_warn_age}"},
+                    observed={**{k: defs.get(k) for k in keys}, "problems": problems})
+    assert not problems, "; ".join(problems)
+
+
+@pytest.mark.clause("6-2")
+def test_password_hash(host, profile, evidence):
+    """New passwords are hashed with the profile's method or stronger (login.defs and pam_unix)"""
+    settings: measure.Settings = profile.measure("auth")
+    method = measure.parse_login_defs(_text(host, "cat %s", measure.LOGIN_DEFS) or "").get("ENCRYPT_METHOD")
+    pam_hash = measure.pam_unix_hash(_text(host, "cat /etc/pam.d/common-password") or "")
+    observed = {"login.defs ENCRYPT_METHOD": method, "pam_unix in common-password": pam_hash}
+    evidence.record(expected={"at least": settings.password_hash}, observed=observed)
+    weak = {k: v for k, v in observed.items() if not measure.hash_ok(v, settings)}
+    assert not weak, f"hash method weaker than {settings.password_hash}: {weak}"
+
+
+@pytest.mark.clause("6-2")
+def test_stored_hashes_strong(host, profile, evidence):
+    """Every usable password is stored with a strong hash (yescrypt, sha512, bcrypt)"""
+    found = measure.weak_hash_accounts(_shadow(host))
+    evidence.record(expected={"accounts with a weak hash": []},
+                    observed={"accounts with a weak hash": found,
+                              "remedy": "the account changes its password (passwd) after the deploy"})
+    assert not found, f"accounts whose password hash is weak: {found}"
+
+
+@pytest.mark.clause("6-2")
+def test_existing_accounts_ageing(host, profile, evidence):
+    """Accounts with a usable password expire within the profile's maximum age (chage -l)"""
+    settings: measure.Settings = profile.measure("auth")
+    found = measure.ageing_exceeding(_shadow(host), settings)
+    evidence.record(expected={"maximum age": f"1..{settings.pass_max_days}", "exceeding": {}},
+                    observed={"exceeding (account: maximum days)": found,
+                              "remedy": f"chage -M {settings.pass_max_days} ACCOUNT; the deploy reports, "
+                                        "it does not change existing accounts"})
+    assert not found, f"accounts whose password never expires or expires too late: {found}"
+
+
+@pytest.mark.clause("6-2")
+def test_shadow_files_protected(host, profile, evidence):
+    """/etc/shadow and /etc/gshadow are root-owned, group shadow, 0640 or stricter"""
+    observed: dict[str, str] = {}
+    problems: list[str] = []
+    for path in measure.SHADOW_FILES:
+        out = _text(host, "stat -c '%%a %%U %%G' %s", path)
+        if out is None:
+            problems.append(f"{path} missing")
+            continue
+        mode, user, group = out.split()
+        observed[path] = f"{int(mode, 8):04o} {user}:{group}"
+        problems += measure.shadow_mode_problems(path, int(mode, 8), user, group)
+    want = "0640 or stricter, root:shadow (or root:root)"
+    evidence.record(expected=dict.fromkeys(measure.SHADOW_FILES, want),
+                    observed={**observed, "problems": problems})
+    assert not problems, "; ".join(problems)
+
+
+@pytest.mark.clause("6-1")
+def test_personal_data_access(host, profile, evidence):
+    """Personal-data directories belong to root and the named group, with no world access"""
+    settings: measure.Settings = profile.measure("auth")
+    if not settings.personal_data:
+        evidence.not_applicable("the profile names no personal-data paths")
+    observed: dict[str, Any] = {}
+    problems: list[str] = []
+    for entry in settings.personal_data:
+        stat = _stat(host, entry.path)
+        group_exists = host.run("getent group %s", entry.group).rc == 0
+        observed[entry.path] = {"stat": stat, "group exists": group_exists}
+        problems += measure.personal_data_problems(entry, stat, group_exists)
+    evidence.record(expected={e.path: f"directory root:{e.group} {e.mode}, no ACL entries"
+                              for e in settings.personal_data},
+                    observed={**observed, "problems": problems})
+    assert not problems, "; ".join(problems)
+
+
+def _stat(host: Any, path: str) -> dict[str, str] | None:
+    out = _text(host, "stat -c '%%F|%%U|%%G|%%a' %s", path)
+    if out is None:
+        return None
+    kind, user, group, mode = out.strip().split("|")
+    listing = _text(host, "ls -ld %s", path) or ""
+    return {"type": kind, "user": user, "group": group, "mode": mode, "acl": listing[10:11]}
+
+
+def _active(text: str) -> list[str]:
+    return [ln for ln in (raw.split("#", 1)[0].rstrip() for raw in text.splitlines()) if ln.strip()]
