@@ -149,10 +149,12 @@ def profiles_show(host: str | None, inventory: Path | None, profile_name: str | 
               show_default=True, help="Where runs are written (one directory per run).")
 @click.option("-p", "--parallel", default=4, show_default=True, type=click.IntRange(1, 64),
               help="Hosts verified at once.")
+@click.option("--attestations", "attestations_file", type=click.Path(path_type=Path),
+              help="Attestation records by a person (YAML); default: attestations.yaml beside the inventory.")
 @_profiles_option
 def verify(inventory: Path | None, local: bool, profile_name: str, sensitivity: str | None,
            limit: tuple[str, ...], measures: tuple[str, ...], evidence_root: Path, parallel: int,
-           profiles_dir: Path) -> None:
+           attestations_file: Path | None, profiles_dir: Path) -> None:
     """Verify hosts against their hardware profiles and write evidence.
 
     Runs the checks in checks/ on each host of INVENTORY over SSH (strict host keys, the
@@ -176,7 +178,8 @@ def verify(inventory: Path | None, local: bool, profile_name: str, sensitivity: 
     result = verify_mod.run(targets, evidence_root=evidence_root.resolve(),
                             inventory=inventory.resolve() if inventory else None,
                             profiles_dir=profiles_dir.resolve(), measures=measures, parallel=parallel,
-                            progress=lambda line: click.echo(line, err=True))
+                            progress=lambda line: click.echo(line, err=True),
+                            attestations=_attestations_path(attestations_file, inventory))
     _summary(result)
     sys.exit(int(result.exit_code))
 
@@ -236,6 +239,17 @@ def demo(evidence_root: Path, keep: bool) -> None:
     click.echo("\nafter the deploy:")
     _summary(result.after)
     sys.exit(int(result.exit_code))
+
+
+def _attestations_path(given: Path | None, inventory: Path | None) -> Path | None:
+    from hardening import attestations
+
+    if given is not None:
+        if not given.is_file():
+            raise ConfigError(str(given), "attestation file not found")
+        return given.resolve()
+    found = attestations.default_path(inventory)
+    return found.resolve() if found else None
 
 
 def _summary(result: Any) -> None:

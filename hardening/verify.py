@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from hardening import ROOT, __version__
+from hardening import attestations as attestations_mod
 from hardening.errors import ConfigError, Exit, worst
 from hardening.evidence import model
 from hardening.evidence.render import render_index
@@ -165,7 +166,8 @@ def preflight(target: Target, config: Path) -> tuple[str, str] | None:
 
 
 def pytest_command(target: Target, *, run_id: str, run_dir: Path, events: Path, config: Path | None,
-                   inventory: Path | None, profiles_dir: Path, measures: tuple[str, ...]) -> list[str]:
+                   inventory: Path | None, profiles_dir: Path, measures: tuple[str, ...],
+                   attestations: Path | None = None) -> list[str]:
     paths = [str(CHECKS / f"test_{m}.py") for m in measures] or [str(CHECKS)]
     cmd = [sys.executable, "-m", "pytest", *paths, "-p", "hardening.evidence.plugin",
            "-p", "no:cacheprovider", "-q", "--no-header", "-rN", "--tb=no",
@@ -182,6 +184,8 @@ def pytest_command(target: Target, *, run_id: str, run_dir: Path, events: Path, 
         assert config is not None and inventory is not None
         cmd += ["--hosts", f"ssh://{target.name}", "--ssh-config", str(config),
                 "--hardening-inventory", str(inventory)]
+    if attestations:
+        cmd += ["--hardening-attestations", str(attestations)]
     if target.sudo:
         cmd.append("--sudo")
     return cmd
@@ -231,14 +235,15 @@ class _Watcher:
 
 def _verify_host(target: Target, *, run_id: str, run_dir: Path, workdir: Path, config: Path | None,
                  inventory: Path | None, profiles_dir: Path, measures: tuple[str, ...],
-                 events: Path) -> HostResult:
+                 events: Path, attestations: Path | None) -> HostResult:
     failure = preflight(target, config) if config else None
     if failure:
         reason, message = failure
         return HostResult(target.name, target.profile, target.sensitivity, "unreachable",
                           message=message, reason=reason)
     cmd = pytest_command(target, run_id=run_id, run_dir=run_dir, events=events, config=config,
-                         inventory=inventory, profiles_dir=profiles_dir, measures=measures)
+                         inventory=inventory, profiles_dir=profiles_dir, measures=measures,
+                         attestations=attestations)
     log = workdir / f"{target.name}.log"
     with open(log, "w", encoding="utf-8") as out:
         proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -260,8 +265,11 @@ def new_run_id() -> str:
 
 
 def run(targets: list[Target], *, evidence_root: Path, inventory: Path | None, profiles_dir: Path,
-        measures: tuple[str, ...] = (), parallel: int = 4, progress: Progress = print) -> RunResult:
+        measures: tuple[str, ...] = (), parallel: int = 4, progress: Progress = print,
+        attestations: Path | None = None) -> RunResult:
     """Verify every target; returns the per-host results and the run directory."""
+    if attestations:
+        attestations_mod.load(attestations)  # a broken file is a config error before anything runs
     for name in measures:
         if not (CHECKS / f"test_{name}.py").is_file():
             raise ConfigError("--measure", f"no checks for measure {name!r} (no checks/test_{name}.py)")
@@ -278,7 +286,7 @@ def run(targets: list[Target], *, evidence_root: Path, inventory: Path | None, p
             def one(t: Target) -> HostResult:
                 result = _verify_host(t, run_id=run_id, run_dir=run_dir, workdir=workdir, config=config,
                                       inventory=inventory, profiles_dir=profiles_dir, measures=measures,
-                                      events=events[t.name])
+                                      events=events[t.name], attestations=attestations)
                 watcher.done.add(t.name)
                 progress(_host_line(result))
                 return result

@@ -128,3 +128,10 @@ def test_unmarked_check_stops_the_run(tmp_path: Path) -> None:
     proc = run_checks(tmp_path, "def test_x(host):\n    pass\n")
     assert proc.returncode != 0
     assert "must be marked @pytest.mark.clause" in proc.stdout + proc.stderr
+
+
+def test_attestation_items_of_the_profile_are_in_the_evidence(doc: dict) -> None:
+    items = {a["id"]: a["status"] for a in doc["attestations"]}
+    assert items == {"input-verification": "missing", "design-documents-paper": "missing",
+                     "terminal-theft": "missing", "terminal-carry": "missing"}
+    assert doc["attestation_summary"]["missing"] == 4

@@ -12,6 +12,7 @@ from hardening.profiles import Resolved
 
 SCHEMA = "hardening.evidence/1"
 STATUSES = ("pass", "fail", "error", "not_applicable")
+ATTESTATION_STATUSES = ("pass", "fail", "expired", "missing")
 
 _IDENTITY_COMMANDS = {
     "hostname": "hostname",
@@ -35,12 +36,16 @@ def identity(host: Any) -> dict[str, Any]:
     return out
 
 
-def summarize(checks: list[dict[str, Any]]) -> dict[str, int]:
-    counts = {status: 0 for status in STATUSES}
-    for check in checks:
-        counts[check["status"]] += 1
-    counts["total"] = len(checks)
+def _count(items: list[dict[str, Any]], statuses: tuple[str, ...]) -> dict[str, int]:
+    counts = {status: 0 for status in statuses}
+    for item in items:
+        counts[item["status"]] += 1
+    counts["total"] = len(items)
     return counts
+
+
+def summarize(checks: list[dict[str, Any]]) -> dict[str, int]:
+    return _count(checks, STATUSES)
 
 
 def verdict(summary: dict[str, int], error: str | None = None) -> str:
@@ -54,7 +59,7 @@ def verdict(summary: dict[str, int], error: str | None = None) -> str:
 def document(*, run_id: str, host_name: str, mode: str, started: str, finished: str,
              tool_version: str, identity: dict[str, Any], profile: Resolved | None,
              inventory_host: Host | None, checks: list[dict[str, Any]],
-             error: str | None = None) -> dict[str, Any]:
+             error: str | None = None, attestations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     summary = summarize(checks)
     return {
         "schema": SCHEMA,
@@ -75,7 +80,8 @@ def document(*, run_id: str, host_name: str, mode: str, started: str, finished: 
         "error": error,
         "summary": summary,
         "checks": checks,
-        "attestations": [],
+        "attestations": attestations or [],
+        "attestation_summary": _count(attestations or [], ATTESTATION_STATUSES),
     }
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from hardening import __version__, catalogue
+from hardening import __version__, attestations, catalogue
 from hardening.errors import HardeningError
 from hardening.evidence import model
 from hardening.inventory import Host
@@ -79,6 +79,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--hardening-run-id", help="the run this evidence belongs to")
     group.addoption("--hardening-events", help="JSON-lines progress file")
     group.addoption("--hardening-mode", default="ssh", help="ssh or local")
+    group.addoption("--hardening-attestations", help="attestation records (YAML) to include")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -224,6 +225,13 @@ class Session:
             self.identity = model.identity(host)
 
     # -- end ------------------------------------------------------------------------------------
+    def _attestations(self) -> list[dict[str, Any]]:
+        path = self.config.getoption("--hardening-attestations")
+        if self.resolved is None:
+            return []
+        records = attestations.load(Path(path)) if path else []
+        return attestations.evaluate(self.resolved, records, name=self.host_name, host=self.host_entry)
+
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         doc = model.document(
             run_id=self.config.getoption("--hardening-run-id") or "adhoc",
@@ -237,6 +245,7 @@ class Session:
             inventory_host=self.host_entry,
             checks=[r.__dict__ for r in self.records],
             error=self.setup_error,
+            attestations=self._attestations(),
         )
         self.out.mkdir(parents=True, exist_ok=True)
         model.write(doc, self.out)

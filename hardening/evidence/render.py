@@ -21,6 +21,8 @@ STATUS_LABEL = {
     "error": "エラー error",
     "not_applicable": "対象外 n/a",
     "unreachable": "接続不可 unreachable",
+    "missing": "未確認 missing",
+    "expired": "期限切れ expired",
 }
 
 
