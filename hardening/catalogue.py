@@ -131,9 +131,9 @@ def coverage(root: Path = ROOT, profiles_dir: Path | None = None) -> list[Covera
     for path in sorted((root / "deploys").glob("*.py")):
         if path.name.startswith("_") or path.stem == "main":
             continue
-        ids = deploy_clauses(path)
-        require_known(ids, str(path), key="CLAUSES")
-        for clause_id in ids:
+        declared = deploy_clauses(path)
+        require_known(declared, str(path), key="CLAUSES")
+        for clause_id in declared:
             rows[clause_id].deploys.append(path.stem)
     for path in sorted((root / "checks").glob("test_*.py")):
         for test, ids in check_clauses(path).items():

@@ -139,7 +139,7 @@ class Session:
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
         measure = item.path.stem.removeprefix("test_")
         name = getattr(item, "originalname", item.name).removeprefix("test_")
-        doc = (getattr(item, "obj", None).__doc__ or "").strip().splitlines()  # type: ignore[union-attr]
+        doc = (getattr(getattr(item, "obj", None), "__doc__", None) or "").strip().splitlines()
         record = CheckRecord(
             id=f"{measure}.{name}",
             measure=measure,
