@@ -1,18 +1,81 @@
-"""usb (6-11): restrict recording devices (USB memory, smartphones) on terminals and servers."""
+"""usb (6-11): restrict recording devices (USB memory, smartphones) on terminals and servers.
+
+Two layers, both computed here from the profile so that the deploy and the check agree:
+
+1. Kernel drivers: ``/etc/modprobe.d/hardening-usb.conf`` makes ``usb-storage`` and ``uas``
+   (and ``firewire-sbp2``, ``thunderbolt`` when ``block_thunderbolt_firewire``) impossible to load
+   (``install <module> /bin/false`` plus a ``blacklist`` line).
+2. USBGuard: a device allow-list (``/etc/usbguard/rules.conf``) evaluated first-match:
+
+   - ``allow`` the devices the profile names by ``id vendor:product`` (a deliberate, per-model
+     decision, e.g. a keyboard with a built-in card reader; its storage interface still has no
+     driver because of layer 1);
+   - ``block`` any other device that has a mass storage (08) or still image (06: PTP, MTP phones)
+     interface, even a composite device that also has a keyboard interface;
+   - ``allow`` HID (03) and hubs (09) always, whatever the profile says: a keyboard is never
+     blocked by this tool (``block_interface_classes`` may not name 03 or 09);
+   - ``allow`` the profile's other interface classes (e.g. 0b smart card readers);
+   - everything else is blocked by ``ImplicitPolicyTarget=block`` (this also catches MTP phones
+     that present a vendor-specific (ff) interface).
+
+Lockout of an attached keyboard or console (the choice, and why):
+``PresentDevicePolicy=apply-policy`` evaluates the devices already attached when the daemon
+starts against the same rules, so a USB stick left in at boot is blocked, and an attached
+keyboard stays authorized because HID always matches an ``allow`` rule. ``keep`` would be
+lockout-proof but leaves any attached stick authorized at every boot; ``allow`` is the same hole.
+The one case apply-policy blocks a keyboard is a composite keyboard that also presents a storage or
+still-image interface: :func:`lockout_risks` finds such attached devices and the deploy refuses
+to (re)start USBGuard while one is attached, rather than cut off the console.
+``PresentControllerPolicy=keep`` keeps the root hubs as they are, and ``AuthorizedDefault=none``
+keeps a newly plugged device unauthorized until the daemon has decided (no race at plug time).
+
+Examples::
+
+    >>> s = Settings()
+    >>> blocked_modules(s)
+    ['usb-storage', 'uas', 'firewire-sbp2', 'thunderbolt']
+    >>> usbguard_rules(s)[0]
+    'block with-interface one-of { 08:*:* 06:*:* } label "hardening: blocked classes"'
+    >>> verdict(UsbDevice(port="1-1", vendor="046d", product="c31c", interfaces=("03",)), s)
+    ('allow', 'HID (keyboard, mouse)')
+"""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from hardening.measures._base import Strict
+
+MODPROBE_CONF = "/etc/modprobe.d/hardening-usb.conf"
+USBGUARD_RULES = "/etc/usbguard/rules.conf"
+USBGUARD_DAEMON_CONF = "/etc/usbguard/usbguard-daemon.conf"
+STORAGE_MODULES = ("usb-storage", "uas")
+THUNDERBOLT_FIREWIRE_MODULES = ("firewire-sbp2", "thunderbolt")
+HID, HUB = "03", "09"
+# Classes the tool never blocks: keyboards and mice (HID) and hubs (the keyboard sits behind one).
+NEVER_BLOCKED = (HID, HUB)
+HEADER = "# Managed by hardening (measure usb, clause 6-11). Do not edit: changes are overwritten.\n"
+
+# Shell command printing one line per attached USB device, read from sysfs (no usbguard needed):
+#   <port>|<idVendor>|<idProduct>|<authorized>|<product name>|<interface classes, space separated>
+SYSFS_LISTING_COMMAND = (
+    "for d in /sys/bus/usb/devices/*; do "
+    '[ -f "$d/idVendor" ] || continue; '
+    "printf '%s|%s|%s|%s|%s|' \"${d##*/}\" \"$(cat \"$d/idVendor\")\" \"$(cat \"$d/idProduct\")\" "
+    '"$(cat "$d/authorized" 2>/dev/null)" "$(cat "$d/product" 2>/dev/null | tr "|" "/")"; '
+    'cat "$d"/*:*/bInterfaceClass 2>/dev/null | tr "\\n" " "; echo; '
+    "done"
+)
 
 
 class Device(Strict):
     """An allowed USB device, by interface class or by vendor:product (hex, as lsusb shows)."""
 
-    name: str
+    name: str = Field(pattern=r'^[^"\\\n]+$')
     interface_class: str | None = Field(default=None, pattern=r"^[0-9a-f]{2}$")
     vendor: str | None = Field(default=None, pattern=r"^[0-9a-f]{4}$")
     product: str | None = Field(default=None, pattern=r"^[0-9a-f]{4}$")
@@ -21,16 +84,261 @@ class Device(Strict):
     def _one_way(self) -> Device:
         if self.interface_class is None and self.vendor is None:
             raise ValueError("an allowed device needs interface_class or vendor (and product)")
+        if self.product is not None and self.vendor is None:
+            raise ValueError("product needs vendor")
         return self
 
 
 class Settings(Strict):
     storage: Literal["block", "allow"] = "block"
     usbguard: bool = True
-    allow: list[Device] = [
-        Device(name="HID (keyboard, mouse)", interface_class="03"),
-        Device(name="hub", interface_class="09"),
-    ]
+    allow: list[Device] = Field(default_factory=lambda: [
+        Device(name="HID (keyboard, mouse)", interface_class=HID),
+        Device(name="hub", interface_class=HUB),
+    ])
     # Interface classes always blocked: 08 mass storage, 06 still image (PTP, and MTP phones).
-    block_interface_classes: list[str] = ["08", "06"]
+    block_interface_classes: list[str] = Field(default_factory=lambda: ["08", "06"])
     block_thunderbolt_firewire: bool = True
+
+    @field_validator("block_interface_classes")
+    @classmethod
+    def _never_block_keyboard(cls, value: list[str]) -> list[str]:
+        for cls_ in value:
+            if not re.fullmatch(r"[0-9a-f]{2}", cls_):
+                raise ValueError(f"interface class {cls_!r}: expected two lower-case hex digits")
+            if cls_ in NEVER_BLOCKED:
+                raise ValueError(f"interface class {cls_} (HID or hub) is never blocked: it would "
+                                 "lock out the keyboard")
+        return value
+
+
+@dataclass(frozen=True)
+class UsbDevice:
+    """A USB device attached to a host, as sysfs shows it."""
+
+    port: str
+    vendor: str
+    product: str
+    interfaces: tuple[str, ...]
+    authorized: bool = True
+    name: str = ""
+
+    def describe(self) -> str:
+        """``1-2 0781:5567 "Cruzer Blade" [08]``"""
+        return f'{self.port} {self.vendor}:{self.product} "{self.name}" [{" ".join(self.interfaces)}]'
+
+
+# -- kernel drivers -------------------------------------------------------------------------------
+
+def blocked_modules(settings: Settings) -> list[str]:
+    """Kernel modules made impossible to load.
+
+    >>> blocked_modules(Settings(storage="allow", block_thunderbolt_firewire=False))
+    []
+    """
+    mods: list[str] = []
+    if settings.storage == "block":
+        mods += STORAGE_MODULES
+    if settings.block_thunderbolt_firewire:
+        mods += THUNDERBOLT_FIREWIRE_MODULES
+    return mods
+
+
+def modprobe_conf(settings: Settings) -> str:
+    """Content of /etc/modprobe.d/hardening-usb.conf (empty string: no file).
+
+    >>> print(modprobe_conf(Settings(block_thunderbolt_firewire=False)), end="")
+    # Managed by hardening (measure usb, clause 6-11). Do not edit: changes are overwritten.
+    install usb-storage /bin/false
+    blacklist usb-storage
+    install uas /bin/false
+    blacklist uas
+    """
+    mods = blocked_modules(settings)
+    if not mods:
+        return ""
+    lines = [f"install {m} /bin/false\nblacklist {m}\n" for m in mods]
+    return HEADER + "".join(lines)
+
+
+def module_blocked(modprobe_output: str) -> bool:
+    """Whether ``modprobe -n -v MODULE`` output shows the block (``install /bin/false``)."""
+    return bool(re.search(r"^install\s+/bin/false\b", modprobe_output.strip(), re.MULTILINE))
+
+
+def kernel_name(module: str) -> str:
+    """The name /proc/modules uses: ``usb-storage`` is loaded as ``usb_storage``."""
+    return module.replace("-", "_")
+
+
+def loaded_modules(proc_modules: str, wanted: list[str]) -> list[str]:
+    """The modules of ``wanted`` that /proc/modules lists as loaded."""
+    loaded = {line.split()[0] for line in proc_modules.splitlines() if line.strip()}
+    return [m for m in wanted if kernel_name(m) in loaded]
+
+
+# -- USBGuard -------------------------------------------------------------------------------------
+
+def _label(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _classes(classes: list[str]) -> str:
+    return "one-of { " + " ".join(f"{c}:*:*" for c in classes) + " }"
+
+
+def _allow_rule(device: Device) -> str:
+    parts = ["allow"]
+    if device.vendor:
+        parts.append(f"id {device.vendor}:{device.product or '*'}")
+    if device.interface_class:
+        parts.append(f"with-interface {_classes([device.interface_class])}")
+    parts.append(f"label {_label(device.name)}")
+    return " ".join(parts)
+
+
+def allowed_devices(settings: Settings) -> list[Device]:
+    """The profile's allow-list with HID and hubs always present (first, in that order)."""
+    by_class = [d for d in settings.allow if d.interface_class and not d.vendor]
+    always = []
+    for cls_, name in ((HID, "HID (keyboard, mouse)"), (HUB, "hub")):
+        named = next((d for d in by_class if d.interface_class == cls_), None)
+        always.append(named or Device(name=name, interface_class=cls_))
+    rest = [d for d in settings.allow if d not in always]
+    return always + rest
+
+
+def usbguard_rules(settings: Settings) -> list[str]:
+    """The USBGuard rules, first match wins, as ``usbguard list-rules`` prints them.
+
+    >>> usbguard_rules(Settings(storage="allow", allow=[]))[-1]
+    'allow with-interface one-of { 08:*:* 06:*:* } label "hardening: storage allowed by the profile"'
+    """
+    devices = allowed_devices(settings)
+    rules = [_allow_rule(d) for d in devices if d.vendor]
+    classes = settings.block_interface_classes
+    if settings.storage == "block" and classes:
+        rules.append(f"block with-interface {_classes(classes)} label \"hardening: blocked classes\"")
+    rules += [_allow_rule(d) for d in devices if not d.vendor]
+    if settings.storage == "allow" and classes:
+        rules.append(f"allow with-interface {_classes(classes)} "
+                     "label \"hardening: storage allowed by the profile\"")
+    return rules
+
+
+def usbguard_rules_conf(settings: Settings) -> str:
+    """Content of /etc/usbguard/rules.conf (mode 0600: the daemon refuses a readable one)."""
+    return HEADER + "".join(rule + "\n" for rule in usbguard_rules(settings))
+
+
+def usbguard_daemon_conf(settings: Settings) -> str:
+    """Content of /etc/usbguard/usbguard-daemon.conf: the whole file, managed.
+
+    Differences from Debian's file: no ``RuleFolder`` (only the profile's rules apply, so the
+    effective rules equal the desired ones), and IPC for root only: Debian lets the ``plugdev``
+    group (desktop users) modify the policy, which would let staff allow their own USB stick.
+    """
+    del settings  # same daemon configuration for every profile
+    return HEADER + (
+        f"RuleFile={USBGUARD_RULES}\n"
+        "ImplicitPolicyTarget=block\n"
+        "PresentDevicePolicy=apply-policy\n"
+        "PresentControllerPolicy=keep\n"
+        "InsertedDevicePolicy=apply-policy\n"
+        "AuthorizedDefault=none\n"
+        "RestoreControllerDeviceState=false\n"
+        "DeviceManagerBackend=uevent\n"
+        "IPCAllowedUsers=root\n"
+        "IPCAllowedGroups=root\n"
+        "DeviceRulesWithPort=false\n"
+        "AuditBackend=FileAudit\n"
+        "AuditFilePath=/var/log/usbguard/usbguard-audit.log\n"
+        "HidePII=false\n"
+    )
+
+
+def parse_list_rules(output: str) -> list[str]:
+    """Rules from ``usbguard list-rules`` (``N: rule`` per line), without their numbers.
+
+    >>> parse_list_rules('1: allow with-interface 09:*:*\\n')
+    ['allow with-interface 09:*:*']
+    """
+    rules = []
+    for line in output.splitlines():
+        match = re.match(r"^\s*\d+:\s*(.+?)\s*$", line)
+        if match:
+            rules.append(match.group(1))
+    return rules
+
+
+# -- attached devices -----------------------------------------------------------------------------
+
+def parse_sysfs_listing(output: str) -> list[UsbDevice]:
+    """Devices from the output of :data:`SYSFS_LISTING_COMMAND`.
+
+    >>> parse_sysfs_listing("1-1|0781|5567|1|Cruzer Blade|08 \\n")[0].interfaces
+    ('08',)
+    """
+    devices = []
+    for line in output.splitlines():
+        parts = line.split("|")
+        if len(parts) != 6:
+            continue
+        port, vendor, product, authorized, name, classes = parts
+        devices.append(UsbDevice(
+            port=port, vendor=vendor.strip().lower(), product=product.strip().lower(),
+            interfaces=tuple(c.lower() for c in classes.split()),
+            authorized=authorized.strip() != "0", name=name.strip(),
+        ))
+    return devices
+
+
+def _matches(device: UsbDevice, allowed: Device) -> bool:
+    if allowed.vendor and device.vendor != allowed.vendor:
+        return False
+    if allowed.product and device.product != allowed.product:
+        return False
+    return not allowed.interface_class or allowed.interface_class in device.interfaces
+
+
+def verdict(device: UsbDevice, settings: Settings) -> tuple[Literal["allow", "block"], str]:
+    """What the profile's policy does with a device, and the rule (label) that decides.
+
+    The same first-match order as :func:`usbguard_rules`. Without USBGuard only the driver block
+    applies: a device is then "not allowed" when it has a blocked interface class.
+
+    >>> verdict(UsbDevice(port="1-1", vendor="0781", product="5567", interfaces=("08",)), Settings())
+    ('block', 'hardening: blocked classes')
+    """
+    devices = allowed_devices(settings) if settings.usbguard else []
+    for allowed in (d for d in devices if d.vendor):
+        if _matches(device, allowed):
+            return "allow", allowed.name
+    blocked = set(settings.block_interface_classes) & set(device.interfaces)
+    if settings.storage == "block" and blocked:
+        return "block", "hardening: blocked classes"
+    if not settings.usbguard:
+        return "allow", "no USBGuard in the profile"
+    for allowed in (d for d in devices if not d.vendor):
+        if _matches(device, allowed):
+            return "allow", allowed.name
+    if settings.storage == "allow" and blocked:
+        return "allow", "hardening: storage allowed by the profile"
+    return "block", "implicit policy: block"
+
+
+def violations(devices: list[UsbDevice], settings: Settings) -> list[UsbDevice]:
+    """Attached devices the profile does not allow that are authorized (usable) now."""
+    return [d for d in devices if d.authorized and verdict(d, settings)[0] == "block"]
+
+
+def lockout_risks(devices: list[UsbDevice], settings: Settings) -> list[UsbDevice]:
+    """Attached devices with a keyboard (HID) interface that the policy would block.
+
+    >>> kbd = UsbDevice(port="1-3", vendor="1234", product="0001", interfaces=("03", "08"))
+    >>> [d.port for d in lockout_risks([kbd], Settings())]
+    ['1-3']
+    """
+    if not settings.usbguard:
+        return []
+    return [d for d in devices if HID in d.interfaces and verdict(d, settings)[0] == "block"]
