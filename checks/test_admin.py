@@ -47,13 +47,15 @@ def test_sudo_rights_admin_group_only(host, profile, evidence):
     settings: measure.Settings = profile.measure("admin")
     listings = _listings(host)
     if listings is None:
-        evidence.record(expected={"violations": {}}, observed={"sudo": "not installed: nobody holds sudo rights"})
+        evidence.record(expected={"violations": {}},
+                        observed={"sudo": "not installed: nobody holds sudo rights"})
         return
     admins = _admins(host, settings.admin_group)
     found = measure.violations(listings, admins, settings)
     with_rights = {u: v["rules"] for u, v in listings.items() if v["rules"]}
     evidence.record(
-        expected={"blanket rights only for": [f"%{settings.admin_group}", "root", *settings.nopasswd_exceptions],
+        expected={"blanket rights only for": [f"%{settings.admin_group}", "root",
+                                              *settings.nopasswd_exceptions],
                   "blanket NOPASSWD only for": settings.nopasswd_exceptions, "violations": {}},
         observed={"admin group members": sorted(admins), "accounts with sudo rules": with_rights,
                   "violations": found})

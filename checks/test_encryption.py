@@ -36,8 +36,8 @@ def test_root_encrypted(host, profile, evidence):
         evidence.not_applicable("the profile does not require an encrypted root at this sensitivity")
     chain = measure.chain_to(_tree(host), "/")
     source = host.run("findmnt -n -o SOURCE,FSTYPE /").stdout.strip()
-    evidence.record(expected={"/": "on a crypt device"},
-                    observed={"/": measure.describe(chain) or f"not on a block device lsblk knows ({source})"})
+    seen = measure.describe(chain) or f"not on a block device lsblk knows ({source})"
+    evidence.record(expected={"/": "on a crypt device"}, observed={"/": seen})
     assert measure.encrypted(chain), "the root filesystem is not on dm-crypt"
 
 

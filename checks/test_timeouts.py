@@ -27,12 +27,13 @@ def test_shell_tmout(host, profile, evidence):
     settings: measure.Settings = profile.measure("timeouts")
     out = host.run(TMOUT_SHELL)
     match = READONLY.search(out.stdout)
-    seen = {"flags": match.group(1), "TMOUT": int(match.group(2))} if match else None
+    flags, value = (match.group(1), int(match.group(2))) if match else ("", 0)
     evidence.record(expected={"flags": "rx", "TMOUT": f"1..{settings.shell_tmout}"},
-                    observed=seen or {"readonly TMOUT": "absent", "exit": out.rc})
-    assert seen is not None, "no readonly TMOUT in a login shell"
-    assert "r" in seen["flags"] and "x" in seen["flags"], "TMOUT not readonly and exported"
-    assert 0 < seen["TMOUT"] <= settings.shell_tmout
+                    observed={"flags": flags, "TMOUT": value} if match
+                    else {"readonly TMOUT": "absent", "exit": out.rc})
+    assert match, "no readonly TMOUT in a login shell"
+    assert "r" in flags and "x" in flags, "TMOUT not readonly and exported"
+    assert 0 < value <= settings.shell_tmout
 
 
 @pytest.mark.clause("6-15")

@@ -47,13 +47,14 @@ def candidate_path(dest: str) -> str:
     return posixpath.join(directory, f".{name}{SUFFIX}")
 
 
-def sshd_validate_script(candidate: str, dest: str) -> str:
-    """Shell that exits 0 when sshd accepts /etc/ssh with the candidate in place as ``dest``."""
-    rel = posixpath.relpath(dest, "/etc/ssh")
+def sshd_validate_script(candidate: str, dest: str, root: str = "/etc/ssh") -> str:
+    """Shell that exits 0 when sshd accepts a copy of ``root`` (/etc/ssh) with the candidate in
+    place as ``dest``; Include lines pointing into ``root`` are pointed into the copy."""
+    rel = shlex.quote(posixpath.relpath(dest, root))
     return (
-        'T=$(mktemp -d) && trap \'rm -rf "$T"\' EXIT && cp -a /etc/ssh "$T/ssh" && '
-        f'cp {shlex.quote(candidate)} "$T/ssh/{rel}" && '
-        "sed -i -E 's#^([[:space:]]*[Ii]nclude[[:space:]]+)/etc/ssh/#\\1'\"$T\"'/ssh/#' "
+        f'T=$(mktemp -d) && trap \'rm -rf "$T"\' EXIT && cp -a {shlex.quote(root)} "$T/ssh" && '
+        f'cp {shlex.quote(candidate)} "$T/ssh/"{rel} && '
+        f"sed -i -E 's#^([[:space:]]*[Ii]nclude[[:space:]]+){root}/#\\1'\"$T\"'/ssh/#' "
         '"$T/ssh/sshd_config" "$T"/ssh/sshd_config.d/*.conf && '
         "install -d -m 0755 /run/sshd && "
         'sshd -t -f "$T/ssh/sshd_config"'
