@@ -147,6 +147,10 @@ class Sealed:
         return int(self.seal.get("sequence", 0))
 
     @property
+    def started(self) -> dt.datetime | None:
+        return parse_time(self.seal.get("started")) or parse_time(self.seal.get("sealed_at"))
+
+    @property
     def pruned(self) -> bool:
         return (self.dir / PRUNED).exists()
 
@@ -322,9 +326,10 @@ def verify_signature(sealed: Sealed, report: Report, policy: Policy) -> None:
                    "the seal was changed or the signature forged")
         return
     report.signed += 1
-    if not policy.trusted:
-        report.add("no-trusted-key", sig_path, f"signature valid for the key in the seal ({fp}), but no "
-                   "trusted key was given to compare it with (--key or the key directory)", fatal=False)
+    if not policy.trusted and not any(f.kind == "no-trusted-key" for f in report.findings):
+        report.add("no-trusted-key", sig_path, f"signatures checked with the key in each seal ({fp} …) "
+                   "but no trusted key was given to compare it with (--key or the key directory)",
+                   fatal=False)
 
 
 def verify_run(sealed: Sealed, report: Report, policy: Policy) -> None:
@@ -343,7 +348,7 @@ def verify_run(sealed: Sealed, report: Report, policy: Policy) -> None:
 
 
 def verify_pruned(sealed: Sealed, report: Report, policy: Policy) -> None:
-    started = parse_time(sealed.seal.get("started")) or parse_time(sealed.seal.get("sealed_at"))
+    started = sealed.started
     try:
         note = read_json(sealed.dir / PRUNED)
         pruned_at = parse_time(note.get("pruned_at"))
@@ -362,36 +367,39 @@ def verify_chain(seals: list[Sealed], report: Report) -> None:
     last_of_host: dict[str, Sealed] = {}
     previous: Sealed | None = None
     for sealed in seals:
-        _link(previous, sealed, report)
+        linked = _link(previous, sealed, report)
         for host, entry in sorted(sealed.seal.get("hosts", {}).items()):
-            _host_link(host, last_of_host.get(host), entry.get("previous"), sealed, report)
+            if linked:  # a broken run link already explains a broken host link
+                _host_link(host, last_of_host.get(host), entry.get("previous"), sealed, report)
             last_of_host[host] = sealed
         previous = sealed
 
 
-def _link(previous: Sealed | None, sealed: Sealed, report: Report) -> None:
+def _link(previous: Sealed | None, sealed: Sealed, report: Report) -> bool:
+    """Check the run link from ``previous`` to ``sealed``; False when it is broken."""
     declared = sealed.seal.get("previous")
     where = sealed.dir / SEAL
+    before = len(report.findings)
     if previous is None:
         if declared is not None or sealed.sequence != 1:
             report.add("run-removed", where, f"first run found is #{sealed.sequence}; it follows run "
                        f"{(declared or {}).get('run_id')}, which is missing")
-        return
-    if sealed.sequence == previous.sequence:
+    elif sealed.sequence == previous.sequence:
         report.add("inserted", where, f"run #{sealed.sequence} appears twice ({previous.dir.name}, "
                    f"{sealed.dir.name}): a run was copied or inserted")
-        return
-    if declared is None:
+    elif declared is None:
         report.add("inserted", where, "seal starts a new chain in the middle of the history")
-        return
-    if sealed.sequence != previous.sequence + 1:
-        report.add("run-removed", where, f"runs #{previous.sequence + 1}…#{sealed.sequence - 1} are "
-                   f"missing between {previous.run_id} and {sealed.run_id} (expected previous "
-                   f"{declared.get('run_id')})")
+    elif sealed.sequence != previous.sequence + 1:
+        gap = range(previous.sequence + 1, sealed.sequence)
+        which = f"run #{gap[0]} is" if len(gap) == 1 else f"runs #{gap[0]}…#{gap[-1]} are"
+        report.add("run-removed", where, f"{which} missing between {previous.run_id} and "
+                   f"{sealed.run_id} (this run's previous run was {declared.get('run_id')})")
     elif declared.get("seal") != previous.digest:
         report.add("chain-broken", where, f"previous seal should be {declared.get('run_id')} "
                    f"{declared.get('seal')}, found {previous.run_id} {previous.digest}")
-    _order(previous, sealed, report)
+    else:
+        _order(previous, sealed, report)
+    return len(report.findings) == before
 
 
 def _order(previous: Sealed, sealed: Sealed, report: Report) -> None:

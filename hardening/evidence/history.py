@@ -9,15 +9,17 @@
    host's previous run) and signs the seal with the Ed25519 key if there is one (``seal.sig``),
 4. indexes the run in ``<evidence_root>/history.sqlite`` (one transaction).
 
-Notes (sealed, unsigned, store trouble) go to stderr; only regressions are returned, because the
-runner turns a non-empty list into exit code 4.
+It returns the regressions, one line each, and after them its notes (sealed and signed, or
+UNSIGNED, store trouble), each starting with ``note:``; the runner shows notes and turns the other
+lines into exit code 4.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
+import json
 import sqlite3
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +31,7 @@ from hardening.evidence import keys as keymod
 from hardening.evidence.store import Store
 
 LOCK = ".hardening-evidence.lock"
+NOTE = "note: "
 
 
 @dataclass
@@ -92,9 +95,9 @@ def seal_run(run_dir: Path, key_dir: Path | None = None) -> Outcome:
 def _sealed_note(outcome: Outcome, seal: dict[str, object], why: str | None) -> str:
     files = len(seal.get("files", {}))  # type: ignore[arg-type]
     if outcome.signed:
-        return (f"evidence: run {outcome.run_id} sealed ({files} files, #{seal['sequence']}, "
+        return (f"run {outcome.run_id} sealed ({files} files, #{seal['sequence']}, "
                 f"{outcome.seal}) and signed by {outcome.fingerprint}")
-    return (f"evidence: WARNING run {outcome.run_id} sealed UNSIGNED ({files} files, {outcome.seal}): "
+    return (f"WARNING: run {outcome.run_id} sealed UNSIGNED ({files} files, {outcome.seal}): "
             f"{why}; `hardening evidence verify` will reject it")
 
 
@@ -105,18 +108,83 @@ def _index(root: Path, run_dir: Path) -> list[str]:
             store.index_run(chain.load_sealed(run_dir))
             missed = store.catch_up()
     except sqlite3.Error as exc:
-        return [f"evidence: WARNING history store {root / 'history.sqlite'} not updated ({exc}); "
+        return [f"WARNING: history store {root / 'history.sqlite'} not updated ({exc}); "
                 "the run is sealed and will be indexed by the next run"]
-    return [f"evidence: indexed {len(missed)} earlier sealed run(s) the store had missed"] if missed else []
+    return [f"indexed {len(missed)} earlier sealed run(s) the store had missed"] if missed else []
 
 
 def after_run(run_dir: Path) -> list[str]:
     """Seal ``run_dir``, index it in the history store, write the fleet report, and return one
-    human line per regression against each host's previous run (empty list: no regression).
-
-    Notes about the seal (signed or UNSIGNED, store trouble) are printed to stderr.
+    human line per regression against each host's previous run, then the notes about the seal,
+    each prefixed ``note:`` (no line without that prefix: no regression).
     """
     outcome = seal_run(Path(run_dir))
-    for note in outcome.notes:
-        print(note, file=sys.stderr)
-    return outcome.regressions
+    return [*outcome.regressions, *(NOTE + n for n in outcome.notes)]
+
+
+# -- retention ----------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class PruneDecision:
+    run_id: str
+    prune: bool
+    reason: str
+
+
+def run_retention_days(sealed: chain.Sealed) -> int:
+    """The longest retention among the run's hosts: from the seal and from the documents still there."""
+    days = [int(sealed.seal.get("retention_days", chain.DEFAULT_RETENTION_DAYS))]
+    for entry in sealed.seal.get("hosts", {}).values():
+        days.append(int(entry.get("retention_days") or chain.DEFAULT_RETENTION_DAYS))
+        name = entry.get("document")
+        if name and (sealed.dir / name).exists():
+            try:
+                days.append(chain.retention_days(chain.read_json(sealed.dir / name)))
+            except (OSError, ValueError):
+                days.append(chain.DEFAULT_RETENTION_DAYS)
+    return max(days)
+
+
+def plan_prune(root: Path, keep: int, at: dt.datetime | None = None) -> list[PruneDecision]:
+    """Which sealed runs beyond the newest ``keep`` may go: only those older than their retention."""
+    at = at or chain.now()
+    live = [s for s in chain.sealed_runs(root) if not s.pruned]
+    candidates = live[: max(0, len(live) - max(1, keep))]
+    out = []
+    for sealed in candidates:
+        started = sealed.started
+        days = run_retention_days(sealed)
+        age = (at - started).days if started else -1
+        if started is not None and at - started >= dt.timedelta(days=days):
+            out.append(PruneDecision(sealed.run_id, True, f"{age} days old, retention {days} days"))
+        else:
+            out.append(PruneDecision(sealed.run_id, False, f"kept: {age} days old, younger than its "
+                                     f"retention period of {days} days"))
+    return out
+
+
+def prune(root: Path, keep: int, dry_run: bool = False) -> list[PruneDecision]:
+    """Delete the documents of expired runs beyond the newest ``keep``; their seals stay (the chain
+    stays verifiable) with a ``pruned.json`` note, and the store keeps their summary rows."""
+    with locked(root):
+        decisions = plan_prune(root, keep)
+        if dry_run:
+            return decisions
+        for decision in decisions:
+            if decision.prune:
+                _prune_one(root / decision.run_id)
+    return decisions
+
+
+def _prune_one(run_dir: Path) -> None:
+    at = chain.now().isoformat(timespec="seconds")
+    files = sorted(p.name for p in run_dir.iterdir() if p.is_file() and p.name not in chain.UNSEALED_FILES)
+    note = {"pruned_at": at, "by": "hardening evidence prune", "files": files}
+    chain.write_atomic(run_dir / chain.PRUNED, (json.dumps(note, indent=1) + "\n").encode())
+    for name in files:
+        (run_dir / name).unlink()
+    try:
+        with Store(run_dir.parent) as store:
+            store.mark_pruned(run_dir.name, at)
+    except sqlite3.Error:
+        pass  # the files say it is pruned; the store catches up on reindex
