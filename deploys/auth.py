@@ -18,16 +18,12 @@ from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import File
 from pyinfra.facts.server import Command, LinuxDistribution
-from pyinfra.operations import apt, files, python, server
+from pyinfra.operations import apt, files, server
 
 from hardening.measures import auth as measure
 from hardening.profiles import Resolved
 
 CLAUSES = ("6-1", "6-2")
-
-
-class UnsupportedDistribution(RuntimeError):
-    """The target is not Debian 12, the reference target of this measure."""
 
 
 def _unsupported() -> bool:
@@ -39,12 +35,9 @@ def _unsupported() -> bool:
 def apply(profile: Resolved) -> None:
     """Enforce the auth measure from the host's resolved profile."""
     settings: measure.Settings = profile.measure("auth")
-    python.raise_exception(
-        UnsupportedDistribution,
-        "auth supports Debian 12 only (pam-auth-update, libpam-modules 1.5.2)",
-        name="Refuse a distribution other than Debian 12",
-        _if=_unsupported,
-    )
+    server.shell(name="Refuse a distribution other than Debian 12", _if=_unsupported,
+                 commands=["echo 'auth supports Debian 12 only (pam-auth-update, libpam-modules 1.5.2)' >&2; "
+                           "exit 1"])
     apt.packages(name="Install PAM modules and libpam-pwquality", packages=list(measure.PACKAGES))
     _faillock(settings)
     _pwquality(settings)

@@ -1,0 +1,145 @@
+"""patching (6-8): automatic security updates, what is still pending, reboot, anti-malware.
+
+Read-only: nothing here refreshes the package lists (``apt-get update`` would change the host).
+The pending count comes from the lists the host already has (``apt-get -s`` with no lock), so
+``package_lists_fresh`` reports how old those lists are and fails when they are too old or the
+security suite was never fetched. APT settings are read as apt evaluates them
+(``apt-config dump``: every apt.conf.d file, later files winning); timers with
+``systemctl is-enabled``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+
+from hardening.measures import patching as measure
+
+LISTS = "/var/lib/apt/lists"
+
+
+def _now(host: Any) -> int:
+    return int(host.run("date +%s").stdout.strip())
+
+
+def _installed(host: Any, package: str) -> bool:
+    out = host.run("dpkg-query -W -f '${db:Status-Abbrev}' %s", package)
+    return out.rc == 0 and out.stdout.startswith("ii")
+
+
+def _security_lists(host: Any) -> str:
+    """`<mtime> <path>` of every Release file of a security suite the host has fetched."""
+    command = (f"grep -lE '{measure.SECURITY_RELEASE_RE}' {LISTS}/*Release 2>/dev/null"
+               " | xargs -r stat -c '%Y %n'")
+    return host.run(command).stdout
+
+
+@pytest.mark.clause("6-8")
+def test_unattended_upgrades_enabled(host, profile, evidence):
+    """unattended-upgrades is installed and apt runs it daily for the security origin"""
+    settings: measure.Settings = profile.measure("patching")
+    if not settings.unattended_upgrades:
+        evidence.not_applicable("the profile does not use unattended-upgrades")
+    installed = _installed(host, "unattended-upgrades")
+    dump = host.run("apt-config dump | grep -E 'APT::Periodic|Unattended-Upgrade::(Origins-Pattern|Allowed-Origins)'")
+    config = measure.parse_apt_config(dump.stdout)
+    problems = measure.periodic_problems(config)
+    security = measure.security_origin_configured(config)
+    if not installed:
+        problems.insert(0, "unattended-upgrades is not installed")
+    if not security:
+        problems.append("no security origin in Unattended-Upgrade::Origins-Pattern")
+    evidence.record(
+        expected={"installed": True, **measure.periodic_values(), "security origin": True},
+        observed={"installed": installed,
+                  **{k: config.get(k, [None])[-1] for k in measure.periodic_values()},
+                  "origins": config.get("Unattended-Upgrade::Origins-Pattern::", []),
+                  "security origin": security, "problems": problems})
+    assert not problems, "; ".join(problems)
+
+
+@pytest.mark.clause("6-8")
+def test_update_timers_enabled(host, profile, evidence):
+    """apt-daily.timer and apt-daily-upgrade.timer are enabled"""
+    settings: measure.Settings = profile.measure("patching")
+    if not settings.unattended_upgrades:
+        evidence.not_applicable("the profile does not use unattended-upgrades")
+    seen = {t: host.run("systemctl is-enabled %s", t).stdout.strip() or "(no answer)" for t in measure.TIMERS}
+    evidence.record(expected=dict.fromkeys(measure.TIMERS, "enabled"), observed=seen)
+    assert all(v == "enabled" for v in seen.values()), f"timers not enabled: {seen}"
+
+
+@pytest.mark.clause("6-8")
+def test_package_lists_fresh(host, profile, evidence):
+    """The security suite's package lists were fetched recently (apt-daily keeps them fresh)"""
+    settings: measure.Settings = profile.measure("patching")
+    lists = _security_lists(host)
+    age = measure.lists_age_days(lists, _now(host))
+    evidence.record(expected={"security lists age (days)": f"<= {settings.max_lists_age_days}"},
+                    observed={"security lists age (days)": age,
+                              "files": [ln.split(maxsplit=1)[-1] for ln in lists.splitlines()]})
+    assert age is not None, "no package lists of a security suite: apt has never fetched security updates"
+    assert age <= settings.max_lists_age_days, f"security package lists are {age} days old"
+
+
+@pytest.mark.clause("6-8")
+def test_pending_security_updates(host, profile, evidence):
+    """No more pending security updates than the profile allows (from the host's own lists)"""
+    settings: measure.Settings = profile.measure("patching")
+    lists = _security_lists(host)
+    if not lists.strip():
+        evidence.record(expected={"pending security updates": f"<= {settings.max_pending_security_updates}"},
+                        observed={"pending security updates": "unknown: no security package lists"})
+        pytest.fail("no package lists of a security suite: pending security updates cannot be counted")
+    out = host.run(measure.pending_command())
+    pending = measure.security_updates(out.stdout)
+    evidence.record(expected={"pending security updates": f"<= {settings.max_pending_security_updates}"},
+                    observed={"pending security updates": len(pending), "packages": pending,
+                              "lists age (days)": measure.lists_age_days(lists, _now(host))})
+    assert out.rc == 0, f"apt-get -s failed: {out.stderr.strip()[:300]}"
+    assert len(pending) <= settings.max_pending_security_updates, \
+        f"{len(pending)} pending security updates: {', '.join(pending[:20])}"
+
+
+@pytest.mark.clause("6-8")
+def test_no_reboot_pending(host, profile, evidence):
+    """No reboot is pending (reboot-required flag, or a newer kernel installed than running)"""
+    settings: measure.Settings = profile.measure("patching")
+    if settings.reboot_required_allowed:
+        evidence.not_applicable("the profile allows a pending reboot")
+    flagged = host.run("test -e %s", measure.REBOOT_REQUIRED).rc == 0
+    packages = host.run("cat %s.pkgs", measure.REBOOT_REQUIRED).stdout.split() if flagged else []
+    release, version = host.run("uname -r").stdout.strip(), host.run("uname -v").stdout.strip()
+    listing = host.run("dpkg-query -W -f '${Package} ${Version} ${db:Status-Abbrev}\\n' 'linux-image-[0-9]*'")
+    installed = {f[0].removeprefix("linux-image-"): f[1] for f in (ln.split() for ln in listing.stdout.splitlines())
+                 if len(f) >= 3 and f[2] == "ii"}
+    kernel = measure.kernel_reboot_pending(release, version, installed)
+    evidence.record(expected={"reboot-required": False, "kernel": "running = newest installed"},
+                    observed={"reboot-required": flagged, "packages": packages, "running": release,
+                              "running build": version, "installed kernels": installed,
+                              "kernel": kernel or ("up to date" if installed
+                                                   else "no linux-image package: not compared")})
+    assert not flagged, f"{measure.REBOOT_REQUIRED} exists (packages: {packages})"
+    assert kernel is None, f"reboot pending for the kernel: {kernel}"
+
+
+@pytest.mark.clause("6-8")
+def test_anti_malware(host, profile, evidence):
+    """ClamAV is installed, freshclam runs, and its signatures are fresh"""
+    settings: measure.Settings = profile.measure("patching")
+    if settings.anti_malware == "not-required":
+        evidence.not_applicable("the profile does not require anti-malware (Linux server: see the measure)")
+    installed = {p: _installed(host, p) for p in measure.CLAMAV_PACKAGES}
+    active = host.run("systemctl is-active %s", measure.FRESHCLAM_SERVICE).stdout.strip()
+    info = host.run(f"sigtool --info {measure.CLAMAV_DB}/daily.cld || sigtool --info {measure.CLAMAV_DB}/daily.cvd")
+    now = dt.datetime.fromtimestamp(_now(host), dt.UTC)
+    age = measure.signature_age_days(info.stdout, now) if info.rc == 0 else None
+    evidence.record(expected={"installed": dict.fromkeys(measure.CLAMAV_PACKAGES, True), "freshclam": "active",
+                              "signatures age (days)": f"<= {settings.malware_signatures_max_age_days}"},
+                    observed={"installed": installed, "freshclam": active, "signatures age (days)": age})
+    assert all(installed.values()), f"not installed: {[p for p, ok in installed.items() if not ok]}"
+    assert active == "active", f"{measure.FRESHCLAM_SERVICE} is {active or 'absent'}"
+    assert age is not None, "no ClamAV daily database (sigtool --info found none)"
+    assert age <= settings.malware_signatures_max_age_days, f"signatures are {age} days old"
