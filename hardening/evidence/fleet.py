@@ -106,12 +106,23 @@ def counts(rows: list[HostRow]) -> dict[str, int]:
     return out
 
 
+def clause_counts(rows: list[HostRow], clause_ids: list[str]) -> dict[str, dict[str, int]]:
+    """Per clause, how many hosts show each status in their cell."""
+    out = {c: dict.fromkeys(("pass", "fail", "error", "not_applicable"), 0) for c in clause_ids}
+    for row in rows:
+        for clause, status in row.cells.items():
+            if clause in out and status in out[clause]:
+                out[clause][status] += 1
+    return out
+
+
 def render_html(run_dir: Path, rows: list[HostRow]) -> str:
     index = chain.read_json(run_dir / chain.INDEX) if (run_dir / chain.INDEX).exists() else {}
     clauses = catalogue.load().clauses
     return _env.get_template("fleet.html.j2").render(
         run_id=run_dir.name, index=index, rows=rows, clauses=clauses, labels=STATUS_LABEL,
-        counts=counts(rows), date=jst_date(index.get("started")))
+        counts=counts(rows), by_clause=clause_counts(rows, [c.id for c in clauses]),
+        date=jst_date(index.get("started")))
 
 
 def render_csv(rows: list[HostRow]) -> str:
