@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Literal
 
 import pydantic
 import pytest
@@ -47,7 +48,8 @@ account\trequired\t\t\tpam_permit.so
 
 STOCK_ACCOUNT = FAILLOCK_ACCOUNT.split("\n", 1)[1]
 
-STACKS: dict[str, tuple[str, str]] = {
+Stack = Literal["auth", "account"]
+STACKS: dict[str, tuple[str, Stack]] = {
     "stock auth": (STOCK_AUTH, "auth"),
     "faillock auth": (FAILLOCK_AUTH, "auth"),
     "faillock account": (FAILLOCK_ACCOUNT, "account"),
