@@ -184,15 +184,20 @@ def build_seal(run_dir: Path, previous: list[Sealed], key: keymod.SigningKey | N
             files[path.name] = {"sha256": sha256_file(path), "size": path.stat().st_size,
                                 "kind": file_kind(path.name, documents.values())}
     head = previous[-1] if previous else None
+    docs = {name: read_json(run_dir / doc_name) if doc_name and (run_dir / doc_name).exists() else None
+            for name, doc_name in documents.items()}
+    by_profile = _retention_by_profile(docs)
     hosts: dict[str, dict[str, Any]] = {}
     for name, doc_name in sorted(documents.items()):
-        doc = read_json(run_dir / doc_name) if doc_name and (run_dir / doc_name).exists() else None
+        doc = docs[name]
         last = next((s for s in reversed(previous) if name in s.seal.get("hosts", {})), None)
+        listed = _index_entry(index, name)
         hosts[name] = {
             "document": doc_name or None,
             "sha256": files[doc_name]["sha256"] if doc_name in files else None,
-            "verdict": doc.get("verdict") if doc else _index_verdict(index, name),
-            "retention_days": retention_days(doc),
+            "verdict": doc.get("verdict") if doc else listed.get("verdict"),
+            "retention_days": retention_days(doc) if doc else by_profile.get(
+                str(listed.get("profile")), DEFAULT_RETENTION_DAYS),
             "previous": {"run_id": last.run_id, "seal": last.digest} if last else None,
         }
     return {
@@ -213,11 +218,19 @@ def build_seal(run_dir: Path, previous: list[Sealed], key: keymod.SigningKey | N
     }
 
 
-def _index_verdict(index: dict[str, Any], name: str) -> str | None:
-    for host in index.get("hosts", []):
-        if host.get("name") == name:
-            return host.get("verdict")
-    return None
+def _index_entry(index: dict[str, Any], name: str) -> dict[str, Any]:
+    return next((h for h in index.get("hosts", []) if h.get("name") == name), {})
+
+
+def _retention_by_profile(docs: dict[str, dict[str, Any] | None]) -> dict[str, int]:
+    """Profile name -> longest retention among this run's documents of that profile: the retention
+    of a host that could not be verified (no document) is taken from its profile's peers."""
+    out: dict[str, int] = {}
+    for doc in docs.values():
+        name = ((doc or {}).get("profile") or {}).get("name")
+        if name:
+            out[name] = max(out.get(name, 0), retention_days(doc))
+    return out
 
 
 def write_seal(run_dir: Path, seal: dict[str, Any], key: keymod.SigningKey | None) -> str:
