@@ -25,7 +25,7 @@ def _text(host: Any, command: str, *args: str) -> str | None:
 def _shadow(host: Any) -> str:
     text = _text(host, "getent shadow")
     if not text:
-        pytest.fail("getent shadow gave nothing: the checking account cannot read the shadow database")
+        raise AssertionError("getent shadow gave nothing: the checking account cannot read the shadow database")
     return text
 
 

@@ -8,6 +8,7 @@ it never reboots: a pending reboot is reported by the check.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from io import StringIO
 
 from pyinfra import host
@@ -53,7 +54,17 @@ def _unattended(settings: measure.Settings) -> None:
     files.put(name="Security origin for unattended-upgrades", src=StringIO(measure.origins_conf()),
               dest=measure.ORIGINS_CONF, user="root", group="root", mode="644", _if=wanted)
     for timer in measure.TIMERS:
+        server.shell(name=f"Unmask {timer}", commands=[f"systemctl unmask {timer}"],
+                     _if=[wanted, _masked(timer)])
         systemd.service(name=f"Enable {timer}", service=timer, running=True, enabled=True, _if=wanted)
+
+
+def _masked(unit: str) -> Callable[[], bool]:
+    """An admin (or the lab image) may have masked the unit: enabling would fail."""
+    def masked() -> bool:
+        state = host.get_fact(Command, command=f"systemctl is-enabled {unit} || true") or ""
+        return state.strip() == "masked"
+    return masked
 
 
 def _pending_security() -> list[str]:
