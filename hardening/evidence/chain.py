@@ -16,7 +16,8 @@ import datetime as dt
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,8 +89,29 @@ def run_dirs(root: Path) -> list[Path]:
     return sorted(p for p in root.iterdir() if is_run_dir(p))
 
 
+_memo: dict[tuple[str, int, int], Any] | None = None
+
+
+@contextmanager
+def memo() -> Iterator[None]:
+    """Within the block, each unchanged JSON file is parsed once (sealing reads every document
+    for the diff, the report, the seal and the store). Callers must not modify what they get."""
+    global _memo
+    outer, _memo = _memo, _memo if _memo is not None else {}
+    try:
+        yield
+    finally:
+        _memo = outer
+
+
 def read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
+    if _memo is None:
+        return json.loads(path.read_text(encoding="utf-8"))
+    info = path.stat()
+    key = (str(path.resolve()), info.st_mtime_ns, info.st_size)
+    if key not in _memo:
+        _memo[key] = json.loads(path.read_text(encoding="utf-8"))
+    return _memo[key]
 
 
 def host_documents(run_dir: Path) -> dict[str, str]:

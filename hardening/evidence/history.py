@@ -77,7 +77,7 @@ def seal_run(run_dir: Path, key_dir: Path | None = None) -> Outcome:
     root = run_dir.parent
     if not (run_dir / chain.INDEX).exists():
         raise HardeningError(f"{run_dir}: no {chain.INDEX}; not a run directory")
-    with locked(root):
+    with locked(root), chain.memo():
         if (run_dir / chain.SEAL).exists():
             raise HardeningError(f"{run_dir}: already sealed")
         diffs, regressions = diff.regressions_since_previous(root, run_dir)

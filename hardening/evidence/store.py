@@ -9,7 +9,6 @@ and the commit) are indexed the next time a run is sealed.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -209,7 +208,7 @@ def _read_doc(run_dir: Path, name: str | None) -> dict[str, Any] | None:
     if not name or not (run_dir / name).exists():
         return None
     try:
-        data = json.loads((run_dir / name).read_text(encoding="utf-8"))
+        data = chain.read_json(run_dir / name)
     except ValueError:
         return None
     return data if isinstance(data, dict) else None
