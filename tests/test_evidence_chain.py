@@ -173,3 +173,15 @@ def test_single_run_and_single_file_can_be_verified(root: Path) -> None:
     (run / "index.json").write_text("{}")
     proc = cli("evidence", "verify", run / "index.json")
     assert proc.returncode == 1 and "index.json" in proc.stdout
+
+
+def test_runs_sealed_out_of_start_order_still_verify(tmp_path: Path, key_dir: Path) -> None:
+    """Two verify runs at once into one root: the later-started one may finish (and seal) first."""
+    root = tmp_path / "evidence"
+    late = make_run(root, 20, {"web01": all_pass()}, hour=11)
+    early = make_run(root, 20, {"pc01": all_pass()}, hour=10)
+    history.seal_run(late)
+    history.seal_run(early)
+    assert chain.load_sealed(early).sequence == 2
+    report = verify(root)
+    assert report.ok, [f.line() for f in report.findings]

@@ -73,3 +73,13 @@ def test_diff_needs_two_runs(tmp_path: Path) -> None:
     proc = cli("diff", "--evidence", root)
     assert proc.returncode == 2 and proc.stderr.startswith("hardening: error:")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_diff_refuses_a_pruned_run(tmp_path: Path) -> None:
+    root = tmp_path / "evidence"
+    first = make_run(root, 1, {"web01": all_pass()}, retention_days=1)
+    history.after_run(first)
+    history.after_run(make_run(root, 2, {"web01": all_pass()}, retention_days=1))
+    assert [d.prune for d in history.prune(root, keep=1)] == [True]
+    proc = cli("diff", first.name, "latest", "--evidence", root)
+    assert proc.returncode == 2 and "pruned" in proc.stderr

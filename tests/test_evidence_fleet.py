@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import html.parser
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -121,3 +122,15 @@ def test_fleet_html_renders_in_chromium_with_the_right_counts(run: Path, tmp_pat
     assert ("db01", "6-15", "not_applicable") in parsed.cells and ("pc01", "6-7", "pass") in parsed.cells
     assert "pc02" not in {host for host, _, _ in parsed.cells}  # unreachable: one spanning cell
     assert 'href="web01.html"' in dom.stdout and "外部からの不正アクセスの防止" in dom.stdout
+
+
+def test_csv_cells_cannot_become_excel_formulas(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HARDENING_KEY_DIR", str(tmp_path / "keys"))
+    run_dir = make_run(tmp_path / "evidence", 28, {"pc09": None})
+    index = json.loads((run_dir / "index.json").read_text())
+    index["hosts"][0]["message"] = '=HYPERLINK("http://example.invalid","click")'
+    (run_dir / "index.json").write_text(json.dumps(index, ensure_ascii=False))
+    history.after_run(run_dir)
+    with open(run_dir / fleet.CSV, encoding="utf-8-sig", newline="") as fh:
+        row = list(csv.reader(fh))[1]
+    assert row[1] == "'=HYPERLINK(\"http://example.invalid\",\"click\")"

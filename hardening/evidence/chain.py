@@ -438,10 +438,13 @@ def _link(previous: Sealed | None, sealed: Sealed, report: Report) -> bool:
 
 
 def _order(previous: Sealed, sealed: Sealed, report: Report) -> None:
-    a, b = (parse_time(s.seal.get("started")) for s in (previous, sealed))
-    if (a and b and b < a) or sealed.run_id < previous.run_id:
-        report.add("reordered", sealed.dir, f"run #{sealed.sequence} ({sealed.run_id}) is older than "
-                   f"run #{previous.sequence} ({previous.run_id}) before it in the chain")
+    """Seals are made one at a time, so their times only go forward along the chain. (Run ids may
+    not: two runs started at once are sealed in the order they finish.) A signed seal's time cannot
+    be changed, so going backwards means the clock did: a warning."""
+    a, b = (parse_time(s.seal.get("sealed_at")) for s in (previous, sealed))
+    if a and b and b < a:
+        report.add("clock", sealed.dir / SEAL, f"run #{sealed.sequence} was sealed at {b.isoformat()}, "
+                   f"before run #{previous.sequence} ({a.isoformat()}): did the clock go back?", fatal=False)
 
 
 def _host_link(host: str, last: Sealed | None, declared: dict[str, Any] | None, sealed: Sealed,

@@ -33,6 +33,14 @@ def _key_dir_option(f: Any) -> Any:
                         help="Key directory (default: $HARDENING_KEY_DIR, else ~/.config/hardening/keys).")(f)
 
 
+def live_run(root: Path, ref: str) -> Path:
+    """A run that still has its documents (not pruned)."""
+    run_dir = resolve_run(root, ref)
+    if (run_dir / chain.PRUNED).exists():
+        raise ConfigError(str(run_dir), "this run was pruned: only its seal is left")
+    return run_dir
+
+
 def resolve_run(root: Path, ref: str) -> Path:
     """A run by path, by run id (or a unique prefix of one) under ``root``, or ``latest``."""
     path = Path(ref)
@@ -174,7 +182,7 @@ def evidence_report(run: str, evidence_root: Path, out: Path | None) -> None:
     report is only rewritten in place when the result is byte-identical to what was sealed;
     otherwise use --out.
     """
-    run_dir = resolve_run(evidence_root, run)
+    run_dir = live_run(evidence_root, run)
     html, text = fleet.render(run_dir)
     if out is None and (run_dir / chain.SEAL).exists():
         sealed = chain.load_sealed(run_dir).seal.get("files", {})
@@ -257,10 +265,10 @@ def diff(runs: tuple[str, ...], evidence_root: Path, as_json: bool, exit_code: b
 def _pair(root: Path, runs: tuple[str, ...]) -> tuple[Path, Path]:
     if len(runs) > 2:
         raise ConfigError("diff", "give at most two runs")
-    all_runs = chain.run_dirs(root)
+    all_runs = [r for r in chain.run_dirs(root) if not (r / chain.PRUNED).exists()]
     if len(runs) == 2:
-        return resolve_run(root, runs[0]), resolve_run(root, runs[1])
-    later = resolve_run(root, runs[0]) if runs else (all_runs[-1] if all_runs else None)
+        return live_run(root, runs[0]), live_run(root, runs[1])
+    later = live_run(root, runs[0]) if runs else (all_runs[-1] if all_runs else None)
     earlier = [r for r in all_runs if later is not None and r.name < later.name]
     if later is None or not earlier:
         raise ConfigError(str(root), "need two runs to compare (found "

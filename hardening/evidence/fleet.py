@@ -125,26 +125,39 @@ def render_html(run_dir: Path, rows: list[HostRow]) -> str:
         date=jst_date(index.get("started")))
 
 
+def cell(value: str) -> str:
+    """A CSV cell Excel shows as text: a leading =, +, -, @ (a formula) gets a quote in front,
+    since messages can carry text from the host."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
 def render_csv(rows: list[HostRow]) -> str:
     """The self-inspection sheet as text (written with a BOM by :func:`write`)."""
     headings = {c.id: c.heading_ja for c in catalogue.load().clauses}
     buf = io.StringIO()
     writer = csv.writer(buf, dialect="excel", lineterminator="\r\n")
     writer.writerow(HEADERS)
+    for line in _csv_rows(rows, headings):
+        writer.writerow([cell(v) for v in line])
+    return buf.getvalue()
+
+
+def _csv_rows(rows: list[HostRow], headings: dict[str, str]) -> list[list[str]]:
+    out = []
     for row in rows:
         date = jst_date(row.started)
         if not row.checks:
-            writer.writerow(["", row.message or "点検できず / not verified",
-                             STATUS_LABEL.get(row.verdict, row.verdict),
-                             f"{row.document} {row.digest}" if row.document else "",
-                             date, row.name, row.profile])
+            out.append(["", row.message or "点検できず / not verified",
+                        STATUS_LABEL.get(row.verdict, row.verdict),
+                        f"{row.document} {row.digest}" if row.document else "",
+                        date, row.name, row.profile])
             continue
         for check in row.checks:
             clause = "; ".join(f"{c} {headings.get(c, '')}".strip() for c in check.get("clauses", []))
-            writer.writerow([clause, f"{check.get('title', '')} ({check['id']})",
-                             STATUS_LABEL.get(check["status"], check["status"]),
-                             f"{row.document}#{check['id']} {row.digest}", date, row.name, row.profile])
-    return buf.getvalue()
+            out.append([clause, f"{check.get('title', '')} ({check['id']})",
+                        STATUS_LABEL.get(check["status"], check["status"]),
+                        f"{row.document}#{check['id']} {row.digest}", date, row.name, row.profile])
+    return out
 
 
 def write(run_dir: Path, out: Path | None = None) -> tuple[Path, Path]:
