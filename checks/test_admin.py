@@ -85,12 +85,14 @@ def test_root_login_ssh(host, profile, evidence):
     """Root login over SSH is as the profile says (sshd -T, effective after drop-ins)"""
     settings: measure.Settings = profile.measure("admin")
     config, why = _sshd.effective(host.run(_sshd.SSHD_T))
-    seen = (config or {}).get("permitrootlogin", [why])
-    want = settings.permit_root_login
+    as_root, _ = _sshd.effective(host.run(_sshd.SSHD_T_ROOT))  # a Match User root block counts
     aliases = {"without-password": "prohibit-password"}
-    evidence.record(expected={"permitrootlogin": want}, observed={"permitrootlogin": seen[-1]})
+    seen = {label: aliases.get(c["permitrootlogin"][0], c["permitrootlogin"][0]) if c else why
+            for label, c in (("global", config), ("for user root", as_root))}
+    want = settings.permit_root_login
+    evidence.record(expected={"global": want, "for user root": want}, observed=seen)
     assert config is not None, why
-    assert aliases.get(seen[0], seen[0]) == want
+    assert seen == {"global": want, "for user root": want}
 
 
 @pytest.mark.clause("6-6")

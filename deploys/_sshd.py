@@ -56,6 +56,9 @@ def sshd_validate_script(candidate: str, dest: str, root: str = "/etc/ssh") -> s
         f'cp {shlex.quote(candidate)} "$T/ssh/"{rel} && '
         f"sed -i -E 's#^([[:space:]]*[Ii]nclude[[:space:]]+){root}/#\\1'\"$T\"'/ssh/#' "
         '"$T/ssh/sshd_config" "$T"/ssh/sshd_config.d/*.conf && '
+        # Without an absolute Include of sshd_config.d the candidate would not be read: refuse.
+        'if ! grep -qE "^[[:space:]]*[Ii]nclude[[:space:]]+$T/ssh/sshd_config.d/" "$T/ssh/sshd_config"; '
+        f'then echo "{root}/sshd_config does not Include {root}/sshd_config.d/*.conf" >&2; false; fi && '
         "install -d -m 0755 /run/sshd && "
         'sshd -t -f "$T/ssh/sshd_config"'
     )

@@ -121,3 +121,11 @@ def test_all_measure_dropins_accepted_and_effective(ssh_tree: Path) -> None:
     assert effective["clientaliveinterval"] == ["300"]     # and 50-cloud-init.conf's 9999
     assert effective["allowgroups"] == ["sudo", "staff"]
     assert effective["ciphers"] == [",".join(encryption.DEFAULT_CIPHERS)]
+
+
+def test_refused_when_the_main_config_would_not_read_the_dropin(ssh_tree: Path) -> None:
+    main = ssh_tree / "sshd_config"
+    main.write_text(main.read_text().replace(f"Include {ssh_tree}/", "Include "))
+    result = _install(ssh_tree, measure.sshd_dropin(measure.Settings()))
+    assert result.returncode == 1 and "does not Include" in result.stderr
+    assert not (ssh_tree / "sshd_config.d" / "10-hardening-timeouts.conf").exists()

@@ -6,7 +6,10 @@ value it reads for a keyword, so a name starting with ``10-`` wins over later dr
 ``50-cloud-init.conf`` and over the main file.
 
 The deploy side (``deploys/_sshd.py``) writes the text rendered here; the check side reads the
-effective configuration with ``sshd -T`` and parses it with :func:`parse_effective`.
+effective configuration with ``sshd -T`` and parses it with :func:`parse_effective`. Plain
+``sshd -T`` (OpenSSH 9.2) prints the global values and does not evaluate ``Match`` blocks; our
+drop-ins hold none. The root-login check also asks ``sshd -T -C user=root,...`` so that a
+``Match User root`` elsewhere cannot hide.
 """
 
 from __future__ import annotations
@@ -69,6 +72,8 @@ class RunResult(Protocol):
 
 
 SSHD_T = "sshd -T"
+# With -C, sshd also evaluates Match blocks for that connection (here: root from the host itself).
+SSHD_T_ROOT = "sshd -T -C user=root,host=localhost,addr=127.0.0.1"
 
 
 def effective(result: RunResult) -> tuple[dict[str, list[str]] | None, str]:
