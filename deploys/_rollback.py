@@ -26,7 +26,9 @@ Protocol, on the target host (all as root):
    The live change does not touch the boot configuration: a reboot before the confirmation
    comes back in the previous state (the transient timer and the marker in /run vanish with it).
 3. After pyinfra has finished for all hosts, the deploy runner (hardening/deploying.py) opens a
-   NEW ssh connection to each host and, when ``/run/hardening/pending/`` is not empty, runs
+   NEW ssh connection to each host (a new TCP connection: not through an ssh ControlMaster, whose
+   established connection the new ruleset still accepts) and, when ``/run/hardening/pending/``
+   is not empty (the directories are world-listable, the markers hold no secret), runs
    ``sudo -n /usr/local/sbin/hardening-confirm`` (``hardening.measures.firewall.confirm_command()``).
    For each marker it runs the change's ``commit`` (e.g. install ``desired`` as
    ``/etc/nftables.conf``), removes the marker, stops the timer and prints ``confirmed: <name>``.
@@ -188,7 +190,7 @@ if ! (set -e
 {change.validate}
 ); then echo "{change.name}: validation failed, nothing applied" >&2; exit 1; fi
 mkdir -p "$RUN/pending" "$RUN/rolled-back"
-chmod 0700 "$RUN"
+chmod 0755 "$RUN" "$RUN/pending" "$RUN/rolled-back"
 exec 9>"$RUN/lock"
 flock 9
 if [ ! -f "$RUN/pending/{change.name}" ]; then

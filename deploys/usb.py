@@ -54,6 +54,14 @@ def _drivers(settings: measure.Settings) -> None:
                           path=measure.MODPROBE_CONF, present=False)
     server.shell(name="Reload udev (it caches the modprobe configuration)",
                  commands=["udevadm control --reload"], _if=conf.did_change)
+    if settings.storage == "block":
+        # A stick attached before the block left the drivers loaded; unload them unless in use
+        # (a mounted stick): test_storage_driver_not_loaded reports what stays loaded.
+        unload = " ".join(measure.kernel_name(m) for m in measure.STORAGE_MODULES)
+        server.shell(name="Unload USB storage drivers if loaded and unused",
+                     commands=[f"for m in {unload}; do grep -q \"^$m \" /proc/modules && "
+                               "modprobe -r \"$m\" 2>/dev/null; true; done"],
+                     _if=conf.did_change)
     if host.get_fact(Which, command="update-initramfs"):
         server.shell(name="Update the initramfs (it carries usb-storage and /etc/modprobe.d)",
                      commands=["update-initramfs -u"], _if=conf.did_change)

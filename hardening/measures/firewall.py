@@ -31,6 +31,7 @@ Examples::
 from __future__ import annotations
 
 import ipaddress
+import json
 import socket
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -229,19 +230,19 @@ def parse_nft_json(document: dict[str, Any], table: str = TABLE, family: str = "
             continue
         target = chains.get(rule.get("chain", ""))
         if target is not None:
-            _add_rule(target, rule.get("expr", []), rule.get("comment"))
+            label = f"handle {rule.get('handle')}" + (f" \"{rule['comment']}\"" if rule.get("comment") else "")
+            _add_rule(target, rule.get("expr", []), label)
     return chains
 
 
-def _add_rule(chain: Chain, exprs: list[dict[str, Any]], comment: str | None) -> None:
+def _add_rule(chain: Chain, exprs: list[dict[str, Any]], label: str) -> None:
     verdicts = [key for e in exprs for key in e if key in ("accept", "jump", "goto")]
     if not verdicts:
         return
-    text = (comment or "") + " " + " ".join(sorted({k for e in exprs for k in e}))
     if verdicts[0] in ("jump", "goto"):
-        chain.jumps.append(text.strip())
+        chain.jumps.append(f"{label}: {verdicts[0]} {json.dumps(exprs)[:200]}")
         return
-    accept = Accept(text=text.strip())
+    accept = Accept(text=label)
     for expr in exprs:
         if "match" in expr:
             _apply_match(accept, expr["match"])

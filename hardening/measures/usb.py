@@ -162,8 +162,29 @@ def modprobe_conf(settings: Settings) -> str:
 
 
 def module_blocked(modprobe_output: str) -> bool:
-    """Whether ``modprobe -n -v MODULE`` output shows the block (``install /bin/false``)."""
-    return bool(re.search(r"^install\s+/bin/false\b", modprobe_output.strip(), re.MULTILINE))
+    """Whether ``modprobe -n -v MODULE`` output shows the block (``install /bin/false``).
+
+    Also accepts the ``install <module> /bin/false`` line of ``modprobe -c``.
+
+    >>> module_blocked("insmod /lib/modules/x/firewire-core.ko\\ninstall /bin/false")
+    True
+    >>> module_blocked("loaded now; modprobe -c: install usb_storage /bin/false")
+    True
+    """
+    return bool(re.search(r"(^|: )install\s+(\S+\s+)?/bin/false\b", modprobe_output.strip(), re.MULTILINE))
+
+
+def configured_install(modprobe_config: str, module: str) -> str | None:
+    """The ``install`` line ``modprobe -c`` shows for a module (names use underscores there).
+
+    >>> configured_install("blacklist uas\\ninstall uas /bin/false\\n", "uas")
+    'install uas /bin/false'
+    """
+    for line in modprobe_config.splitlines():
+        parts = line.split()
+        if len(parts) >= 3 and parts[0] == "install" and kernel_name(parts[1]) == kernel_name(module):
+            return line.strip()
+    return None
 
 
 def kernel_name(module: str) -> str:
@@ -255,6 +276,20 @@ def usbguard_daemon_conf(settings: Settings) -> str:
         "AuditFilePath=/var/log/usbguard/usbguard-audit.log\n"
         "HidePII=false\n"
     )
+
+
+def parse_daemon_conf(text: str, keys: tuple[str, ...]) -> dict[str, str]:
+    """The values of ``keys`` in a usbguard-daemon.conf (last one wins, "(unset)" if absent).
+
+    >>> parse_daemon_conf("# c\\nImplicitPolicyTarget=allow\\n", ("ImplicitPolicyTarget", "RuleFolder"))
+    {'ImplicitPolicyTarget': 'allow', 'RuleFolder': '(unset)'}
+    """
+    values = dict.fromkeys(keys, "(unset)")
+    for line in text.splitlines():
+        key, sep, value = line.strip().partition("=")
+        if sep and not key.startswith("#") and key in values:
+            values[key] = value.strip()
+    return values
 
 
 def parse_list_rules(output: str) -> list[str]:
