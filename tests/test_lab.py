@@ -117,6 +117,7 @@ def test_reboot_keeps_identity(lab_host: StartHost) -> None:
     assert after[0] == before[0] == host.machine_id
     assert after[1] != before[1]
     assert after[2] == host.name
+    assert host.state.serial == host.name  # the DMI serial QEMU gives it, read at boot
 
 
 def test_errors_are_one_line(lab: Lab) -> None:

@@ -294,9 +294,17 @@ class LabHost:
             except subprocess.TimeoutExpired:
                 continue
             if proc.returncode == 0 and proc.stdout.strip() not in ("", boot_id):
-                self.run(f"sudo date -u -s @{time.time():.3f} >/dev/null")
+                self._after_boot()
                 return time.monotonic() - started
         raise LabError(f"{self.name}: not back {timeout:.0f} s after reboot")
+
+    def _after_boot(self) -> None:
+        """Reset the clock; re-read the DMI serial, which is this host's own only after a boot
+        (a restored clone still reports the golden machine's, read at its boot)."""
+        out = self.run(f"sudo sh -c 'date -u -s @{time.time():.3f} >/dev/null; "
+                       "cat /sys/class/dmi/id/product_serial'").stdout.strip()
+        self.state.serial = out or None
+        self.state.save(self.directory)
 
     def wait_ssh(self, timeout: float = 120) -> float:
         return wait_ssh(self.ssh_command(), timeout, self.name)
