@@ -185,3 +185,15 @@ def test_runs_sealed_out_of_start_order_still_verify(tmp_path: Path, key_dir: Pa
     assert chain.load_sealed(early).sequence == 2
     report = verify(root)
     assert report.ok, [f.line() for f in report.findings]
+
+
+def test_a_truncated_document_is_still_sealed(tmp_path: Path, key_dir: Path) -> None:
+    """A host whose document was cut short (disk full, crash) must not stop the run's seal."""
+    root = tmp_path / "evidence"
+    history.seal_run(make_run(root, 20, {"web01": all_pass()}))
+    run = make_run(root, 21, {"web01": all_pass(), "pc01": all_pass()})
+    (run / "pc01.json").write_text((run / "pc01.json").read_text()[:500])
+    outcome = history.seal_run(run)
+    assert outcome.signed and not outcome.regressions
+    assert chain.load_sealed(run).seal["files"]["pc01.json"]["kind"] == "document"
+    assert verify(root).ok

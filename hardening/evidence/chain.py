@@ -206,8 +206,7 @@ def build_seal(run_dir: Path, previous: list[Sealed], key: keymod.SigningKey | N
             files[path.name] = {"sha256": sha256_file(path), "size": path.stat().st_size,
                                 "kind": file_kind(path.name, documents.values())}
     head = previous[-1] if previous else None
-    docs = {name: read_json(run_dir / doc_name) if doc_name and (run_dir / doc_name).exists() else None
-            for name, doc_name in documents.items()}
+    docs = {name: load_document(run_dir, doc_name) for name, doc_name in documents.items()}
     by_profile = _retention_by_profile(docs)
     hosts: dict[str, dict[str, Any]] = {}
     for name, doc_name in sorted(documents.items()):
@@ -238,6 +237,17 @@ def build_seal(run_dir: Path, previous: list[Sealed], key: keymod.SigningKey | N
         "key": None if key is None else {"algorithm": keymod.ALGORITHM, "fingerprint": key.fingerprint,
                                          "public": keymod.public_b64(key.public)},
     }
+
+
+def load_document(run_dir: Path, name: str) -> dict[str, Any] | None:
+    """A host document, or None when it is missing or unreadable (its bytes are sealed anyway)."""
+    if not name or not (run_dir / name).exists():
+        return None
+    try:
+        doc = read_json(run_dir / name)
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) else None
 
 
 def _index_entry(index: dict[str, Any], name: str) -> dict[str, Any]:

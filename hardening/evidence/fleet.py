@@ -66,7 +66,7 @@ def host_rows(run_dir: Path) -> list[HostRow]:
     rows = []
     for host, name in chain.host_documents(run_dir).items():
         path = run_dir / name if name else None
-        doc = chain.read_json(path) if path and path.exists() else None
+        doc = chain.load_document(run_dir, name)
         entry = listed.get(host, {})
         row = HostRow(
             name=host, verdict=(doc or {}).get("verdict") or entry.get("verdict") or "error",

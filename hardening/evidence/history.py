@@ -80,16 +80,36 @@ def seal_run(run_dir: Path, key_dir: Path | None = None) -> Outcome:
     with locked(root), chain.memo():
         if (run_dir / chain.SEAL).exists():
             raise HardeningError(f"{run_dir}: already sealed")
-        diffs, regressions = diff.regressions_since_previous(root, run_dir)
-        fleet.write(run_dir)
+        problems: list[str] = []
+        diffs, regressions = _compare(root, run_dir, problems)
+        _report(run_dir, problems)
         key, why = signing_key(key_dir)
         seal = chain.build_seal(run_dir, chain.sealed_runs(root, exclude=run_dir), key)
         digest = chain.write_seal(run_dir, seal, key)
         outcome = Outcome(run_dir.name, digest, key is not None, key.fingerprint if key else None,
                           regressions, diffs)
         outcome.notes.append(_sealed_note(outcome, seal, why))
+        outcome.notes.extend(problems)
         outcome.notes.extend(_index(root, run_dir))
     return outcome
+
+
+def _compare(root: Path, run_dir: Path, problems: list[str]) -> tuple[list[diff.HostDiff], list[str]]:
+    """Regressions against each host's previous run; a broken earlier document must not stop
+    the seal, so trouble becomes a note."""
+    try:
+        return diff.regressions_since_previous(root, run_dir)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        problems.append(f"WARNING: regressions not computed ({type(exc).__name__}: {exc})")
+        return [], []
+
+
+def _report(run_dir: Path, problems: list[str]) -> None:
+    try:
+        fleet.write(run_dir)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        problems.append(f"WARNING: fleet report not written ({type(exc).__name__}: {exc}); "
+                        "the run is sealed without it")
 
 
 def _sealed_note(outcome: Outcome, seal: dict[str, object], why: str | None) -> str:
