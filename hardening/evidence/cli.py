@@ -18,7 +18,7 @@ from hardening.evidence import diff as diff_mod
 from hardening.evidence import keys as keymod
 from hardening.evidence import schedule as schedule_mod
 from hardening.evidence.store import FILE as STORE_FILE
-from hardening.evidence.store import Store
+from hardening.evidence.store import Store, read_index
 
 PathType = click.Path(path_type=Path)
 
@@ -148,11 +148,12 @@ def _verify(target: Path, policy: chain.Policy) -> chain.Report:
         target = target.parent
     if chain.is_run_dir(target):
         return chain.verify_single(target, policy)
-    indexed = None
-    if (target / STORE_FILE).exists():
-        with Store(target) as store:
-            indexed = store.indexed()
-    return chain.verify_tree(target, policy, indexed)
+    indexed = read_index(target)
+    report = chain.verify_tree(target, policy, indexed)
+    if indexed is None:
+        report.add("no-store", target / STORE_FILE, "no readable history store: removal of the "
+                   "newest run(s) cannot be detected from the files alone", fatal=False)
+    return report
 
 
 def _print_report(report: chain.Report, target: Path, as_json: bool) -> None:

@@ -127,6 +127,7 @@ def _index(root: Path, run_dir: Path) -> list[str]:
         with Store(root) as store:
             store.index_run(chain.load_sealed(run_dir))
             missed = store.catch_up()
+            store.checkpoint()
     except sqlite3.Error as exc:
         return [f"WARNING: history store {root / 'history.sqlite'} not updated ({exc}); "
                 "the run is sealed and will be indexed by the next run"]

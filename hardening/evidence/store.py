@@ -77,6 +77,10 @@ class Store:
                               f"INSERT OR IGNORE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');"
                               "COMMIT;")
 
+    def checkpoint(self) -> None:
+        """Move the WAL into the database file, so a plain copy of the evidence root is complete."""
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
     def __enter__(self) -> Store:
         return self
 
@@ -220,4 +224,20 @@ def _pruned_at(sealed: chain.Sealed) -> str | None:
     try:
         return str(chain.read_json(sealed.dir / chain.PRUNED).get("pruned_at"))
     except (ValueError, OSError):
+        return None
+
+
+def read_index(root: Path) -> dict[str, str] | None:
+    """run_id -> seal sha256 from ``history.sqlite``, read-only (evidence may sit on read-only
+    media); None when there is no store or it cannot be read."""
+    path = root / FILE
+    if not path.exists():
+        return None
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)
+        try:
+            return {r[0]: r[1] for r in db.execute("SELECT run_id, seal_sha256 FROM runs")}
+        finally:
+            db.close()
+    except sqlite3.Error:
         return None
