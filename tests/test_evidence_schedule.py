@@ -69,6 +69,9 @@ def test_on_calendar_and_bad_interval(tmp_path: Path) -> None:
         schedule.check_every("daily please")
     proc = cli("schedule", "install", INVENTORY, "--every", "banana", "--unit-dir", tmp_path / "u")
     assert proc.returncode == 2 and proc.stderr.startswith("hardening: error: --every")
+    if shutil.which("systemd-analyze"):
+        proc = cli("schedule", "install", INVENTORY, "--on-calendar", "banana", "--unit-dir", tmp_path / "u")
+        assert proc.returncode == 2 and "not a systemd calendar expression" in proc.stderr
 
 
 # A stand-in for `hardening verify`: writes and seals one run, exits with the code given.

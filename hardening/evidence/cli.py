@@ -312,9 +312,18 @@ def _unit_dir_option(f: Any) -> Any:
 def schedule_install(inventory: Path, evidence_root: Path, every: str, on_calendar: str | None, keep: int,
                      name: str | None, user: bool, key_dir: Path | None, no_enable: bool,
                      unit_dir: Path | None) -> None:
-    """Install hardening-verify-NAME.service and .timer for INVENTORY."""
+    """Install hardening-verify-NAME.service and .timer for INVENTORY.
+
+    Each run: `hardening verify INVENTORY --evidence DIR` (output to the journal), then prune
+    beyond --keep runs (never inside a profile's retention period), then one summary line
+    (exit code, run, hosts per verdict, seal hash, signed or UNSIGNED) in the journal. The unit
+    exits with verify's code: non-zero leaves it failed for monitoring. Without --unit-dir the
+    files go to systemd's directory and the timer is enabled and started.
+    """
     if on_calendar is None:
         schedule_mod.check_every(every)
+    else:
+        schedule_mod.check_calendar(on_calendar)
     key_dir = (key_dir or keymod.default_dir()).resolve()
     if not (key_dir / keymod.PRIVATE).exists():
         click.echo(f"warning: no signing key in {key_dir}: runs will be sealed UNSIGNED "

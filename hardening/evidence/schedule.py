@@ -70,6 +70,19 @@ def check_every(every: str) -> str:
     return every.strip()
 
 
+def check_calendar(expression: str) -> str:
+    """Validate an OnCalendar= expression with systemd-analyze when it is there."""
+    if "\n" in expression or not expression.strip():
+        raise ConfigError("--on-calendar", "expected one calendar expression")
+    if shutil.which("systemd-analyze"):
+        proc = subprocess.run(["systemd-analyze", "calendar", expression], capture_output=True, text=True,
+                              timeout=30, check=False)
+        if proc.returncode != 0:
+            raise ConfigError("--on-calendar", f"{expression!r} is not a systemd calendar expression "
+                              f"({proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else 'invalid'})")
+    return expression.strip()
+
+
 def quote(arg: str) -> str:
     """One argument for ExecStart= (systemd.service(5) quoting; % and $ escaped)."""
     text = str(arg).replace("%", "%%").replace("$", "$$")
