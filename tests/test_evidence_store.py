@@ -110,6 +110,8 @@ def test_store_is_wal_and_rebuilds_from_files(root: Path) -> None:
     with Store(root) as store:
         assert store.reindex() == 2
         assert store.indexed() == before
+        store.index_run(chain.load_sealed(chain.run_dirs(root)[0]))  # indexing again replaces
+        assert store.indexed() == before and len(store.host_history("web01")) == 2
 
 
 def test_concurrent_reader_does_not_block_sealing(root: Path) -> None:

@@ -33,8 +33,8 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 CREATE TABLE IF NOT EXISTS hosts (
     name TEXT PRIMARY KEY,
-    first_run TEXT NOT NULL REFERENCES runs(run_id),
-    last_run TEXT NOT NULL REFERENCES runs(run_id)
+    first_run TEXT NOT NULL,
+    last_run TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS host_runs (
     run_id TEXT NOT NULL REFERENCES runs(run_id),
