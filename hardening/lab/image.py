@@ -161,7 +161,7 @@ def _build(image: Image, pubkey: str, mirror: str, sources: str) -> None:
     if os.geteuid() != 0:
         raise LabError("building the lab image needs root (debootstrap and chroot)")
     work = image.directory.with_name(image.key + ".tmp")
-    shutil.rmtree(work, ignore_errors=True)
+    _remove_tree(work)
     work.mkdir(parents=True)
     log = work / "build.log"
     rootfs = work / "rootfs"
@@ -172,7 +172,7 @@ def _build(image: Image, pubkey: str, mirror: str, sources: str) -> None:
     say(f"debootstrap done in {time.monotonic() - started:.0f} s; customising")
     _customize(rootfs, pubkey, sources, log)
     _export(rootfs, work, log)
-    shutil.rmtree(rootfs)
+    _remove_tree(rootfs)
     elapsed = time.monotonic() - started
     (work / "recipe.json").write_text(json.dumps({"packages": PACKAGES, "version": BUILD_VERSION,
                                                   "mirror": mirror, "build_seconds": round(elapsed)}))
@@ -209,6 +209,16 @@ def _export(rootfs: Path, work: Path, log: Path) -> None:
         log=log, timeout=900)
     with (work / "spare.img").open("wb") as spare:
         spare.truncate(SPARE_SIZE)
+
+
+def _remove_tree(path: Path) -> None:
+    """rmtree that first unmounts what an interrupted debootstrap left mounted (/proc, /sys)
+    inside the tree: rmtree would otherwise walk into the machine's own /proc and /sys."""
+    prefix = f"{path.resolve()}/"
+    mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    for mount in sorted((m for m in mounts if m.startswith(prefix)), key=len, reverse=True):
+        run(["umount", "-l", mount])
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _prune(images: Path, keep: str) -> None:
