@@ -118,3 +118,22 @@ def test_missing_verify_run_is_reported(tmp_path: Path, capfd: pytest.CaptureFix
     code = schedule.run("lab", INVENTORY, tmp_path / "ev", keep=0, command=[sys.executable, "-c", "exit(2)"])
     assert code == 2
     assert "<3>hardening-verify-lab: exit 2 (config); no run was written" in capfd.readouterr().out
+
+
+def test_local_schedule_packaged_for_another_machine(tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    proc = cli("schedule", "install", "--local", "--profile", "server", "--sensitivity", "high",
+               "--evidence", "/var/lib/hardening/evidence", "--python", "/usr/bin/python3",
+               "--workdir", "/opt/hardening/src", "--env", "PYTHONPATH=/opt/hardening/site:/opt/hardening/src",
+               "--key-dir", "/etc/hardening/keys", "--randomized-delay", "0", "--unit-dir", units)
+    assert proc.returncode == 0, proc.stderr
+    service = (units / "hardening-verify-local.service").read_text()
+    assert ("ExecStart=/usr/bin/python3 -m hardening.evidence.schedule run --name local --evidence "
+            "/var/lib/hardening/evidence --keep 30 --local --profile server --sensitivity high") in service
+    assert "Environment=PYTHONPATH=/opt/hardening/site:/opt/hardening/src" in service
+    assert "WorkingDirectory=/opt/hardening/src" in service
+    assert "RandomizedDelaySec=0" in (units / "hardening-verify-local.timer").read_text()
+    both = cli("schedule", "install", INVENTORY, "--local", "--unit-dir", units)
+    assert both.returncode == 2 and "INVENTORY or --local" in both.stderr
+    assert schedule.verify_command(None, Path("/e"), "server", "high")[3:] == [
+        "verify", "--local", "--profile", "server", "--sensitivity", "high", "--evidence", "/e"]

@@ -7,11 +7,13 @@ line, ``hardening: error: …``, exit 2); ``evidence verify`` exits 1 when it fi
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
+from hardening import ROOT
 from hardening.errors import ConfigError, Exit
 from hardening.evidence import chain, fleet, history
 from hardening.evidence import diff as diff_mod
@@ -297,7 +299,11 @@ def _unit_dir_option(f: Any) -> Any:
 
 
 @schedule.command("install")
-@click.argument("inventory", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("inventory", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--local", is_flag=True, help="Verify this machine itself instead of an inventory.")
+@click.option("--profile", "profile_name", default=None, help="With --local: the hardware profile.")
+@click.option("--sensitivity", default=None, type=click.Choice(["low", "medium", "high"]),
+              help="With --local: its sensitivity.")
 @_evidence_option
 @click.option("--every", default="1d", show_default=True, help="Interval, a systemd time span (12h, 1d, 1w).")
 @click.option("--on-calendar", default=None, help="A systemd calendar expression instead of --every "
@@ -308,10 +314,19 @@ def _unit_dir_option(f: Any) -> Any:
 @click.option("--user", is_flag=True, help="A user unit (~/.config/systemd/user) instead of a system one.")
 @click.option("--key-dir", type=PathType, default=None, help="Signing key directory the service uses.")
 @click.option("--no-enable", is_flag=True, help="Write the unit files only; do not enable the timer.")
+@click.option("--randomized-delay", default="5min", show_default=True,
+              help="RandomizedDelaySec= of the timer (spreads the load of many control nodes).")
+@click.option("--python", "python", default=None,
+              help="Python of the machine the units are for (default: this one's); with --workdir and "
+              "--env, to package units for another control node.")
+@click.option("--workdir", type=PathType, default=None, help="The hardening checkout on that machine.")
+@click.option("--env", "environment", multiple=True, help="Extra NAME=VALUE for the service (repeatable).")
 @_unit_dir_option
-def schedule_install(inventory: Path, evidence_root: Path, every: str, on_calendar: str | None, keep: int,
+def schedule_install(inventory: Path | None, local: bool, profile_name: str | None, sensitivity: str | None,
+                     evidence_root: Path, every: str, on_calendar: str | None, keep: int,
                      name: str | None, user: bool, key_dir: Path | None, no_enable: bool,
-                     unit_dir: Path | None) -> None:
+                     randomized_delay: str, python: str | None, workdir: Path | None,
+                     environment: tuple[str, ...], unit_dir: Path | None) -> None:
     """Install hardening-verify-NAME.service and .timer for INVENTORY.
 
     Each run: `hardening verify INVENTORY --evidence DIR` (output to the journal), then prune
@@ -320,18 +335,29 @@ def schedule_install(inventory: Path, evidence_root: Path, every: str, on_calend
     exits with verify's code: non-zero leaves it failed for monitoring. Without --unit-dir the
     files go to systemd's directory and the timer is enabled and started.
     """
+    if (inventory is None) == (not local):
+        raise ConfigError("schedule install", "give an INVENTORY or --local (not both)")
     if on_calendar is None:
         schedule_mod.check_every(every)
     else:
         schedule_mod.check_calendar(on_calendar)
-    key_dir = (key_dir or keymod.default_dir()).resolve()
-    if not (key_dir / keymod.PRIVATE).exists():
+    if randomized_delay != "0":
+        schedule_mod.check_every(randomized_delay)
+    key_dir = (key_dir or keymod.default_dir()).absolute()
+    if python is None and not (key_dir / keymod.PRIVATE).exists():
         click.echo(f"warning: no signing key in {key_dir}: runs will be sealed UNSIGNED "
                    "(hardening keys init)", err=True)
+    pairs: list[tuple[str, str]] = []
+    for item in environment:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError("--env", f"expected NAME=VALUE, got {item!r}")
+        pairs.append((key, value))
     spec = schedule_mod.Schedule(
-        name=schedule_mod.unit_name(inventory, name), inventory=inventory.resolve(),
-        evidence=evidence_root.resolve(), every=every, on_calendar=on_calendar, keep=keep, user=user,
-        key_dir=key_dir)
+        name=schedule_mod.unit_name(inventory, name), inventory=inventory.resolve() if inventory else None,
+        evidence=evidence_root.absolute(), every=every, on_calendar=on_calendar, keep=keep, user=user,
+        key_dir=key_dir, profile=profile_name, sensitivity=sensitivity, python=python or sys.executable,
+        workdir=workdir or ROOT, environment=tuple(pairs), randomized_delay=randomized_delay)
     for line in schedule_mod.install(spec, unit_dir, enable=not no_enable):
         click.echo(line)
 

@@ -42,22 +42,32 @@ class Schedule:
     """One periodic verification, as the unit files describe it."""
 
     name: str
-    inventory: Path
+    inventory: Path | None  # None: verify this machine itself (--local)
     evidence: Path
     every: str = "1d"
     on_calendar: str | None = None
     keep: int = 0
     user: bool = False
     key_dir: Path | None = None
+    profile: str | None = None  # with --local
+    sensitivity: str | None = None  # with --local
+    python: str = sys.executable  # for units rendered for another machine
+    workdir: Path = ROOT
+    environment: tuple[tuple[str, str], ...] = ()
+    randomized_delay: str = "5min"
 
     @property
     def unit(self) -> str:
         return PREFIX + self.name
 
+    @property
+    def target(self) -> str:
+        return self.inventory.name if self.inventory else "this machine (--local)"
 
-def unit_name(inventory: Path, name: str | None = None) -> str:
-    """A safe unit name part: the given name or the inventory's file name."""
-    raw = name or inventory.stem
+
+def unit_name(inventory: Path | None, name: str | None = None) -> str:
+    """A safe unit name part: the given name, the inventory's file name, or ``local``."""
+    raw = name or (inventory.stem if inventory else "local")
     safe = re.sub(r"[^A-Za-z0-9_-]+", "-", raw).strip("-")
     if not safe:
         raise ConfigError("--name", f"cannot make a unit name from {raw!r}")
@@ -92,26 +102,32 @@ def quote(arg: str) -> str:
 
 
 def exec_start(s: Schedule) -> str:
-    args = [sys.executable, "-m", "hardening.evidence.schedule", "run", "--name", s.name,
-            "--inventory", str(s.inventory), "--evidence", str(s.evidence), "--keep", str(s.keep)]
+    args = [s.python, "-m", "hardening.evidence.schedule", "run", "--name", s.name,
+            "--evidence", str(s.evidence), "--keep", str(s.keep)]
+    if s.inventory is not None:
+        args += ["--inventory", str(s.inventory)]
+    else:
+        args += ["--local", *(["--profile", s.profile] if s.profile else []),
+                 *(["--sensitivity", s.sensitivity] if s.sensitivity else [])]
     return " ".join(quote(a) for a in args)
 
 
 def render_service(s: Schedule) -> str:
     key_dir = s.key_dir or keymod.default_dir()
+    extra = "".join(f"Environment={quote(f'{k}={v}')}\n" for k, v in s.environment)
     return f"""# Written by `hardening schedule install`; remove with `hardening schedule remove {s.name}`.
 [Unit]
-Description=hardening: verify {s.inventory.name} against the MIC guideline (chapters 6-7)
-Documentation=file://{quote_path(ROOT / "docs" / "evidence-trust.md")}
+Description=hardening: verify {s.target} against the MIC guideline (chapters 6-7)
+Documentation=file://{quote_path(s.workdir / "docs" / "evidence-trust.md")}
 Wants=network-online.target
 After=network-online.target
 
 [Service]
 Type=oneshot
-WorkingDirectory={quote_path(ROOT)}
+WorkingDirectory={quote_path(s.workdir)}
 Environment=HARDENING_KEY_DIR={quote_path(key_dir)}
 Environment=PYTHONUNBUFFERED=1
-ExecStart={exec_start(s)}
+{extra}ExecStart={exec_start(s)}
 SyslogIdentifier={s.unit}
 # Exit codes are verify's: 0 compliant, 1 not compliant, 2 configuration, 3 unreachable,
 # 4 regression. Anything but 0 leaves the unit failed, which monitoring sees.
@@ -131,11 +147,11 @@ def render_timer(s: Schedule) -> str:
     every = s.on_calendar or f"every {s.every}"
     return f"""# Written by `hardening schedule install`; remove with `hardening schedule remove {s.name}`.
 [Unit]
-Description=hardening: periodic verification of {s.inventory.name} ({every})
+Description=hardening: periodic verification of {s.target} ({every})
 
 [Timer]
 {when}
-RandomizedDelaySec=5min
+RandomizedDelaySec={s.randomized_delay}
 Unit={s.unit}.service
 
 [Install]
@@ -196,9 +212,12 @@ def installed(unit_dir: Path) -> list[dict[str, str]]:
                 info["when"] = line.split("=", 1)[1]
         service = unit_dir / f"{unit}.service"
         text = service.read_text(encoding="utf-8") if service.exists() else ""
+        if " --local" in text:
+            info["inventory"] = "(this machine, --local)"
         for key in ("inventory", "evidence"):
             found = re.search(rf"--{key} (\"(?:[^\"\\\\]|\\\\.)*\"|\S+)", text)
-            info[key] = found.group(1).strip('"') if found else ""
+            if found:
+                info[key] = found.group(1).strip('"')
         out.append(info)
     return out
 
@@ -241,12 +260,21 @@ def summary_line(name: str, code: int, run_dir: Path | None, pruned: int) -> str
     return f"{head}; {describe_run(run_dir)}; pruned {pruned}"
 
 
-def run(name: str, inventory: Path, evidence: Path, keep: int,
+def verify_command(inventory: Path | None, evidence: Path, profile: str | None = None,
+                   sensitivity: str | None = None) -> list[str]:
+    """``hardening verify`` for an inventory, or for this machine (``--local``)."""
+    target = [str(inventory)] if inventory is not None else [
+        "--local", *(["--profile", profile] if profile else []),
+        *(["--sensitivity", sensitivity] if sensitivity else [])]
+    return [sys.executable, "-m", "hardening", "verify", *target, "--evidence", str(evidence)]
+
+
+def run(name: str, inventory: Path | None, evidence: Path, keep: int,
         command: list[str] | None = None) -> int:
-    """Verify, prune, log one line; returns verify's exit code."""
+    """Verify (``command``, default: verify the inventory), prune, log one line; returns verify's
+    exit code."""
     before = {p.name for p in chain.run_dirs(evidence)}
-    cmd = command or [sys.executable, "-m", "hardening", "verify", str(inventory),
-                      "--evidence", str(evidence)]
+    cmd = command or verify_command(inventory, evidence)
     code = subprocess.run(cmd, check=False, stdin=subprocess.DEVNULL).returncode
     new = [p for p in chain.run_dirs(evidence) if p.name not in before]
     pruned = 0
@@ -265,11 +293,16 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     one = sub.add_parser("run", help="verify once, prune, log a one-line summary")
     one.add_argument("--name", required=True)
-    one.add_argument("--inventory", type=Path, required=True)
+    target = one.add_mutually_exclusive_group(required=True)
+    target.add_argument("--inventory", type=Path)
+    target.add_argument("--local", action="store_true")
+    one.add_argument("--profile")
+    one.add_argument("--sensitivity")
     one.add_argument("--evidence", type=Path, required=True)
     one.add_argument("--keep", type=int, default=0)
     args = parser.parse_args(argv)
-    return run(args.name, args.inventory, args.evidence, args.keep)
+    command = verify_command(args.inventory, args.evidence, args.profile, args.sensitivity)
+    return run(args.name, args.inventory, args.evidence, args.keep, command)
 
 
 if __name__ == "__main__":
