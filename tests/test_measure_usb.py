@@ -1,0 +1,190 @@
+"""usb (6-11): the desired-state functions alone, no host."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from hardening.measures import usb as m
+from hardening.profiles import SENSITIVITIES, Profiles
+
+KEYBOARD = m.UsbDevice(port="1-3", vendor="0627", product="0001", interfaces=("03",), name="QEMU USB Keyboard")
+STICK = m.UsbDevice(port="2-1", vendor="46f4", product="0001", interfaces=("08",), name="QEMU USB HARDDRIVE")
+PHONE_PTP = m.UsbDevice(port="2-2", vendor="18d1", product="4ee1", interfaces=("06",))
+PHONE_MTP = m.UsbDevice(port="2-3", vendor="18d1", product="4ee2", interfaces=("ff",))
+HUB = m.UsbDevice(port="usb1", vendor="1d6b", product="0002", interfaces=("09",))
+READER = m.UsbDevice(port="1-4", vendor="072f", product="90cc", interfaces=("0b",))
+KBD_WITH_STORAGE = m.UsbDevice(port="1-5", vendor="1234", product="abcd", interfaces=("03", "08"))
+
+
+def all_profiles() -> list[tuple[str, str, m.Settings]]:
+    profiles = Profiles()
+    return [(n, lvl, profiles.resolve(n, lvl).measure("usb"))
+            for n in profiles.names() if n != "base" for lvl in SENSITIVITIES]
+
+
+def test_blocked_modules() -> None:
+    assert m.blocked_modules(m.Settings()) == ["usb-storage", "uas", "firewire-sbp2", "thunderbolt"]
+    assert m.blocked_modules(m.Settings(block_thunderbolt_firewire=False)) == ["usb-storage", "uas"]
+    assert m.blocked_modules(m.Settings(storage="allow")) == ["firewire-sbp2", "thunderbolt"]
+
+
+def test_modprobe_conf_blocks_and_blacklists_each_module() -> None:
+    text = m.modprobe_conf(m.Settings())
+    for module in m.blocked_modules(m.Settings()):
+        assert f"install {module} /bin/false\n" in text
+        assert f"blacklist {module}\n" in text
+    assert m.modprobe_conf(m.Settings(storage="allow", block_thunderbolt_firewire=False)) == ""
+
+
+def test_module_blocked_reads_modprobe_output() -> None:
+    assert m.module_blocked("install /bin/false")
+    assert not m.module_blocked("insmod /lib/modules/6.1.0/kernel/drivers/usb/storage/usb-storage.ko")
+    assert not m.module_blocked("")
+    assert m.configured_install("install usb_storage /bin/false\n", "usb-storage") == "install usb_storage /bin/false"
+    assert m.loaded_modules("usb_storage 81920 0 - Live 0x0\nuas 32768 0 - Live 0x0\n", ["usb-storage", "uas"]) \
+        == ["usb-storage", "uas"]
+
+
+@pytest.mark.parametrize(("name", "level", "settings"), all_profiles())
+def test_keyboard_and_hubs_always_allowed(name: str, level: str, settings: m.Settings) -> None:
+    rules = m.usbguard_rules(settings)
+    assert any(r.startswith("allow with-interface one-of { 03:*:* }") for r in rules), name
+    assert any(r.startswith("allow with-interface one-of { 09:*:* }") for r in rules), name
+    assert m.verdict(KEYBOARD, settings)[0] == "allow"
+    assert m.verdict(HUB, settings)[0] == "allow"
+    assert m.lockout_risks([KEYBOARD, HUB], settings) == []
+
+
+@pytest.mark.parametrize(("name", "level", "settings"), all_profiles())
+def test_storage_and_phones_blocked_by_every_profile(name: str, level: str, settings: m.Settings) -> None:
+    assert settings.storage == "block"
+    for device in (STICK, PHONE_PTP, PHONE_MTP):
+        assert m.verdict(device, settings)[0] == "block", (name, device)
+
+
+def test_keyboard_allowed_even_if_the_profile_forgets_it() -> None:
+    settings = m.Settings(allow=[m.Device(name="reader", interface_class="0b")])
+    assert m.verdict(KEYBOARD, settings)[0] == "allow"
+    assert m.verdict(READER, settings) == ("allow", "reader")
+    assert m.usbguard_rules(settings)[1:] == [
+        'allow with-interface one-of { 03:*:* } label "HID (keyboard, mouse)"',
+        'allow with-interface one-of { 09:*:* } label "hub"',
+        'allow with-interface one-of { 0b:*:* } label "reader"',
+    ]
+
+
+@pytest.mark.parametrize("cls", ["03", "09"])
+def test_hid_and_hub_cannot_be_blocked(cls: str) -> None:
+    with pytest.raises(ValidationError, match="never blocked"):
+        m.Settings(block_interface_classes=["08", cls])
+
+
+def test_device_needs_a_class_or_an_id() -> None:
+    with pytest.raises(ValidationError):
+        m.Device(name="nothing")
+    with pytest.raises(ValidationError):
+        m.Device(name="product only", product="0001")
+    with pytest.raises(ValidationError):
+        m.Device(name='quote " breaks the label', interface_class="03")
+
+
+def test_first_match_order_block_before_class_allows() -> None:
+    settings = m.Settings()
+    rules = m.usbguard_rules(settings)
+    assert rules[0] == 'block with-interface one-of { 08:*:* 06:*:* } label "hardening: blocked classes"'
+    assert m.verdict(KBD_WITH_STORAGE, settings) == ("block", "hardening: blocked classes")
+    assert m.lockout_risks([KBD_WITH_STORAGE], settings) == [KBD_WITH_STORAGE]
+
+
+def test_device_allowed_by_id_comes_before_the_block() -> None:
+    settings = m.Settings(allow=[m.Device(name="keyboard with card slot", vendor="1234", product="abcd")])
+    rules = m.usbguard_rules(settings)
+    assert rules[0] == 'allow id 1234:abcd label "keyboard with card slot"'
+    assert rules[1].startswith("block ")
+    assert m.verdict(KBD_WITH_STORAGE, settings) == ("allow", "keyboard with card slot")
+    assert m.lockout_risks([KBD_WITH_STORAGE], settings) == []
+    assert m.verdict(STICK, settings)[0] == "block"
+
+
+def test_storage_allowed_profile() -> None:
+    settings = m.Settings(storage="allow")
+    rules = m.usbguard_rules(settings)
+    assert not any(r.startswith("block") for r in rules)
+    assert rules[-1].startswith("allow with-interface one-of { 08:*:* 06:*:* }")
+    assert m.verdict(STICK, settings)[0] == "allow"
+    assert m.verdict(PHONE_MTP, settings)[0] == "block"  # vendor-specific: implicit block
+
+
+def test_without_usbguard_only_blocked_classes_are_violations() -> None:
+    settings = m.Settings(usbguard=False)
+    assert m.verdict(PHONE_MTP, settings)[0] == "allow"
+    assert m.violations([STICK, KEYBOARD], settings) == [STICK]
+    assert m.lockout_risks([KBD_WITH_STORAGE], settings) == []
+
+
+def test_daemon_conf() -> None:
+    values = m.parse_daemon_conf(m.usbguard_daemon_conf(m.Settings()),
+                                 ("ImplicitPolicyTarget", "PresentDevicePolicy", "PresentControllerPolicy",
+                                  "InsertedDevicePolicy", "RuleFile", "RuleFolder", "IPCAllowedGroups"))
+    assert values == {
+        "ImplicitPolicyTarget": "block", "PresentDevicePolicy": "apply-policy",
+        "PresentControllerPolicy": "keep", "InsertedDevicePolicy": "apply-policy",
+        "RuleFile": m.USBGUARD_RULES, "RuleFolder": "(unset)", "IPCAllowedGroups": "root",
+    }
+
+
+def test_sysfs_listing_and_violations() -> None:
+    listing = (
+        "1-3|0627|0001|1|QEMU USB Keyboard|03 \n"
+        "2-1|46f4|0001|0|QEMU USB HARDDRIVE|\n"        # blocked: no interfaces in sysfs
+        "2-2|46F4|0001|1|stick | with a bar|08 \n"     # odd name: skipped, not misread
+        "2-4|46f4|0002|1|Stick|08 \n"
+        "usb1|1d6b|0002|1|xHCI Host Controller|09 \n"
+    )
+    devices = m.parse_sysfs_listing(listing)
+    assert [d.port for d in devices] == ["1-3", "2-1", "2-4", "usb1"]
+    assert [d.port for d in m.violations(devices, m.Settings())] == ["2-4"]
+
+
+def test_sysfs_listing_command_is_valid_sh() -> None:
+    assert subprocess.run(["sh", "-n", "-c", m.SYSFS_LISTING_COMMAND], check=False).returncode == 0
+    out = subprocess.run(["sh", "-c", m.SYSFS_LISTING_COMMAND], capture_output=True, text=True, check=False)
+    assert out.returncode == 0
+    assert all(len(line.split("|")) == 6 for line in out.stdout.splitlines())
+
+
+def test_list_rules_parsing() -> None:
+    out = '1: block with-interface one-of { 08:*:* 06:*:* } label "x"\n2: allow with-interface 09:*:*\n'
+    assert m.parse_list_rules(out) == ['block with-interface one-of { 08:*:* 06:*:* } label "x"',
+                                       "allow with-interface 09:*:*"]
+
+
+def _rule_parser() -> str | None:
+    return os.environ.get("HARDENING_USBGUARD_RULE_PARSER") or shutil.which("usbguard-rule-parser")
+
+
+@pytest.mark.parametrize(("name", "level", "settings"), [
+    *all_profiles()[:1],
+    ("by-id", "-", m.Settings(allow=[m.Device(name="k", vendor="1234", product="abcd", interface_class="03"),
+                                     m.Device(name="any from vendor", vendor="1050")])),
+    ("storage-allow", "-", m.Settings(storage="allow")),
+])
+def test_rules_parse_with_usbguard_as_written(name: str, level: str, settings: m.Settings, tmp_path: Path) -> None:
+    """usbguard-rule-parser accepts the file and prints each rule unchanged (its canonical form,
+    the one `usbguard list-rules` shows), so the check can compare strings."""
+    parser = _rule_parser()
+    if not parser:
+        pytest.skip("usbguard-rule-parser not installed (set HARDENING_USBGUARD_RULE_PARSER)")
+    path = tmp_path / "rules.conf"
+    path.write_text(m.usbguard_rules_conf(settings))
+    out = subprocess.run([parser, "-f", str(path)], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    canonical = [line.removeprefix("OUTPUT: ") for line in out.stdout.splitlines()
+                 if line.startswith("OUTPUT: ") and line != "OUTPUT: "]  # comments parse to ""
+    assert canonical == m.usbguard_rules(settings)
