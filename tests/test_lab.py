@@ -120,6 +120,20 @@ def test_reboot_keeps_identity(lab_host: StartHost) -> None:
     assert host.state.serial == host.name  # the DMI serial QEMU gives it, read at boot
 
 
+def test_containers_have_own_identity_and_network(lab: Lab, lab_host: StartHost) -> None:
+    one = lab_host("lab-ct1", kind="container")
+    two = lab_host("lab-ct2", profile="server", kind="container")
+    ids = [h.run("cat /etc/machine-id; hostname; sudo -n id -u").stdout.split() for h in (one, two)]
+    assert ids[0] == [one.machine_id, "lab-ct1", "0"] and ids[1][0] != ids[0][0]
+    assert one.host_keys[0] != two.host_keys[0] and one.address != two.address
+    # Each container has its own network namespace, hence its own nftables ruleset.
+    one.run("sudo nft add table inet lab_probe")
+    assert "lab_probe" not in two.run("sudo nft list tables").stdout
+    with pytest.raises(LabError, match="container"):
+        one.usb_plug_storage("nope")
+    assert {h.name for h in lab.hosts()} >= {"lab-ct1", "lab-ct2"}
+
+
 def test_errors_are_one_line(lab: Lab) -> None:
     with pytest.raises(LabError, match="no running lab host"):
         lab.host("nope")

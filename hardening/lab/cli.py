@@ -60,13 +60,15 @@ def setup(ctx: click.Context) -> None:
 @click.argument("name")
 @click.option("--profile", type=click.Choice(PROFILES), default="terminal", show_default=True)
 @click.option("--sensitivity", type=click.Choice(SENSITIVITIES), default="medium", show_default=True)
+@click.option("--container", is_flag=True,
+              help="A systemd-nspawn container (about 1 s; no USB, audit or LUKS) instead of a VM.")
 @click.pass_context
 @_errors
-def start(ctx: click.Context, name: str, profile: str, sensitivity: str) -> None:
-    """Start host NAME from the golden state (a few seconds) and print how to reach it."""
+def start(ctx: click.Context, name: str, profile: str, sensitivity: str, container: bool) -> None:
+    """Start host NAME (a VM from the golden state, a few seconds) and print how to reach it."""
     lab_ = _lab(ctx)
-    host = lab_.start(name, profile, sensitivity)
-    click.echo(f"{host.name}: ssh -F {lab_.ssh_config()} {host.name}   (127.0.0.1:{host.ssh_port})")
+    host = lab_.start(name, profile, sensitivity, kind="container" if container else "vm")
+    click.echo(f"{host.name}: ssh -F {lab_.ssh_config()} {host.name}   ({host.address}:{host.ssh_port})")
 
 
 @lab.command()
@@ -89,10 +91,10 @@ def stop(ctx: click.Context, name: str | None, all_: bool) -> None:
 @click.pass_context
 @_errors
 def list_(ctx: click.Context) -> None:
-    """Running hosts: name, profile, sensitivity, SSH port, MAC, machine-id."""
+    """Running hosts: name, kind, profile, sensitivity, SSH address, MAC, machine-id."""
     for host in _lab(ctx).hosts():
-        click.echo(f"{host.name}\t{host.profile}\t{host.sensitivity}\t127.0.0.1:{host.ssh_port}"
-                   f"\t{host.mac}\t{host.machine_id}")
+        click.echo(f"{host.name}\t{host.kind}\t{host.profile}\t{host.sensitivity}"
+                   f"\t{host.address}:{host.ssh_port}\t{host.mac}\t{host.machine_id}")
 
 
 @lab.command()

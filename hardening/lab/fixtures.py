@@ -2,7 +2,8 @@
 
 * ``lab`` (session): sets the lab up (builds what is missing) and stops every host of the lab at
   the end of the session, also after a failure or Ctrl-C.
-* ``lab_host`` (function): a factory ``lab_host(name, profile=..., sensitivity=...) -> LabHost``;
+* ``lab_host`` (function): a factory ``lab_host(name, profile=..., sensitivity=..., kind="vm")
+  -> LabHost`` (``kind="container"`` for a systemd-nspawn container);
   the hosts it started are stopped when the test ends. For a host shared by several tests, call
   ``lab.start`` in a fixture of wider scope.
 
@@ -58,9 +59,10 @@ def lab_host(lab: Lab) -> Iterator[StartHost]:
     """Factory: ``lab_host("t1", profile="server")`` starts a host that this test owns."""
     names: list[str] = []
 
-    def start(name: str, profile: str = "terminal", sensitivity: str = "medium") -> LabHost:
+    def start(name: str, profile: str = "terminal", sensitivity: str = "medium",
+              kind: str = "vm") -> LabHost:
         names.append(name)
-        return lab.start(name, profile, sensitivity)
+        return lab.start(name, profile, sensitivity, kind=kind)
 
     yield start
     for name in reversed(names):

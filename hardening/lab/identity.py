@@ -37,14 +37,15 @@ def mac_for(labdir: Path, name: str) -> str:
     return "52:54:00:" + ":".join(f"{b:02x}" for b in digest[:3])
 
 
-def _host_keys(directory: Path) -> dict[str, tuple[str, str]]:
+def host_keys() -> dict[str, tuple[str, str]]:
     """Fresh host keys: type -> (private key text, "type base64" public key)."""
     keys: dict[str, tuple[str, str]] = {}
-    for kind in KEY_TYPES:
-        path = directory / f"ssh_host_{kind}_key"
-        run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", "", "-f", path])
-        public = " ".join(path.with_suffix(".pub").read_text().split()[:2])
-        keys[kind] = (path.read_text(), public)
+    with tempfile.TemporaryDirectory(prefix="lab-keys-") as tmp:
+        for kind in KEY_TYPES:
+            path = Path(tmp) / f"ssh_host_{kind}_key"
+            run(["ssh-keygen", "-q", "-t", kind, "-N", "", "-C", "", "-f", path])
+            public = " ".join(path.with_suffix(".pub").read_text().split()[:2])
+            keys[kind] = (path.read_text(), public)
     return keys
 
 
@@ -76,8 +77,7 @@ def _script(name: str, mac: str, machine_id: str, keys: dict[str, tuple[str, str
 def give_identity(ssh: list[str], name: str, mac: str) -> Identity:
     """Run the identity script through `ssh` (a command line trusted with the golden keys)."""
     machine_id = uuid.uuid4().hex
-    with tempfile.TemporaryDirectory(prefix="lab-keys-") as tmp:
-        keys = _host_keys(Path(tmp))
+    keys = host_keys()
     script = _script(name, mac, machine_id, keys)
     try:
         proc = subprocess.run([*ssh, "sudo sh -s"], input=script, capture_output=True, text=True,

@@ -161,7 +161,7 @@ def _build(image: Image, pubkey: str, mirror: str, sources: str) -> None:
     if os.geteuid() != 0:
         raise LabError("building the lab image needs root (debootstrap and chroot)")
     work = image.directory.with_name(image.key + ".tmp")
-    _remove_tree(work)
+    remove_tree(work)
     work.mkdir(parents=True)
     log = work / "build.log"
     rootfs = work / "rootfs"
@@ -172,7 +172,7 @@ def _build(image: Image, pubkey: str, mirror: str, sources: str) -> None:
     say(f"debootstrap done in {time.monotonic() - started:.0f} s; customising")
     _customize(rootfs, pubkey, sources, log)
     _export(rootfs, work, log)
-    _remove_tree(rootfs)
+    remove_tree(rootfs)
     elapsed = time.monotonic() - started
     (work / "recipe.json").write_text(json.dumps({"packages": PACKAGES, "version": BUILD_VERSION,
                                                   "mirror": mirror, "build_seconds": round(elapsed)}))
@@ -211,7 +211,7 @@ def _export(rootfs: Path, work: Path, log: Path) -> None:
         spare.truncate(SPARE_SIZE)
 
 
-def _remove_tree(path: Path) -> None:
+def remove_tree(path: Path) -> None:
     """rmtree that first unmounts what an interrupted debootstrap left mounted (/proc, /sys)
     inside the tree: rmtree would otherwise walk into the machine's own /proc and /sys."""
     prefix = f"{path.resolve()}/"

@@ -12,14 +12,15 @@ import re
 import shutil
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import hardening
-from hardening.lab import inventory
+from hardening.lab import container, inventory
 from hardening.lab.errors import LabError
 from hardening.lab.golden import Golden, ensure_golden, golden_key, overlay
 from hardening.lab.identity import give_identity, mac_for
-from hardening.lab.image import Image, ensure_image, mirror_sources, recipe_key
+from hardening.lab.image import Image, ensure_image, mirror_sources, recipe_key, remove_tree
 from hardening.lab.ports import free_port
 from hardening.lab.proc import run, say
 from hardening.lab.qmp import QMP
@@ -40,6 +41,7 @@ HOST_PACKAGES = ("qemu-system-x86", "qemu-utils", "debootstrap", "socat", "opens
                  "e2fsprogs")
 PROFILES = ("terminal", "server", "server-room")
 SENSITIVITIES = ("low", "medium", "high")
+KINDS = ("vm", "container")
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 
 
@@ -85,10 +87,17 @@ class Lab:
 
     # ----- hosts ---------------------------------------------------------------------------
 
-    def start(self, name: str, profile: str = "terminal", sensitivity: str = "medium") -> LabHost:
-        """Start a host from the golden state, give it its identity, and return it once SSH with
-        strict host-key checking works."""
-        _validate(name, profile, sensitivity)
+    def start(self, name: str, profile: str = "terminal", sensitivity: str = "medium",
+              kind: str = "vm") -> LabHost:
+        """Start a host and return it once SSH with strict host-key checking works.
+
+        ``kind="vm"`` (default): an emulated machine restored from the golden state, then given
+        its identity. ``kind="container"``: a systemd-nspawn container on the machine's kernel
+        (about a second; no USB, audit, modules or LUKS; see hardening.lab.container).
+        """
+        _validate(name, profile, sensitivity, kind)
+        if kind == "container":
+            return self._start_container(name, profile, sensitivity)
         image, golden = self._ready()
         host = self._launch(image, golden, name, profile, sensitivity)
         try:
@@ -98,15 +107,44 @@ class Lab:
             raise
         return host
 
+    def _start_container(self, name: str, profile: str, sensitivity: str) -> LabHost:
+        image, _ = self._ready()
+        directory = self.directory / "hosts" / name
+        try:
+            with locked(self.directory):
+                self._claim(directory, name)
+                index = container.free_index(self.directory)
+                state = HostState(name, profile, sensitivity, 22, mac_for(self.directory, name),
+                                  machine_id=uuid.uuid4().hex, started=time.time(),
+                                  kind="container", address=container.addresses(index)[1],
+                                  index=index)
+                state.save(directory)
+                state.host_keys = container.launch(self.directory, image, directory, name,
+                                                   state.mac, index, state.machine_id)
+                state.save(directory)
+                set_known_keys(self.directory, 22, state.host_keys, state.address)
+                self._write_ssh_config()
+            host = LabHost(self.directory, state)
+            host.wait_ssh(60)
+        except BaseException:
+            if directory.exists():
+                self.stop(name)
+            raise
+        return host
+
+    def _claim(self, directory: Path, name: str) -> None:
+        """Make the host's directory, clearing a dead host of the same name; lock held."""
+        if directory.exists():
+            if _pid(directory, self.directory) is not None:
+                raise LabError(f"lab host {name} is already running")
+            self._cleanup(name)
+        directory.mkdir(parents=True)
+
     def _launch(self, image: Image, golden: Golden, name: str, profile: str,
                 sensitivity: str) -> LabHost:
         directory = self.directory / "hosts" / name
         with locked(self.directory):
-            if directory.exists():
-                if pid_of(directory / "qemu.pid", self.directory) is not None:
-                    raise LabError(f"lab host {name} is already running")
-                self._cleanup(name)
-            directory.mkdir(parents=True)
+            self._claim(directory, name)
             state = HostState(name, profile, sensitivity, free_port(self.directory),
                               mac_for(self.directory, name), started=time.time())
             state.save(directory)
@@ -139,7 +177,7 @@ class Lab:
         """The running hosts, by name."""
         found = []
         for state_file in sorted((self.directory / "hosts").glob("*/host.json")):
-            if pid_of(state_file.parent / "qemu.pid", self.directory) is None:
+            if _pid(state_file.parent, self.directory) is None:
                 continue
             try:
                 found.append(LabHost(self.directory, HostState.load(state_file.parent)))
@@ -171,6 +209,10 @@ class Lab:
             _kill(pid)
         for socket_path in self.directory.glob("cm-*"):
             socket_path.unlink(missing_ok=True)
+        for mount in sorted(container.lab_mounts(self.directory), key=len, reverse=True):
+            run(["umount", "-l", mount])
+        for veth in container.lab_veths(self.directory):
+            subprocess.run(["ip", "link", "del", veth], capture_output=True, check=False)
 
     def _cleanup(self, name: str) -> None:
         """Stop and remove one host; the caller holds the lab lock."""
@@ -179,10 +221,14 @@ class Lab:
             state: HostState | None = HostState.load(directory)
         except (OSError, ValueError, TypeError):
             state = None
-        terminate(QMP(directory / "qmp.sock", timeout=5), directory / "qemu.pid", self.directory)
+        if state is not None and state.kind == "container":
+            container.stop(self.directory, pid_of(directory / container.PIDFILE, self.directory),
+                           directory, state.index)
+        else:
+            terminate(QMP(directory / "qmp.sock", timeout=5), directory / "qemu.pid", self.directory)
         if state is not None:
-            forget_port(self.directory, state.ssh_port)
-        shutil.rmtree(directory, ignore_errors=True)
+            forget_port(self.directory, state.ssh_port, state.address)
+        remove_tree(directory)  # unmounts a container's overlay first, if still mounted
 
     # ----- descriptions --------------------------------------------------------------------
 
@@ -213,16 +259,26 @@ class Lab:
                  ((p, _argv(p)) for p in _lab_processes(self.directory))]
         found += [f"host directory {d}" for d in sorted((self.directory / "hosts").glob("*"))]
         found += [f"socket {s}" for s in sorted(self.directory.glob("cm-*"))]
+        found += [f"mount {m}" for m in container.lab_mounts(self.directory)]
+        found += [f"network link {v} (a container's veth)" for v in container.lab_veths(self.directory)]
         return found
 
 
-def _validate(name: str, profile: str, sensitivity: str) -> None:
+def _pid(directory: Path, labdir: Path) -> int | None:
+    """The pid of a host's QEMU or systemd-nspawn process, if it runs."""
+    return (pid_of(directory / "qemu.pid", labdir)
+            or pid_of(directory / container.PIDFILE, labdir))
+
+
+def _validate(name: str, profile: str, sensitivity: str, kind: str) -> None:
     if not NAME.match(name):
         raise LabError(f"bad host name {name!r}: lower-case letters, digits and -, at most 31")
     if profile not in PROFILES:
         raise LabError(f"unknown profile {profile!r}: expected one of {', '.join(PROFILES)}")
     if sensitivity not in SENSITIVITIES:
         raise LabError(f"unknown sensitivity {sensitivity!r}: expected one of {', '.join(SENSITIVITIES)}")
+    if kind not in KINDS:
+        raise LabError(f"unknown kind {kind!r}: expected one of {', '.join(KINDS)}")
 
 
 def _install_packages() -> None:
@@ -265,7 +321,7 @@ def _lab_processes(labdir: Path) -> list[int]:
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         argv = _argv(int(entry.name))
-        if not argv or Path(argv[0]).name not in (QEMU, "ssh"):
+        if not argv or Path(argv[0]).name not in (QEMU, "ssh", "systemd-nspawn"):
             continue
         if any(f"{labdir}/" in arg for arg in argv):
             found.append(int(entry.name))

@@ -58,24 +58,24 @@ def ensure_key(labdir: Path) -> Path:
     return key
 
 
-def known_entry(port: int) -> str:
-    """How OpenSSH and paramiko name a host reached on a non-default port."""
-    return f"[{LOCALHOST}]:{port}"
+def known_entry(port: int, address: str = LOCALHOST) -> str:
+    """How OpenSSH and paramiko name a host in known_hosts (``[addr]:port`` unless port 22)."""
+    return address if port == 22 else f"[{address}]:{port}"
 
 
-def set_known_keys(labdir: Path, port: int, keys: list[str]) -> None:
-    """Record `keys` ("type base64") as the only keys of the host on `port`."""
+def set_known_keys(labdir: Path, port: int, keys: list[str], address: str = LOCALHOST) -> None:
+    """Record `keys` ("type base64") as the only keys of the host at `address`:`port`."""
     path = labdir / "known_hosts"
-    entry = known_entry(port)
+    entry = known_entry(port, address)
     lines = [ln for ln in _read_lines(path) if ln.split(" ", 1)[0] != entry]
     lines += [f"{entry} {key}" for key in keys]
     write_atomic(path, "".join(f"{ln}\n" for ln in lines))
 
 
-def forget_port(labdir: Path, port: int) -> None:
+def forget_port(labdir: Path, port: int, address: str = LOCALHOST) -> None:
     """Drop the known_hosts entries of a host that is gone (its port may be reused)."""
     path = labdir / "known_hosts"
-    entry = known_entry(port)
+    entry = known_entry(port, address)
     write_atomic(path, "".join(f"{ln}\n" for ln in _read_lines(path) if ln.split(" ", 1)[0] != entry))
 
 
@@ -89,10 +89,10 @@ def _read_lines(path: Path) -> list[str]:
     return [ln for ln in path.read_text().splitlines() if ln.strip()] if path.is_file() else []
 
 
-def host_block(labdir: Path, name: str, port: int) -> str:
+def host_block(labdir: Path, name: str, port: int, address: str = LOCALHOST) -> str:
     """One ``Host`` block of the generated ssh_config."""
     return (f"Host {name}\n"
-            f"  HostName {LOCALHOST}\n"
+            f"  HostName {address}\n"
             f"  Port {port}\n"
             f"  User {USER}\n"
             f"  IdentityFile {labdir / 'id_ed25519'}\n"

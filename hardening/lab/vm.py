@@ -107,13 +107,15 @@ def wait_running(qmp: QMP, timeout: float) -> None:
 
 
 def pid_of(pidfile: Path, labdir: Path) -> int | None:
-    """The QEMU pid from a pidfile, only if that process is alive and is one of this lab's."""
+    """The pid (QEMU or systemd-nspawn) from a pidfile, only if that process is alive and is
+    one of this lab's: a stale pidfile must never make us signal an unrelated process."""
     try:
         pid = int(pidfile.read_text().strip())
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
     except (OSError, ValueError):
         return None
-    return pid if QEMU in cmdline and f"{labdir}/" in cmdline else None
+    ours = (QEMU in cmdline or "systemd-nspawn" in cmdline) and f"{labdir}/" in cmdline
+    return pid if ours else None
 
 
 def terminate(qmp: QMP, pidfile: Path, labdir: Path, timeout: float = 10) -> None:
@@ -149,6 +151,9 @@ class HostState:
     forwards: dict[str, int] = field(default_factory=dict)
     usb: list[str] = field(default_factory=list)
     started: float = 0.0
+    kind: str = "vm"  # or "container" (systemd-nspawn)
+    address: str = "127.0.0.1"  # where SSH listens: 127.0.0.1 (VM) or the container's veth
+    index: int = 0  # a container's slot: its veth is hlab<index>, its subnet 10.233.<index>.0/30
 
     def save(self, directory: Path) -> None:
         (directory / "host.json").write_text(json.dumps(asdict(self), indent=1))
@@ -192,6 +197,16 @@ class LabHost:
         return self.state.ssh_port
 
     @property
+    def address(self) -> str:
+        """Where SSH listens: 127.0.0.1 for a VM, the container's own address for a container."""
+        return self.state.address
+
+    @property
+    def kind(self) -> str:
+        """``vm`` (QEMU, its own kernel) or ``container`` (systemd-nspawn, the machine's kernel)."""
+        return self.state.kind
+
+    @property
     def profile(self) -> str:
         return self.state.profile
 
@@ -233,13 +248,19 @@ class LabHost:
 
     def monitor(self, cmd: str) -> str:
         """Run a QEMU human monitor (HMP) command, e.g. ``info usb``; returns its output."""
+        self._need_vm("QEMU monitor")
         return self.qmp.hmp(cmd)
+
+    def _need_vm(self, what: str) -> None:
+        if self.kind != "vm":
+            raise LabError(f"{self.name} is a container: it has no {what} (use an emulated host)")
 
     def usb_plug_storage(self, id: str, size_mb: int = 16) -> Path:
         """Hot-plug a blank USB stick of `size_mb` MiB (serial = `id`) on the xhci controller.
 
         Returns the stick's raw image on the machine, e.g. to put files on it beforehand.
         """
+        self._need_vm("USB")
         _check_id(id)
         image = self.directory / f"usb-{id}.img"
         if not image.exists():
@@ -252,6 +273,7 @@ class LabHost:
 
     def usb_plug_keyboard(self, id: str) -> None:
         """Hot-plug a USB keyboard (HID class 03) on the xhci controller."""
+        self._need_vm("USB")
         _check_id(id)
         self._hmp_ok(f"device_add usb-kbd,bus=xhci.0,id={id}")
         self._remember_usb(id, add=True)
@@ -265,6 +287,7 @@ class LabHost:
         """Forward a free port on 127.0.0.1 to `guest_port` in the guest; returns the host port."""
         from hardening.lab.ports import free_port
 
+        self._need_vm(f"port forwarding (reach it at {self.address}:{guest_port})")
         key = str(guest_port)
         if key in self.state.forwards:
             return self.state.forwards[key]
@@ -278,6 +301,7 @@ class LabHost:
         """Reboot the guest, wait until SSH works again and reset its clock; returns seconds."""
         from hardening.lab.ssh import close_master
 
+        self._need_vm("reboot support (nspawn exits when its container reboots)")
         started = time.monotonic()
         boot_id = self.run("cat /proc/sys/kernel/random/boot_id").stdout.strip()
         self.run("sudo systemd-run --on-active=1 systemctl reboot", timeout=30)
