@@ -145,6 +145,12 @@ def test_real_pam_auth_update_gives_a_sound_stack(tmp_path: Path):
     assert modules[:3] == [("requisite", "pam_faillock.so", ("preauth",)),
                            ("[success=2 default=ignore]", "pam_unix.so", ("nullok", "try_first_pass")),
                            ("[default=die]", "pam_faillock.so", ("authfail",))]
+    # A package upgrade (libpam-runtime's postinst, a new PAM module) runs `pam-auth-update
+    # --package` again: the faillock lines stay, the stack is unchanged.
+    subprocess.run(["pam-auth-update", "--root", str(root), "--package"], env=env, check=True,
+                   capture_output=True, timeout=60)
+    assert (root / "etc/pam.d/common-auth").read_text() == auth_text
+    assert (root / "etc/pam.d/common-account").read_text() == account_text
 
 
 def test_login_defs_last_occurrence_wins_and_quotes_are_stripped():
