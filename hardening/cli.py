@@ -209,8 +209,17 @@ def deploy(inventory: Path, limit: tuple[str, ...], measures: tuple[str, ...], d
     inv = inventory_mod.load(inventory, store)
     result = deploying.run(inv, limit=limit, measures=measures, dry=dry, parallel=parallel,
                            profiles_dir=profiles_dir.resolve())
+    verb = "would change" if dry else "changed"
+    click.echo(f"\n{'host':<28} {verb:>12} {'failed':>7} {'unchanged':>10}")
+    for name, changes in sorted(result.hosts.items()):
+        maybe = f" (+{len(changes.maybe)} if)" if changes.maybe else ""
+        click.echo(f"{name:<28} {len(changes.changed):>12}{maybe} {len(changes.failed):>7} {changes.unchanged:>10}")
+        for op in changes.failed:
+            click.echo(f"    FAILED: {op}")
     for name, text in result.confirmed.items():
         click.echo(f"{name}: reconnected; {text or 'nothing pending'}")
+    for name, text in result.failed.items():
+        click.echo(f"{name}: FAILED: {text}", err=True)
     for name, text in result.unreachable.items():
         click.echo(f"{name}: NOT REACHABLE after the deploy, pending changes roll back: {text}", err=True)
     if result.pyinfra_exit != 0:

@@ -11,18 +11,19 @@ again rolls itself back, and the deploy reports it as failed.
 from __future__ import annotations
 
 import importlib
+import json
 import os
-import shlex
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
 from hardening import ROOT
 from hardening.errors import ConfigError, Exit, worst
 from hardening.inventory import Inventory
+from hardening.measures import firewall as firewall_measure
 from hardening.profiles import Profiles, Resolved
 from hardening.verify import Target, classify_ssh_failure, ssh_config
 
@@ -31,8 +32,11 @@ DEPLOYS = ROOT / "deploys"
 # a rollback of those cannot leave the earlier measures half-applied.
 ORDER: tuple[str, ...] = ("patching", "auth", "encryption", "timeouts", "admin", "terminal",
                           "usb", "firewall")
-CONFIRM = ("if [ -d /run/hardening/pending ] && [ -n \"$(ls -A /run/hardening/pending)\" ]; "
-           "then /usr/local/sbin/hardening-confirm; else echo 'nothing pending'; fi")
+# Exit statuses of hardening-confirm (deploys/_rollback.py): 0 confirmed or nothing pending,
+# 1 a commit failed, 2 a change had already rolled back before it could be confirmed.
+PENDING = "/run/hardening/pending"
+CONFIRM_FAILED = {1: "a pending change could not be made permanent; it will roll back",
+                  2: "a change rolled back before it could be confirmed"}
 
 
 def available() -> list[str]:
@@ -57,15 +61,27 @@ def resolve_profile(host_name: str, profile: object, sensitivity: object) -> Res
 
 
 @dataclass
+class HostChanges:
+    """What pyinfra did (or, with --dry, would do) on one host, by operation name."""
+
+    changed: list[str] = field(default_factory=list)
+    maybe: list[str] = field(default_factory=list)  # --dry: depends on an earlier change (_if)
+    failed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+
+
+@dataclass
 class DeployResult:
     pyinfra_exit: int
     confirmed: dict[str, str]
     unreachable: dict[str, str]
+    failed: dict[str, str] = field(default_factory=dict)
+    hosts: dict[str, HostChanges] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> Exit:
         codes = [Exit.OK]
-        if self.pyinfra_exit != 0:
+        if self.pyinfra_exit != 0 or self.failed:
             codes.append(Exit.NONCOMPLIANT)
         if self.unreachable:
             codes.append(Exit.UNREACHABLE)
@@ -73,8 +89,9 @@ class DeployResult:
 
 
 def pyinfra_command(inventory: Path, limit: tuple[str, ...], dry: bool, parallel: int) -> list[str]:
+    # --json: the plan and results on stdout for us; progress and --diff output on stderr for the user.
     cmd = [str(Path(sys.executable).with_name("pyinfra")), str(inventory), str(DEPLOYS / "main.py"),
-           "--parallel", str(parallel), "--diff"]
+           "--parallel", str(parallel), "--diff", "--json"]
     cmd.append("--dry" if dry else "-y")
     for item in limit:
         cmd += ["--limit", item]
@@ -94,27 +111,63 @@ def run(inventory: Inventory, *, limit: tuple[str, ...], measures: tuple[str, ..
     env = {**os.environ, "HARDENING_MEASURES": ",".join(measures),
            "HARDENING_PROFILES": str(profiles_dir), "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(pyinfra_command(inventory.path, limit, dry, parallel), cwd=ROOT, env=env,
-                          stdin=subprocess.DEVNULL, check=False)
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, check=False)
+    result = DeployResult(proc.returncode, {}, {}, hosts=parse_pyinfra_json(proc.stdout, dry))
     if dry:
-        return DeployResult(proc.returncode, {}, {})
+        return result
     targets = [Target(h.name, h.profile_name, h.sensitivity, data=h.data) for h in hosts]
-    confirmed, unreachable = confirm(targets)
-    return DeployResult(proc.returncode, confirmed, unreachable)
+    confirm(targets, result)
+    return result
 
 
-def confirm(targets: list[Target]) -> tuple[dict[str, str], dict[str, str]]:
-    """Reach each host over a fresh connection and make pending changes permanent."""
-    confirmed: dict[str, str] = {}
-    unreachable: dict[str, str] = {}
+def parse_pyinfra_json(stdout: str, dry: bool) -> dict[str, HostChanges]:
+    """Per host, the operations that changed (or would change) and those that failed."""
+    try:
+        payload = json.loads(stdout[stdout.index("{"):]) if "{" in stdout else {}
+    except ValueError:
+        return {}
+    hosts: dict[str, HostChanges] = {}
+    if dry or not payload.get("results"):
+        for op in payload.get("plan") or []:
+            for name in op.get("hosts_with_change", []):
+                hosts.setdefault(name, HostChanges()).changed.append(op["name"])
+            for name in op.get("hosts_with_conditional_change", []):
+                hosts.setdefault(name, HostChanges()).maybe.append(op["name"])
+        return hosts
+    for op in payload["results"].get("operations", []):
+        for name in op.get("success", []):
+            hosts.setdefault(name, HostChanges()).changed.append(op["name"])
+        for name in op.get("error", []):
+            hosts.setdefault(name, HostChanges()).failed.append(op["name"])
+        for name in op.get("no_change", []):
+            hosts.setdefault(name, HostChanges()).unchanged += 1
+    return hosts
+
+
+def confirm_remote(sudo: bool) -> str:
+    """Run hardening-confirm only where a change is pending (the pending directory is listable)."""
+    command = firewall_measure.confirm_command() if sudo else firewall_measure.CONFIRM_PATH
+    return (f"if [ -n \"$(ls -A {PENDING} 2>/dev/null)\" ]; then {command}; "
+            f"else echo 'nothing pending'; fi")
+
+
+def confirm(targets: list[Target], result: DeployResult) -> None:
+    """Reach each host over a NEW connection (no shared master) and make pending changes permanent."""
     with tempfile.TemporaryDirectory(prefix="hardening-confirm-") as tmp:
         config = ssh_config(targets, Path(tmp))
         for t in targets:
-            remote = f"sudo -n sh -c {shlex.quote(CONFIRM)}" if t.sudo else CONFIRM
-            proc = subprocess.run(["ssh", "-F", str(config), "-o", "ControlMaster=no", "-o",
-                                   "ControlPath=none", t.name, remote], capture_output=True, text=True,
-                                  timeout=90, stdin=subprocess.DEVNULL, check=False)
+            try:
+                proc = subprocess.run(["ssh", "-F", str(config), "-o", "ControlMaster=no", "-o",
+                                       "ControlPath=none", t.name, confirm_remote(t.sudo)],
+                                      capture_output=True, text=True, timeout=90,
+                                      stdin=subprocess.DEVNULL, check=False)
+            except subprocess.TimeoutExpired:
+                result.unreachable[t.name] = "no answer within 90 s"
+                continue
+            output = proc.stdout.strip()
             if proc.returncode == 0:
-                confirmed[t.name] = proc.stdout.strip()
+                result.confirmed[t.name] = output
+            elif proc.returncode in CONFIRM_FAILED:
+                result.failed[t.name] = f"{CONFIRM_FAILED[proc.returncode]}: {output}"
             else:
-                unreachable[t.name] = classify_ssh_failure(proc.returncode, proc.stderr, t.sudo)[1]
-    return confirmed, unreachable
+                result.unreachable[t.name] = classify_ssh_failure(proc.returncode, proc.stderr, t.sudo)[1]

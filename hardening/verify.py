@@ -249,6 +249,10 @@ def _verify_host(target: Target, *, run_id: str, run_dir: Path, workdir: Path, c
         proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                               cwd=ROOT, check=False)
     doc_path = model.host_file(run_dir, target.name, "json")
+    if doc_path.exists() and str(model.read(doc_path).get("error") or "").startswith("connection lost"):
+        return HostResult(target.name, target.profile, target.sensitivity, "unreachable",
+                          message=model.read(doc_path)["error"], reason="connection-lost",
+                          json=doc_path.name, html=model.host_file(run_dir, target.name, "html").name)
     if proc.returncode not in (0, 1) or not doc_path.exists():
         tail = " | ".join(log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:])
         return HostResult(target.name, target.profile, target.sensitivity, "unreachable",

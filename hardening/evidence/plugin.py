@@ -28,6 +28,7 @@ from hardening.profiles import Profiles, Resolved
 
 OUTPUT_LIMIT = 4000
 NOT_APPLICABLE = "not applicable: "
+LOST = 3  # pytest exit status when the host went away in the middle of the run
 RESULT_KEY = pytest.StashKey["CheckRecord"]()
 
 
@@ -100,6 +101,7 @@ class Session:
         self.host_entry: Host | None = None
         self.setup_error: str | None = None
         self._events = config.getoption("--hardening-events")
+        self.mode = config.getoption("--hardening-mode")
         self._load_profile()
 
     def _load_profile(self) -> None:
@@ -207,6 +209,10 @@ class Session:
         def run(command: str, *args: str, **kwargs: Any) -> Any:
             start = time.monotonic()
             result = original(command, *args, **kwargs)
+            if result.rc == 255 and self.mode == "ssh" and not _reachable(original):
+                self.setup_error = f"connection lost during the run: {_excerpt(result.stderr).strip()}"
+                record.status, record.message = "error", self.setup_error
+                pytest.exit(self.setup_error, returncode=LOST)
             record.commands.append({
                 "command": backend.quote(command, *args),
                 "exit_code": result.rc,
@@ -250,6 +256,11 @@ class Session:
         self.out.mkdir(parents=True, exist_ok=True)
         model.write(doc, self.out)
         self.event(event="done", summary=doc["summary"])
+
+
+def _reachable(run: Any) -> bool:
+    """Exit 255 is ssh's own failure, or a remote command's; ask the host once more to tell."""
+    return bool(run("true").rc == 0)
 
 
 def _excerpt(text: str) -> str:
