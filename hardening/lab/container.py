@@ -28,6 +28,7 @@ from hardening.lab.errors import LabError
 from hardening.lab.identity import host_keys
 from hardening.lab.image import Image, remove_tree
 from hardening.lab.proc import run, say
+from hardening.lab.ssh import locked
 
 SUBNET = "10.233"
 PIDFILE = "nspawn.pid"
@@ -46,8 +47,13 @@ def veth_name(labdir: Path, index: int) -> str:
 def ensure_rootfs(image: Image) -> Path:
     """The image's tree as a directory (the containers' shared lower layer), made once."""
     rootfs = image.directory / "rootfs"
-    if rootfs.is_dir():
-        return rootfs
+    with locked(image.directory, "rootfs.lock"):  # two labs sharing a cache: copy once
+        if not rootfs.is_dir():
+            _copy_tree(image, rootfs)
+    return rootfs
+
+
+def _copy_tree(image: Image, rootfs: Path) -> None:
     say("copying the image's tree for containers")
     tmp = image.directory / "rootfs.tmp"
     mnt = image.directory / "mnt"
@@ -60,7 +66,6 @@ def ensure_rootfs(image: Image) -> Path:
         run(["umount", mnt])
         mnt.rmdir()
     tmp.rename(rootfs)
-    return rootfs
 
 
 def free_index(labdir: Path) -> int:

@@ -225,4 +225,4 @@ def _prune(images: Path, keep: str) -> None:
     """Drop images of older recipes (each is about 1 GB) once the new one is in place."""
     for entry in images.iterdir():
         if entry.name != keep:
-            shutil.rmtree(entry, ignore_errors=True)
+            remove_tree(entry)

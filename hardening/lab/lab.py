@@ -33,6 +33,7 @@ from hardening.lab.ssh import (
     set_known_keys,
     wait_ssh,
     write_atomic,
+    write_golden_known_hosts,
 )
 from hardening.lab.vm import QEMU, HostState, LabHost, Machine, launch, pid_of, terminate, wait_running
 
@@ -48,10 +49,19 @@ NAME = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 class Lab:
     """Disposable Debian 12 hosts emulated by QEMU, all kept in one lab directory."""
 
-    def __init__(self, directory: Path | None = None) -> None:
+    def __init__(self, directory: Path | None = None, cache: Path | None = None) -> None:
+        """`directory`: default ``<repo>/.lab``, env HARDENING_LAB_DIR overrides.
+
+        `cache` (env HARDENING_LAB_CACHE): another lab directory whose image, golden state and
+        SSH key this one uses through symlinks, so a second lab (say, one per test session) costs
+        no build. Hosts, known_hosts and ssh_config stay per lab directory.
+        """
         env = os.environ.get("HARDENING_LAB_DIR")
         chosen = directory or (Path(env) if env else hardening.ROOT / ".lab")
         self.directory = chosen.resolve()
+        env_cache = os.environ.get("HARDENING_LAB_CACHE")
+        shared = cache or (Path(env_cache) if env_cache else None)
+        self.cache = shared.resolve() if shared else self.directory
 
     def __repr__(self) -> str:
         return f"Lab({str(self.directory)!r})"
@@ -62,16 +72,31 @@ class Lab:
         """Install missing machine packages, then build the image and golden state if needed.
 
         Idempotent: a second call only checks. Needs root the first time (apt, debootstrap).
+        Concurrent setups of one cache wait for each other instead of building twice.
         """
         started = time.monotonic()
         _install_packages()
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.directory.chmod(0o700)
-        key = ensure_key(self.directory)
-        image = ensure_image(self.directory, key.with_suffix(".pub").read_text())
-        say(f"image {image.key} ready")
-        golden = ensure_golden(self.directory, image)
+        for directory in {self.directory, self.cache}:
+            directory.mkdir(parents=True, exist_ok=True)
+            directory.chmod(0o700)
+        with locked(self.cache, "build.lock"):
+            key = ensure_key(self.cache)
+            image = ensure_image(self.cache, key.with_suffix(".pub").read_text())
+            say(f"image {image.key} ready")
+            golden = ensure_golden(self.cache, image)
+        if self.cache != self.directory:
+            self._link_cache()
+            write_golden_known_hosts(self.directory, image.host_keys)
         say(f"golden state {golden.directory.name} ready ({time.monotonic() - started:.0f} s)")
+
+    def _link_cache(self) -> None:
+        for name in ("id_ed25519", "id_ed25519.pub", "images", "golden"):
+            link = self.directory / name
+            if link.is_symlink() and link.resolve() == (self.cache / name).resolve():
+                continue
+            if link.exists() or link.is_symlink():
+                raise LabError(f"{link} exists: a lab with a cache must not have its own {name}")
+            link.symlink_to(self.cache / name)
 
     def _ready(self) -> tuple[Image, Golden]:
         """The cached image and golden state, without building anything."""

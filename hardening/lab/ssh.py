@@ -29,10 +29,11 @@ LOCALHOST = "127.0.0.1"
 
 
 @contextmanager
-def locked(labdir: Path) -> Iterator[None]:
-    """Serialise bookkeeping (ports, known_hosts, ssh_config) between lab processes."""
+def locked(labdir: Path, name: str = "lock") -> Iterator[None]:
+    """Serialise bookkeeping (ports, known_hosts, ssh_config) between lab processes; with
+    ``name="build.lock"``, builds of the image and golden state."""
     labdir.mkdir(parents=True, exist_ok=True)
-    with (labdir / "lock").open("w") as handle:
+    with (labdir / name).open("w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

@@ -80,9 +80,12 @@ def qemu_args(image: Image, m: Machine) -> list[str]:
 
 
 def args_template(image: Image) -> list[str]:
-    """The command line with the per-machine parts blanked: part of the golden state's key."""
+    """The command line with the per-machine parts blanked: part of the golden state's key.
+
+    The image's own path is blanked too (its content is in the image key), so a lab directory
+    that reaches a shared cache through a symlink computes the same key."""
     blank = Machine("NAME", Path("/DIR"), Path("/DISK"), Path("/SPARE"), 0, "MAC", Path("/STATE"))
-    return qemu_args(image, blank)
+    return [arg.replace(str(image.directory), "/IMAGE") for arg in qemu_args(image, blank)]
 
 
 def launch(image: Image, machine: Machine) -> QMP:
