@@ -83,3 +83,11 @@ def test_diff_refuses_a_pruned_run(tmp_path: Path) -> None:
     assert [d.prune for d in history.prune(root, keep=1)] == [True]
     proc = cli("diff", first.name, "latest", "--evidence", root)
     assert proc.returncode == 2 and "pruned" in proc.stderr
+
+
+def test_diff_shows_a_changed_profile(tmp_path: Path) -> None:
+    root = tmp_path / "evidence"
+    history.after_run(make_run(root, 20, {"web01": all_pass()}, retention_days=1825))
+    history.after_run(make_run(root, 21, {"web01": all_pass()}, retention_days=30))
+    text = cli("diff", "--evidence", root).stdout
+    assert "web01:\n  profile terminal (high, " in text and " → terminal (high, " in text

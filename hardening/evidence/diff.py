@@ -39,6 +39,7 @@ class HostDiff:
     before_verdict: str | None
     after_verdict: str | None
     changes: list[Change] = field(default_factory=list)
+    profile_change: str | None = None  # "name level digest → name level digest" when it changed
 
     def of(self, kind: str) -> list[Change]:
         return [c for c in self.changes if c.kind == kind]
@@ -115,7 +116,22 @@ def compare_host(host: str, before: RunView | None, after: RunView | None) -> Ho
         before.verdicts.get(host) if before else None,
         after.verdicts.get(host) if after else None,
         compare_documents(a_doc, b_doc) if a_doc is not None and b_doc is not None else [],
+        _profile_change(a_doc, b_doc),
     )
+
+
+def _profile_label(doc: dict[str, Any] | None) -> str | None:
+    profile = (doc or {}).get("profile")
+    if not profile:
+        return None
+    digest = str(profile.get("digest", "")).removeprefix("sha256:")[:12]
+    return f"{profile.get('name')} ({profile.get('sensitivity')}, {digest})"
+
+
+def _profile_change(before: dict[str, Any] | None, after: dict[str, Any] | None) -> str | None:
+    """A changed profile (name, sensitivity or any setting: the digest) explains changed results."""
+    a, b = _profile_label(before), _profile_label(after)
+    return f"{a} → {b}" if a and b and a != b else None
 
 
 def compare_runs(before: RunView, after: RunView) -> list[HostDiff]:
@@ -170,6 +186,8 @@ def _host_text(diff: HostDiff) -> list[str]:
         lines.append("  gone (not in the later run)")
     elif diff.before_verdict != diff.after_verdict:
         lines.append(f"  verdict {diff.before_verdict} → {diff.after_verdict}")
+    if diff.profile_change:
+        lines.append(f"  profile {diff.profile_change}")
     by_clause: dict[str, list[Change]] = {}
     for change in diff.changes:
         for clause in change.clauses or ("-",):
