@@ -175,15 +175,29 @@ class Lab:
             state.save(directory)
             overlay(golden.disk, directory / "disk.qcow2", "qcow2")
             overlay(golden.spare, directory / "spare.qcow2", "qcow2")
-            machine = Machine(name, directory, directory / "disk.qcow2", directory / "spare.qcow2",
-                              state.ssh_port, state.mac, incoming=golden.state)
             try:
-                qmp = launch(image, machine)
-            except LabError:
+                qmp = self._launch_on_free_port(image, golden, state, directory)
+            except BaseException:
                 self._cleanup(name)
                 raise
         wait_running(qmp, 120)
         return LabHost(self.directory, state)
+
+    def _launch_on_free_port(self, image: Image, golden: Golden, state: HostState,
+                             directory: Path) -> QMP:
+        """Launch QEMU; if another lab directory took the port meanwhile, try the next one."""
+        for attempt in range(3):
+            machine = Machine(state.name, directory, directory / "disk.qcow2",
+                              directory / "spare.qcow2", state.ssh_port, state.mac,
+                              incoming=golden.state)
+            try:
+                return launch(image, machine)
+            except LabError as exc:
+                if "forwarding" not in str(exc) or attempt == 2:
+                    raise
+                state.ssh_port = free_port(self.directory, skip={state.ssh_port})
+                state.save(directory)
+        raise AssertionError("unreachable")
 
     def _identify(self, host: LabHost) -> None:
         ssh = golden_ssh(self.directory, host.ssh_port)
@@ -199,15 +213,17 @@ class Lab:
         host.wait_ssh(60)
 
     def hosts(self) -> list[LabHost]:
-        """The running hosts, by name."""
+        """The running hosts that have their identity (those still starting are left out)."""
         found = []
         for state_file in sorted((self.directory / "hosts").glob("*/host.json")):
             if _pid(state_file.parent, self.directory) is None:
                 continue
             try:
-                found.append(LabHost(self.directory, HostState.load(state_file.parent)))
+                state = HostState.load(state_file.parent)
             except (OSError, ValueError, TypeError):
                 continue  # being written or removed by another process
+            if state.host_keys:  # else still starting: no identity yet
+                found.append(LabHost(self.directory, state))
         return found
 
     def host(self, name: str) -> LabHost:

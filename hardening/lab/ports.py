@@ -34,12 +34,12 @@ def _bindable(port: int) -> bool:
     return True
 
 
-def free_port(labdir: Path) -> int:
+def free_port(labdir: Path, skip: set[int] | None = None) -> int:
     """A port in 40022..40999 that nothing listens on and no lab host uses.
 
     Call it with the lab lock held until QEMU has bound the port, or two starts may race.
     """
-    taken = _taken(labdir)
+    taken = _taken(labdir) | (skip or set())
     for port in range(FIRST_PORT, LAST_PORT + 1):
         if port not in taken and _bindable(port):
             return port
