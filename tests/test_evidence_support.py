@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ def stamp(day: int, hour: int = 10) -> tuple[str, str]:
     return start.strftime("%Y%m%dT%H%M%SZ"), start.isoformat(timespec="seconds")
 
 
-def make_run(root: Path, day: int, hosts: dict[str, dict[str, str] | None], *,
+def make_run(root: Path, day: int, hosts: Mapping[str, Mapping[str, str] | None], *,
              profile: str = "terminal", retention_days: int | None = None, hour: int = 10,
              write_html: bool = True) -> Path:
     """A run directory: hosts maps name -> {check_id: status} (None = unreachable)."""
@@ -46,7 +47,7 @@ def make_run(root: Path, day: int, hosts: dict[str, dict[str, str] | None], *,
     if retention_days is not None:
         resolved = resolved.model_copy(update={"evidence": resolved.evidence.model_copy(
             update={"retention_days": retention_days})})
-    entries = []
+    entries: list[dict[str, Any]] = []
     for name, statuses in hosts.items():
         if statuses is None:
             entries.append({"name": name, "profile": profile, "sensitivity": "high", "verdict": "unreachable",
