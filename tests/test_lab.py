@@ -23,7 +23,8 @@ pytestmark = pytest.mark.lab
 @pytest.fixture(scope="module")
 def pair(lab: Lab) -> Iterator[tuple[LabHost, LabHost]]:
     """A terminal and a server, shared by the tests of this module."""
-    hosts = (lab.start("lab-term1", "terminal", "high"), lab.start("lab-srv1", "server", "medium"))
+    term, srv = lab.start_many([("lab-term1", "terminal", "high"), ("lab-srv1", "server", "medium")])
+    hosts = (term, srv)
     yield hosts
     for host in hosts:
         if (lab.directory / "hosts" / host.name).exists():

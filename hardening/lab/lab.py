@@ -13,6 +13,8 @@ import shutil
 import subprocess
 import time
 import uuid
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import hardening
@@ -37,9 +39,10 @@ from hardening.lab.ssh import (
 )
 from hardening.lab.vm import QEMU, HostState, LabHost, Machine, launch, pid_of, terminate, wait_running
 
-# Debian packages the machine needs to run the lab (socat: to poke at monitor sockets by hand).
+# Debian packages the machine needs to run the lab (socat: to poke at monitor sockets by hand;
+# systemd-container and iproute2: containers).
 HOST_PACKAGES = ("qemu-system-x86", "qemu-utils", "debootstrap", "socat", "openssh-client",
-                 "e2fsprogs")
+                 "e2fsprogs", "systemd-container", "iproute2")
 PROFILES = ("terminal", "server", "server-room")
 SENSITIVITIES = ("low", "medium", "high")
 KINDS = ("vm", "container")
@@ -131,6 +134,25 @@ class Lab:
             self.stop(name)
             raise
         return host
+
+    def start_many(self, specs: Iterable[tuple[str, str, str]], kind: str = "vm") -> list[LabHost]:
+        """Start several hosts at once, ``(name, profile, sensitivity)`` each; all or none.
+
+        Restores overlap well (three VMs are ready in about the time of two), so this is the
+        quickest way to a small fleet.
+        """
+        specs = list(specs)
+        with ThreadPoolExecutor(max_workers=max(1, len(specs))) as pool:
+            futures = [pool.submit(self.start, name, profile, sensitivity, kind)
+                       for name, profile, sensitivity in specs]
+            wait(futures)
+        failed = [exc for f in futures if (exc := f.exception()) is not None]
+        if failed:
+            for future, (name, _, _) in zip(futures, specs, strict=True):
+                if future.exception() is None:
+                    self.stop(name)
+            raise failed[0]
+        return [f.result() for f in futures]
 
     def _start_container(self, name: str, profile: str, sensitivity: str) -> LabHost:
         image, _ = self._ready()
