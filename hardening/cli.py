@@ -279,19 +279,14 @@ def _summary(result: Any) -> None:
     click.echo(f"exit {int(result.exit_code)} ({Exit(result.exit_code).name.lower()})")
 
 
-def _register_optional() -> None:
-    """Commands that live beside their subsystem (lab, evidence history)."""
-    try:
-        from hardening.lab.cli import lab
-        main.add_command(lab)
-    except ImportError:
-        pass
-    try:
-        from hardening.evidence import cli as evidence_cli
-        for name in ("keys", "evidence", "diff", "schedule"):
-            main.add_command(getattr(evidence_cli, name))
-    except (ImportError, AttributeError):
-        pass
+def _register_subsystems() -> None:
+    """Commands that live beside their subsystem: the lab and the evidence history."""
+    from hardening.evidence import cli as evidence_cli
+    from hardening.lab.cli import lab
+
+    main.add_command(lab)
+    for command in (evidence_cli.keys, evidence_cli.evidence, evidence_cli.diff, evidence_cli.schedule):
+        main.add_command(command)
 
 
-_register_optional()
+_register_subsystems()

@@ -16,6 +16,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -35,6 +36,8 @@ ORDER: tuple[str, ...] = ("patching", "auth", "encryption", "timeouts", "admin",
 # Exit statuses of hardening-confirm (deploys/_rollback.py): 0 confirmed or nothing pending,
 # 1 a commit failed, 2 a change had already rolled back before it could be confirmed.
 PENDING = "/run/hardening/pending"
+RECONNECT_ATTEMPTS = 4
+RECONNECT_PAUSE = 5.0
 CONFIRM_FAILED = {1: "a pending change could not be made permanent; it will roll back",
                   2: "a change rolled back before it could be confirmed"}
 
@@ -151,17 +154,35 @@ def confirm_remote(sudo: bool) -> str:
             f"else echo 'nothing pending'; fi")
 
 
+def _reconnect(config: Path, t: Target) -> subprocess.CompletedProcess[str] | None:
+    """A new connection, retried for a few seconds: sshd refuses connections while it reloads.
+
+    The rollback timeout (60 s by default) leaves room for these retries; a host key mismatch
+    or a refused login is never retried.
+    """
+    proc = None
+    for attempt in range(RECONNECT_ATTEMPTS):
+        try:
+            proc = subprocess.run(["ssh", "-F", str(config), "-o", "ControlMaster=no", "-o",
+                                   "ControlPath=none", t.name, confirm_remote(t.sudo)],
+                                  capture_output=True, text=True, timeout=90,
+                                  stdin=subprocess.DEVNULL, check=False)
+        except subprocess.TimeoutExpired:
+            return None
+        reason = classify_ssh_failure(proc.returncode, proc.stderr, t.sudo)[0] if proc.returncode else ""
+        if reason != "unreachable" or attempt == RECONNECT_ATTEMPTS - 1:
+            return proc
+        time.sleep(RECONNECT_PAUSE)
+    return proc
+
+
 def confirm(targets: list[Target], result: DeployResult) -> None:
     """Reach each host over a NEW connection (no shared master) and make pending changes permanent."""
     with tempfile.TemporaryDirectory(prefix="hardening-confirm-") as tmp:
         config = ssh_config(targets, Path(tmp))
         for t in targets:
-            try:
-                proc = subprocess.run(["ssh", "-F", str(config), "-o", "ControlMaster=no", "-o",
-                                       "ControlPath=none", t.name, confirm_remote(t.sudo)],
-                                      capture_output=True, text=True, timeout=90,
-                                      stdin=subprocess.DEVNULL, check=False)
-            except subprocess.TimeoutExpired:
+            proc = _reconnect(config, t)
+            if proc is None:
                 result.unreachable[t.name] = "no answer within 90 s"
                 continue
             output = proc.stdout.strip()

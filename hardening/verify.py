@@ -307,10 +307,8 @@ def run(targets: list[Target], *, evidence_root: Path, inventory: Path | None, p
 
 def _after_run(run_dir: Path) -> tuple[list[str], list[str]]:
     """Seal the run and compare it with the previous one (hardening.evidence.history)."""
-    try:
-        from hardening.evidence import history
-    except ImportError:
-        return [], ["evidence not sealed: hardening.evidence.history is not available"]
+    from hardening.evidence import history
+
     messages: list[str] = history.after_run(run_dir)
     regressions = [m for m in messages if not m.startswith("note:")]
     notes = [m.removeprefix("note:").strip() for m in messages if m.startswith("note:")]
