@@ -15,6 +15,7 @@ from hardening import ROOT, deploying
 from hardening import inventory as inventory_mod
 from hardening import verify as verify_mod
 from hardening.errors import Exit
+from hardening.evidence import keys
 from hardening.profiles import Profiles
 
 HOSTS = (("demo-term1", "terminal", "high"), ("demo-srv1", "server", "medium"))
@@ -45,6 +46,9 @@ def run(evidence: Path, keep: bool, say: Callable[[str], None]) -> DemoResult:
     lab = Lab()
     say(f"[1/5] lab setup in {lab.directory} (first run builds a Debian 12 image: a few minutes)")
     lab.setup()
+    if keys.load_private() is None:
+        key = keys.init(keys.default_dir())
+        say(f"      created the evidence signing key in {keys.default_dir()} ({key.fingerprint})")
     try:
         for name, profile, level in HOSTS:
             say(f"[2/5] starting {name} (profile {profile}, sensitivity {level})")
