@@ -1,7 +1,7 @@
 """pytest plugin: lab fixtures. Load with ``pytest_plugins = ["hardening.lab.fixtures"]``.
 
-* ``lab`` (session): sets the lab up (builds what is missing) and stops every host of the lab at
-  the end of the session, also after a failure or Ctrl-C.
+* ``lab`` (session): a lab directory of the session's own (the built image is shared), set up
+  once; every host of it stops at the end of the session, also after a failure or Ctrl-C.
 * ``lab_host`` (function): a factory ``lab_host(name, profile=..., sensitivity=..., kind="vm")
   -> LabHost`` (``kind="container"`` for a systemd-nspawn container);
   the hosts it started are stopped when the test ends. For a host shared by several tests, call
@@ -14,10 +14,15 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+import hardening
 from hardening.lab.lab import Lab
 from hardening.lab.vm import LabHost
 
@@ -43,8 +48,17 @@ atexit.register(_stop_everything)
 
 @pytest.fixture(scope="session")
 def lab() -> Iterator[Lab]:
-    """The lab, set up once per session; every host is stopped at the end, whatever happened."""
-    lab_ = Lab()
+    """A lab directory of this session's own, set up once; all its hosts stop at the end.
+
+    The image, golden state and key come from the shared lab (``<repo>/.lab``, or
+    HARDENING_LAB_CACHE), so nothing is built twice; the hosts live in a short temporary
+    directory (the ssh ControlPath limits its length), so that stopping them at the end never
+    stops hosts a person or another session started in the shared lab. HARDENING_LAB_DIR
+    chooses the directory instead.
+    """
+    own = None if os.environ.get("HARDENING_LAB_DIR") else Path(tempfile.mkdtemp(prefix="hl-", dir="/tmp"))
+    cache = None if own is None else Path(os.environ.get("HARDENING_LAB_CACHE") or hardening.ROOT / ".lab")
+    lab_ = Lab(own, cache=cache)
     _started_labs.append(lab_)
     try:
         lab_.setup()
@@ -52,6 +66,8 @@ def lab() -> Iterator[Lab]:
     finally:
         lab_.stop_all()
         _started_labs.remove(lab_)
+        if own is not None:
+            shutil.rmtree(own, ignore_errors=True)
 
 
 @pytest.fixture()
