@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from hardening import ROOT
 
@@ -23,3 +26,15 @@ def one_line_error(proc: subprocess.CompletedProcess[str]) -> str:
     lines = [line for line in proc.stderr.splitlines() if line.startswith("hardening: error:")]
     assert len(lines) == 1, proc.stderr
     return lines[0]
+
+
+def headless_chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Debian's Chromium, headless, with no traffic of its own (skips the test where it is absent)."""
+    binary = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+    if binary is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run",
+             f"--user-data-dir={tmp_path / 'chromium'}"]
+    return subprocess.run([binary, *flags, *args], capture_output=True, text=True, timeout=120,
+                          check=False, stdin=subprocess.DEVNULL)

@@ -118,3 +118,25 @@ def test_unreachable_host_is_exit_3_and_in_the_evidence(tmp_path: Path) -> None:
 def test_every_command_has_help(args: tuple[str, ...]) -> None:
     proc = cli(*args)
     assert proc.returncode == 0 and len(proc.stdout.splitlines()) > 5
+
+
+@pytest.mark.slow
+def test_verify_local_writes_json_and_html_that_opens_in_a_browser(tmp_path: Path) -> None:
+    from tests.helpers import headless_chromium
+
+    proc = cli("verify", "--local", "--profile", "server", "--evidence", tmp_path / "ev")
+    assert proc.returncode in (0, 1), proc.stdout + proc.stderr  # this machine is not hardened
+    [run_dir] = [p for p in (tmp_path / "ev").iterdir() if p.is_dir()]
+    index = json.loads((run_dir / "index.json").read_text())
+    [host] = index["hosts"]
+    doc = json.loads((run_dir / host["json"]).read_text())
+    clauses = {c for check in doc["checks"] for c in check["clauses"]}
+    assert len(clauses) >= 8, clauses
+    assert doc["summary"]["error"] == 0, [c["message"] for c in doc["checks"] if c["status"] == "error"]
+    shot = tmp_path / "host.png"
+    page = (run_dir / host["html"]).as_uri()
+    headless_chromium(tmp_path, "--window-size=1400,2000", f"--screenshot={shot}", page)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
+    dom = headless_chromium(tmp_path, "--dump-dom", page).stdout
+    assert f"点検結果 / Verification evidence: {host['name']}" in dom
+    assert dom.count('<tr class="') >= len(doc["checks"])

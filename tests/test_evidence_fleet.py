@@ -6,14 +6,12 @@ from __future__ import annotations
 import csv
 import html.parser
 import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from hardening.evidence import chain, fleet, history
-from tests.helpers import cli
+from tests.helpers import cli, headless_chromium
 from tests.test_evidence_support import all_pass, make_run
 
 
@@ -88,29 +86,14 @@ class _Counts(html.parser.HTMLParser):
         self._current = None
 
 
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return name
-    pytest.skip("chromium is not installed (apt-get install -y chromium)")
-
-
-def _headless(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run",
-             f"--user-data-dir={tmp_path / 'chromium'}"]
-    return subprocess.run([_chromium(), *flags, *args], capture_output=True, text=True, timeout=120,
-                          check=False, stdin=subprocess.DEVNULL)
-
-
 @pytest.mark.slow
 def test_fleet_html_renders_in_chromium_with_the_right_counts(run: Path, tmp_path: Path) -> None:
     url = (run / fleet.HTML).as_uri()
     shot = tmp_path / "fleet.png"
-    proc = _headless(tmp_path, "--window-size=1600,1000", f"--screenshot={shot}", url)
+    proc = headless_chromium(tmp_path, "--window-size=1600,1000", f"--screenshot={shot}", url)
     assert shot.exists() and shot.stat().st_size > 10_000, proc.stderr[-2000:]
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    dom = _headless(tmp_path, "--dump-dom", url)
+    dom = headless_chromium(tmp_path, "--dump-dom", url)
     assert dom.returncode == 0, dom.stderr[-2000:]
     parsed = _Counts()
     parsed.feed(dom.stdout)

@@ -208,11 +208,16 @@ class Session:
 
         def run(command: str, *args: str, **kwargs: Any) -> Any:
             start = time.monotonic()
-            result = original(command, *args, **kwargs)
-            if result.rc == 255 and self.mode == "ssh" and not _reachable(original):
-                self.setup_error = f"connection lost during the run: {_excerpt(result.stderr).strip()}"
-                record.status, record.message = "error", self.setup_error
-                pytest.exit(self.setup_error, returncode=LOST)
+            try:
+                result = original(command, *args, **kwargs)
+            except RuntimeError as exc:  # testinfra's ssh backend raises on ssh's own exit 255
+                result = exc.args[0] if exc.args and hasattr(exc.args[0], "rc") else None
+                if result is None:
+                    raise
+                self._lost(record, result, original)
+                raise
+            if result.rc == 255:
+                self._lost(record, result, original)
             record.commands.append({
                 "command": backend.quote(command, *args),
                 "exit_code": result.rc,
@@ -229,6 +234,14 @@ class Session:
             del backend.run
         if not self.identity:
             self.identity = model.identity(host)
+
+    def _lost(self, record: CheckRecord, result: Any, run: Any) -> None:
+        """Stop the run when the host itself went away (not a remote command's own exit 255)."""
+        if self.mode != "ssh" or _reachable(run):
+            return
+        self.setup_error = f"connection lost during the run: {_excerpt(result.stderr).strip()}"
+        record.status, record.message = "error", self.setup_error
+        pytest.exit(self.setup_error, returncode=LOST)
 
     # -- end ------------------------------------------------------------------------------------
     def _attestations(self) -> list[dict[str, Any]]:
@@ -260,7 +273,10 @@ class Session:
 
 def _reachable(run: Any) -> bool:
     """Exit 255 is ssh's own failure, or a remote command's; ask the host once more to tell."""
-    return bool(run("true").rc == 0)
+    try:
+        return bool(run("true").rc == 0)
+    except RuntimeError:
+        return False
 
 
 def _excerpt(text: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -14,6 +15,13 @@ _env = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+
+def _pretty(value: Any) -> str:
+    """JSON as a person reads it; autoescape makes it safe (tojson would show < as \\u003c)."""
+    return json.dumps(value, ensure_ascii=False, indent=1)
+
+
+_env.filters["pretty"] = _pretty
 
 STATUS_LABEL = {
     "pass": "適合 pass",
