@@ -64,9 +64,7 @@ import re
 from dataclasses import dataclass
 from io import StringIO
 
-from pyinfra import host
 from pyinfra.api.operation import OperationMeta
-from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import files, server
 
 from hardening.measures.firewall import CONFIRM_PATH, PENDING_DIR
@@ -255,18 +253,3 @@ def guarded(change: Change, payload: dict[str, str], needed: bool) -> OperationM
         name=f"Apply {change.name} live, rollback in {change.timeout} s unless confirmed",
         commands=[f"{change.directory}/apply"],
     )
-
-
-def require_debian(measure: str) -> bool:
-    """True on Debian; otherwise adds an operation that fails with a clear message.
-
-    Debian 12 is the reference target; other Debian releases are tried, other distributions
-    refused (package names, paths and units differ).
-    """
-    distro = host.get_fact(LinuxDistribution) or {}
-    name = str(distro.get("name") or "unknown")
-    if name.lower().startswith("debian"):
-        return True
-    message = f"{measure}: unsupported distribution {name!r}; the reference target is Debian 12"
-    server.shell(name=f"{measure}: refuse {name}", commands=[f"echo '{message}' >&2; exit 1"])
-    return False

@@ -31,14 +31,13 @@ from pyinfra import host, logger, state
 from pyinfra.api import FileUploadCommand, StringCommand, operation
 from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import File, FileContents, Sha256File
-from pyinfra.facts.server import Command, LinuxDistribution
+from pyinfra.facts.server import Command
 from pyinfra.operations import server
 from pyinfra.operations.util.files import generate_color_diff
 
 from hardening.measures import _sshd
 
 SUFFIX = ".hardening-new"
-SUPPORTED = {("debian", 12)}
 
 
 def candidate_path(dest: str) -> str:
@@ -121,22 +120,6 @@ def reload_sshd(measure: str, changed: OperationMeta) -> OperationMeta:
     return server.shell(name=f"Reload sshd after the {measure} drop-in changed",
                         commands=["systemctl try-reload-or-restart ssh.service"],
                         _if=changed.did_change)
-
-
-def refuse(reason: str) -> OperationMeta:
-    """Fail this host's run here with ``reason`` (nothing after it runs on the host)."""
-    return server.shell(name=f"Refused: {reason}",
-                        commands=[f"echo {shlex.quote('refused: ' + reason)} >&2; exit 1"])
-
-
-def unsupported_reason() -> str | None:
-    """Why the host's distribution is not supported (Debian 12 is the reference), or None."""
-    distro = host.get_fact(LinuxDistribution) or {}
-    ident = str((distro.get("release_meta") or {}).get("ID", distro.get("name", ""))).lower()
-    if (ident, distro.get("major")) in SUPPORTED:
-        return None
-    return (f"unsupported distribution {distro.get('name')} {distro.get('major')}: "
-            "the hardening deploys target Debian 12")
 
 
 def connecting_user() -> tuple[str, list[str]]:

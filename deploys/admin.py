@@ -15,6 +15,7 @@ from pyinfra.facts.server import Command
 from pyinfra.operations import apt, server
 
 from deploys import _sshd as sshd
+from deploys._support import refuse, unsupported_reason
 from hardening.measures import admin as measure
 from hardening.profiles import Resolved
 
@@ -25,9 +26,9 @@ CLAUSES = ("6-6",)
 def apply(profile: Resolved) -> None:
     """Sudo for the admin group only, sudo logging, root login off, root locked."""
     settings: measure.Settings = profile.measure("admin")
-    reason = sshd.unsupported_reason() or measure.lockout_reason(settings, sshd.connecting_user()[0])
+    reason = unsupported_reason() or measure.lockout_reason(settings, sshd.connecting_user()[0])
     if reason:
-        sshd.refuse(reason)
+        refuse(reason)
         return
     apt.packages(name="sudo is installed", packages=["sudo"], present=True)
     sshd.validated_file(name=f"sudoers {measure.SUDOERS_PATH} (validated with visudo -cf)",

@@ -17,27 +17,22 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
 from pyinfra.facts.files import File
-from pyinfra.facts.server import Command, LinuxDistribution
+from pyinfra.facts.server import Command
 from pyinfra.operations import apt, files, server
 
+from deploys._support import supported
 from hardening.measures import auth as measure
 from hardening.profiles import Resolved
 
 CLAUSES = ("6-1", "6-2")
 
 
-def _unsupported() -> bool:
-    distro = host.get_fact(LinuxDistribution) or {}
-    return not (distro.get("name") == "Debian" and distro.get("major") == 12)
-
-
 @deploy("auth")
 def apply(profile: Resolved) -> None:
     """Enforce the auth measure from the host's resolved profile."""
     settings: measure.Settings = profile.measure("auth")
-    server.shell(name="Refuse a distribution other than Debian 12", _if=_unsupported,
-                 commands=["echo 'auth supports Debian 12 only (pam-auth-update, libpam-modules 1.5.2)' >&2; "
-                           "exit 1"])
+    if not supported("auth"):
+        return
     apt.packages(name="Install PAM modules and libpam-pwquality", packages=list(measure.PACKAGES))
     _faillock(settings)
     _pwquality(settings)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pyinfra.api import deploy
 
 from deploys import _sshd as sshd
+from deploys._support import refuse, unsupported_reason
 from hardening.measures import encryption as measure
 from hardening.profiles import Resolved
 
@@ -21,9 +22,9 @@ CLAUSES = ("6-10",)
 def apply(profile: Resolved) -> None:
     """sshd Ciphers and MACs from the profile."""
     settings: measure.Settings = profile.measure("encryption")
-    reason = sshd.unsupported_reason() or measure.lockout_reason(settings)
+    reason = unsupported_reason() or measure.lockout_reason(settings)
     if reason:
-        sshd.refuse(reason)
+        refuse(reason)
         return
     dropin = sshd.sshd_dropin("encryption", measure.sshd_dropin(settings))
     sshd.reload_sshd("encryption", dropin)

@@ -34,7 +34,8 @@ from pyinfra.facts.files import Sha256File
 from pyinfra.facts.server import Command, Which
 from pyinfra.operations import apt, files, server, systemd
 
-from deploys._rollback import Change, guarded, require_debian
+from deploys._rollback import Change, guarded
+from deploys._support import supported
 from hardening.measures import firewall as measure
 from hardening.profiles import Resolved
 
@@ -87,7 +88,7 @@ def _forwarding(settings: measure.Settings, role: str) -> None:
 @deploy("firewall")
 def apply(profile: Resolved) -> None:
     settings: measure.Settings = profile.measure("firewall")
-    if not settings.enabled or not require_debian("firewall"):
+    if not settings.enabled or not supported("firewall"):
         return
     if not host.get_fact(Which, command="nft"):
         apt.update(name="Update the package lists (nftables missing)", cache_time=3600)

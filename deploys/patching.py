@@ -13,9 +13,10 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.server import Command, LinuxDistribution
+from pyinfra.facts.server import Command
 from pyinfra.operations import apt, files, server, systemd
 
+from deploys._support import supported
 from hardening.measures import patching as measure
 from hardening.profiles import Resolved
 
@@ -23,17 +24,12 @@ CLAUSES = ("6-8",)
 LISTS_CACHE_SECONDS = 86400
 
 
-def _unsupported() -> bool:
-    distro = host.get_fact(LinuxDistribution) or {}
-    return not (distro.get("name") == "Debian" and distro.get("major") == 12)
-
-
 @deploy("patching")
 def apply(profile: Resolved) -> None:
     """Enforce the patching measure from the host's resolved profile."""
     settings: measure.Settings = profile.measure("patching")
-    server.shell(name="Refuse a distribution other than Debian 12", _if=_unsupported,
-                 commands=["echo 'patching supports Debian 12 only' >&2; exit 1"])
+    if not supported("patching"):
+        return
     apt.update(name="Refresh package lists (at most once a day)", cache_time=LISTS_CACHE_SECONDS)
     _unattended(settings)
     server.shell(name="Install pending security updates now (profile: apply_security_updates)",

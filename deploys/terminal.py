@@ -10,6 +10,7 @@ from __future__ import annotations
 from pyinfra.api import deploy
 
 from deploys import _sshd as sshd
+from deploys._support import refuse, unsupported_reason
 from hardening.measures import terminal as measure
 from hardening.profiles import Resolved
 
@@ -20,9 +21,9 @@ CLAUSES = ("6-12", "6-13", "6-14")
 def apply(profile: Resolved) -> None:
     """AllowGroups from the profile, never excluding the deploy account."""
     settings: measure.Settings = profile.measure("terminal")
-    reason = sshd.unsupported_reason() or measure.lockout_reason(settings, *sshd.connecting_user())
+    reason = unsupported_reason() or measure.lockout_reason(settings, *sshd.connecting_user())
     if reason:
-        sshd.refuse(reason)
+        refuse(reason)
         return
     dropin = sshd.sshd_dropin("terminal", measure.sshd_dropin(settings))
     sshd.reload_sshd("terminal", dropin)

@@ -17,6 +17,7 @@ from pyinfra.facts.server import Which
 from pyinfra.operations import files, server
 
 from deploys import _sshd as sshd
+from deploys._support import refuse, unsupported_reason
 from hardening.measures import timeouts as measure
 from hardening.profiles import Resolved
 
@@ -27,9 +28,9 @@ CLAUSES = ("6-15",)
 def apply(profile: Resolved) -> None:
     """TMOUT, sshd ClientAlive, logind idle action, desktop screen lock."""
     settings: measure.Settings = profile.measure("timeouts")
-    reason = sshd.unsupported_reason()
+    reason = unsupported_reason()
     if reason:
-        sshd.refuse(reason)
+        refuse(reason)
         return
     files.put(name="Readonly TMOUT for login shells", src=StringIO(measure.profile_script(settings)),
               dest=measure.PROFILE_SCRIPT, user="root", group="root", mode="644")

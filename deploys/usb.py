@@ -35,7 +35,7 @@ from pyinfra.facts.server import Command, Which
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from deploys._rollback import require_debian
+from deploys._support import supported
 from hardening.measures import usb as measure
 from hardening.profiles import Resolved
 
@@ -126,7 +126,7 @@ def _usbguard(settings: measure.Settings) -> None:
 @deploy("usb")
 def apply(profile: Resolved) -> None:
     settings: measure.Settings = profile.measure("usb")
-    if not require_debian("usb"):
+    if not supported("usb"):
         return
     _drivers(settings)
     if settings.usbguard:

@@ -109,7 +109,8 @@ def http_status(port: int) -> int | None:
 @pytest.fixture(scope="module")
 def web_port(hosts: dict[str, LabHost]) -> int:
     srv = hosts["d-srv1"]
-    srv.run(f"cd /tmp && nohup python3 -m http.server {WEB_PORT} >/dev/null 2>&1 &")
+    # In a subshell with every descriptor closed, so that the ssh session returns at once.
+    srv.run(f"cd /tmp && (setsid python3 -m http.server {WEB_PORT} </dev/null >/dev/null 2>&1 &)")
     return srv.forward(WEB_PORT)
 
 
