@@ -35,7 +35,6 @@ ORDER: tuple[str, ...] = ("patching", "auth", "encryption", "timeouts", "admin",
                           "usb", "firewall")
 # Exit statuses of hardening-confirm (deploys/_rollback.py): 0 confirmed or nothing pending,
 # 1 a commit failed, 2 a change had already rolled back before it could be confirmed.
-PENDING = "/run/hardening/pending"
 RECONNECT_ATTEMPTS = 4
 RECONNECT_PAUSE = 5.0
 CONFIRM_FAILED = {1: "a pending change could not be made permanent; it will roll back",
@@ -148,9 +147,10 @@ def parse_pyinfra_json(stdout: str, dry: bool) -> dict[str, HostChanges]:
 
 
 def confirm_remote(sudo: bool) -> str:
-    """Run hardening-confirm only where a change is pending (the pending directory is listable)."""
+    """Run hardening-confirm wherever it is installed: it confirms what is pending, and also
+    reports (exit 2) a change that already rolled back before this connection came."""
     command = firewall_measure.confirm_command() if sudo else firewall_measure.CONFIRM_PATH
-    return (f"if [ -n \"$(ls -A {PENDING} 2>/dev/null)\" ]; then {command}; "
+    return (f"if [ -x {firewall_measure.CONFIRM_PATH} ]; then {command}; "
             f"else echo 'nothing pending'; fi")
 
 
