@@ -21,20 +21,13 @@ from typing import Any
 import pytest
 
 from hardening import ROOT
+from hardening.demo import NOT_DEPLOYABLE
 from hardening.deploying import available
 from hardening.lab import Lab, LabHost
 from tests.helpers import cli
 
 pytestmark = pytest.mark.lab
 
-# Checks that no deploy can make pass on a lab host, and why.
-NOT_DEPLOYABLE = {
-    "encryption.root_encrypted": "the deploy never re-encrypts a disk; the lab's root is a plain image",
-    "patching.pending_security_updates": "apply_security_updates is false by default (change management)",
-    "patching.no_reboot_pending": "follows pending updates (a newer kernel installed later)",
-    "encryption.tpm": "hardware: the terminal profile requires a TPM at sensitivity high; QEMU's lab machine has none",
-    "encryption.secure_boot": "hardware: required at sensitivity high; the lab boots its kernel directly, no UEFI",
-}
 FINGERPRINT = ("sudo sh -c 'nft list ruleset; cat /etc/ssh/sshd_config.d/* /etc/sudoers.d/* /etc/login.defs "
                "/etc/pam.d/common-* /etc/modprobe.d/* /etc/profile.d/* 2>/dev/null; "
                "systemctl is-enabled usbguard nftables 2>&1' | sha256sum")
