@@ -21,6 +21,7 @@ from hardening.evidence import keys as keymod
 from hardening.evidence import schedule as schedule_mod
 from hardening.evidence.store import FILE as STORE_FILE
 from hardening.evidence.store import Store, read_index
+from hardening.files import write_atomic
 
 PathType = click.Path(path_type=Path)
 
@@ -196,8 +197,8 @@ def evidence_report(run: str, evidence_root: Path, out: Path | None) -> None:
                                   "from the sealed one; write it elsewhere with --out DIR")
     target = out or run_dir
     target.mkdir(parents=True, exist_ok=True)
-    chain.write_atomic(target / fleet.HTML, html)
-    chain.write_atomic(target / fleet.CSV, text)
+    write_atomic(target / fleet.HTML, html)
+    write_atomic(target / fleet.CSV, text)
     click.echo(f"fleet report: {target / fleet.HTML}")
     click.echo(f"inspection sheet (CSV): {target / fleet.CSV}")
 

@@ -29,6 +29,7 @@ from hardening.errors import HardeningError
 from hardening.evidence import chain, diff, fleet
 from hardening.evidence import keys as keymod
 from hardening.evidence.store import Store
+from hardening.files import write_atomic
 
 LOCK = ".hardening-evidence.lock"
 NOTE = "note: "
@@ -201,7 +202,7 @@ def _prune_one(run_dir: Path) -> None:
     at = chain.now().isoformat(timespec="seconds")
     files = sorted(p.name for p in run_dir.iterdir() if p.is_file() and p.name not in chain.UNSEALED_FILES)
     note = {"pruned_at": at, "by": "hardening evidence prune", "files": files}
-    chain.write_atomic(run_dir / chain.PRUNED, (json.dumps(note, indent=1) + "\n").encode())
+    write_atomic(run_dir / chain.PRUNED, (json.dumps(note, indent=1) + "\n").encode())
     for name in files:
         (run_dir / name).unlink()
     try:

@@ -23,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from hardening.errors import HardeningError
+from hardening.files import write_atomic
 
 PRIVATE = "signing.key"
 PUBLIC = "signing.pub"
@@ -85,18 +86,6 @@ def verify_signature(public: Ed25519PublicKey, data: bytes, signature_b64: str) 
     return True
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
-
-
 def init(directory: Path, force: bool = False) -> SigningKey:
     """Make a new key pair; refuses to overwrite one unless ``force`` (then retires the old one)."""
     private_path = directory / PRIVATE
@@ -111,10 +100,10 @@ def init(directory: Path, force: bool = False) -> SigningKey:
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                             serialization.NoEncryption())
-    _write(private_path, pem, 0o600)
+    write_atomic(private_path, pem, 0o600)
     pub = key.public_key().public_bytes(serialization.Encoding.PEM,
                                         serialization.PublicFormat.SubjectPublicKeyInfo)
-    _write(old_public, pub, 0o644)
+    write_atomic(old_public, pub, 0o644)
     return SigningKey(key, private_path)
 
 
@@ -123,7 +112,7 @@ def _retire(directory: Path, public_path: Path) -> None:
     retired = directory / RETIRED
     retired.mkdir(exist_ok=True)
     target = retired / (fingerprint(public).removeprefix("sha256:")[:16] + ".pub")
-    _write(target, public_path.read_bytes(), 0o644)
+    write_atomic(target, public_path.read_bytes(), 0o644)
 
 
 def check_private_mode(path: Path) -> None:

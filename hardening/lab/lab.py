@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 
 import hardening
+from hardening.files import write_atomic
 from hardening.lab import container, inventory
 from hardening.lab.errors import LabError
 from hardening.lab.golden import Golden, ensure_golden, golden_key, overlay
@@ -34,7 +35,6 @@ from hardening.lab.ssh import (
     locked,
     set_known_keys,
     wait_ssh,
-    write_atomic,
     write_golden_known_hosts,
 )
 from hardening.lab.vm import QEMU, HostState, LabHost, Machine, launch, pid_of, terminate, wait_running

@@ -12,14 +12,13 @@ Host keys are always checked strictly. Two known_hosts files exist:
 from __future__ import annotations
 
 import fcntl
-import os
 import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from hardening.files import write_atomic
 from hardening.lab.errors import LabError
 from hardening.lab.image import USER
 from hardening.lab.proc import run
@@ -39,15 +38,6 @@ def locked(labdir: Path, name: str = "lock") -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    """Replace a file in one step so a concurrent reader never sees half of it."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
 
 
 def ensure_key(labdir: Path) -> Path:
