@@ -67,28 +67,26 @@ def _sshd_list(host: Any, key: str) -> tuple[list[str], str]:
     return [v for v in values.split(",") if v], why
 
 
+def _offers_only(host: Any, evidence: Any, key: str, allowed: list[str]) -> None:
+    """sshd -T's list for `key` holds nothing outside `allowed` (and is readable at all)."""
+    seen, why = _sshd_list(host, key)
+    extra = sorted(set(seen) - set(allowed))
+    evidence.record(expected={f"{key} within": allowed},
+                    observed={key: seen or why, "not in the profile": extra})
+    assert seen, why
+    assert not extra
+
+
 @pytest.mark.clause("6-10")
 def test_ssh_ciphers(host, profile, evidence):
     """sshd offers only the profile's ciphers (sshd -T)"""
-    settings: measure.Settings = profile.measure("encryption")
-    seen, why = _sshd_list(host, "ciphers")
-    extra = sorted(set(seen) - set(settings.ssh_ciphers))
-    evidence.record(expected={"ciphers within": settings.ssh_ciphers},
-                    observed={"ciphers": seen or why, "not in the profile": extra})
-    assert seen, why
-    assert not extra
+    _offers_only(host, evidence, "ciphers", profile.measure("encryption").ssh_ciphers)
 
 
 @pytest.mark.clause("6-10")
 def test_ssh_macs(host, profile, evidence):
     """sshd offers only the profile's MACs (sshd -T)"""
-    settings: measure.Settings = profile.measure("encryption")
-    seen, why = _sshd_list(host, "macs")
-    extra = sorted(set(seen) - set(settings.ssh_macs))
-    evidence.record(expected={"macs within": settings.ssh_macs},
-                    observed={"macs": seen or why, "not in the profile": extra})
-    assert seen, why
-    assert not extra
+    _offers_only(host, evidence, "macs", profile.measure("encryption").ssh_macs)
 
 
 def _hardware(evidence: Any, expectation: str, what: str, present: bool, detail: Any) -> None:
