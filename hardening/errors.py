@@ -49,14 +49,3 @@ class ConfigError(HardeningError):
         self.key = key
         where = f"{source}: {key}" if key else source
         super().__init__(f"{where}: {message}")
-
-
-class HostError(HardeningError):
-    """A host that could not be verified: unreachable, wrong host key, sudo refused."""
-
-    exit_code = Exit.UNREACHABLE
-
-    def __init__(self, host: str, reason: str, message: str) -> None:
-        self.host = host
-        self.reason = reason
-        super().__init__(f"{host}: {message}")

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hardening import ROOT
+from hardening.lab import Lab, LabHost
 
 HARDENING = [sys.executable, "-m", "hardening"]
 
@@ -38,3 +41,15 @@ def headless_chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess
              f"--user-data-dir={tmp_path / 'chromium'}"]
     return subprocess.run([binary, *flags, *args], capture_output=True, text=True, timeout=120,
                           check=False, stdin=subprocess.DEVNULL)
+
+
+@contextlib.contextmanager
+def lab_hosts(lab: Lab, *specs: tuple[str, str, str]) -> Iterator[dict[str, LabHost]]:
+    """Hosts (name, profile, sensitivity) started together, stopped at the end whatever happened."""
+    hosts = {host.name: host for host in lab.start_many(specs)}
+    try:
+        yield hosts
+    finally:
+        for name in hosts:
+            if (lab.directory / "hosts" / name).exists():
+                lab.stop(name)

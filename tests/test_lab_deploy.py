@@ -24,7 +24,7 @@ from hardening import ROOT
 from hardening.demo import NOT_DEPLOYABLE
 from hardening.deploying import available
 from hardening.lab import Lab, LabHost
-from tests.helpers import cli
+from tests.helpers import cli, lab_hosts
 
 pytestmark = pytest.mark.lab
 
@@ -36,12 +36,8 @@ WEB_PORT = 8080
 
 @pytest.fixture(scope="module")
 def hosts(lab: Lab) -> Iterator[dict[str, LabHost]]:
-    started = {"d-term1": lab.start("d-term1", "terminal", "high"),
-               "d-srv1": lab.start("d-srv1", "server", "medium")}
-    yield started
-    for name in started:
-        if (lab.directory / "hosts" / name).exists():
-            lab.stop(name)
+    with lab_hosts(lab, ("d-term1", "terminal", "high"), ("d-srv1", "server", "medium")) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")

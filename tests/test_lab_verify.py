@@ -13,19 +13,15 @@ from pathlib import Path
 import pytest
 
 from hardening.lab import Lab, LabHost
-from tests.helpers import cli
+from tests.helpers import cli, lab_hosts
 
 pytestmark = pytest.mark.lab
 
 
 @pytest.fixture(scope="module")
 def hosts(lab: Lab) -> Iterator[dict[str, LabHost]]:
-    started = {"v-term1": lab.start("v-term1", "terminal", "high"),
-               "v-srv1": lab.start("v-srv1", "server", "medium")}
-    yield started
-    for name in started:
-        if (lab.directory / "hosts" / name).exists():
-            lab.stop(name)
+    with lab_hosts(lab, ("v-term1", "terminal", "high"), ("v-srv1", "server", "medium")) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
