@@ -16,16 +16,14 @@ import pytest
 from hardening.measures import _sshd
 from hardening.measures import timeouts as measure
 
-TMOUT_SHELL = ("if command -v runuser >/dev/null; then runuser -u nobody -- bash -lc 'readonly -p'; "
-               "else bash -lc 'readonly -p'; fi")
 READONLY = re.compile(r'^declare -(\w+) TMOUT="?(\d+)"?$', re.M)
 
 
 @pytest.mark.clause("6-15")
-def test_shell_tmout(host, profile, evidence):
+def test_shell_tmout(obs, profile, evidence):
     """A login shell gets a readonly, exported TMOUT no longer than the profile's"""
     settings: measure.Settings = profile.measure("timeouts")
-    out = host.run(TMOUT_SHELL)
+    out = obs.run(measure.TMOUT_SHELL)
     match = READONLY.search(out.stdout)
     flags, value = (match.group(1), int(match.group(2))) if match else ("", 0)
     evidence.record(expected={"flags": "rx", "TMOUT": f"1..{settings.shell_tmout}"},
@@ -37,10 +35,10 @@ def test_shell_tmout(host, profile, evidence):
 
 
 @pytest.mark.clause("6-15")
-def test_ssh_client_alive(host, profile, evidence):
+def test_ssh_client_alive(obs, profile, evidence):
     """sshd closes unresponsive sessions: ClientAliveInterval and CountMax (sshd -T)"""
     settings: measure.Settings = profile.measure("timeouts")
-    config, why = _sshd.effective(host.run(_sshd.SSHD_T))
+    config, why = _sshd.effective(obs.run(_sshd.SSHD_T))
     want = {k.lower(): v for k, v in measure.sshd_directives(settings).items()}
     seen = {k: (config or {}).get(k, [why])[0] for k in want}
     evidence.record(expected=want, observed=seen)
@@ -49,15 +47,14 @@ def test_ssh_client_alive(host, profile, evidence):
 
 
 @pytest.mark.clause("6-15")
-def test_logind_idle_action(host, profile, evidence):
+def test_logind_idle_action(obs, profile, evidence):
     """systemd-logind acts on idle sessions (IdleAction, IdleActionSec as logind reads them)"""
     settings: measure.Settings = profile.measure("timeouts")
     if settings.logind_idle_action == "ignore":
         evidence.not_applicable("the profile sets no idle action for this role (ignore)")
-    out = host.run("systemd-analyze cat-config systemd/logind.conf")
+    out = obs.run(measure.LOGIND_CONFIG)
     values = measure.parse_logind(out.stdout) if out.rc == 0 else {}
-    live = host.run("busctl get-property org.freedesktop.login1 /org/freedesktop/login1 "
-                    "org.freedesktop.login1.Manager IdleAction IdleActionUSec")
+    live = obs.run(measure.LOGIND_LIVE)
     want = measure.logind_values(settings)
     seen = {"IdleAction": values.get("IdleAction", "ignore (default)"),
             "IdleActionSec": values.get("IdleActionSec", "30min (default)")}
@@ -69,18 +66,16 @@ def test_logind_idle_action(host, profile, evidence):
 
 
 @pytest.mark.clause("6-15")
-def test_screen_lock(host, profile, evidence):
+def test_screen_lock(obs, profile, evidence):
     """The desktop locks after the profile's delay and users cannot change it (dconf locks)"""
     settings: measure.Settings = profile.measure("timeouts")
-    if not host.exists("dconf"):
+    if obs.run(measure.DCONF_PRESENT).rc != 0:
         evidence.not_applicable("no desktop: dconf is not installed")
     want = measure.dconf_values(settings)
     seen: dict[str, dict[str, str]] = {}
     for path, _value in want.items():
-        value = host.run("env DCONF_PROFILE=user dconf read %s", path).stdout.strip()
-        directory, _, key = path.rpartition("/")
-        schema = directory.strip("/").replace("/", ".")
-        writable = host.run("env DCONF_PROFILE=user gsettings writable %s %s", schema, key)
+        value = obs.run(measure.dconf_read(path)).stdout.strip()
+        writable = obs.run(measure.dconf_writable(path))
         seen[path] = {"value": value,
                       "writable": writable.stdout.strip() if writable.rc == 0 else "unknown"}
     evidence.record(expected={p: {"value": v, "writable": "false"} for p, v in want.items()},

@@ -14,16 +14,16 @@ from pyinfra.api import deploy
 from pyinfra.facts.server import Command
 from pyinfra.operations import apt, server
 
-from deploys import _sshd as sshd
-from deploys._support import refuse, unsupported_reason
 from hardening.measures import admin as measure
+from hardening.observe import Observations
 from hardening.profiles import Resolved
 
-CLAUSES = ("6-6",)
+from . import _sshd as sshd
+from ._support import refuse, unsupported_reason
 
 
 @deploy("admin")
-def apply(profile: Resolved) -> None:
+def apply(profile: Resolved, obs: Observations) -> None:
     """Sudo for the admin group only, sudo logging, root login off, root locked."""
     settings: measure.Settings = profile.measure("admin")
     reason = unsupported_reason() or measure.lockout_reason(settings, sshd.connecting_user()[0])

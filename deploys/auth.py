@@ -20,15 +20,15 @@ from pyinfra.facts.files import File
 from pyinfra.facts.server import Command
 from pyinfra.operations import apt, files, server
 
-from deploys._support import supported
 from hardening.measures import auth as measure
+from hardening.observe import Observations
 from hardening.profiles import Resolved
 
-CLAUSES = ("6-1", "6-2")
+from ._support import supported
 
 
 @deploy("auth")
-def apply(profile: Resolved) -> None:
+def apply(profile: Resolved, obs: Observations) -> None:
     """Enforce the auth measure from the host's resolved profile."""
     settings: measure.Settings = profile.measure("auth")
     if not supported("auth"):

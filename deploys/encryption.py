@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from pyinfra.api import deploy
 
-from deploys import _sshd as sshd
-from deploys._support import refuse, unsupported_reason
 from hardening.measures import encryption as measure
+from hardening.observe import Observations
 from hardening.profiles import Resolved
 
-CLAUSES = ("6-10",)
+from . import _sshd as sshd
+from ._support import refuse, unsupported_reason
 
 
 @deploy("encryption")
-def apply(profile: Resolved) -> None:
+def apply(profile: Resolved, obs: Observations) -> None:
     """sshd Ciphers and MACs from the profile."""
     settings: measure.Settings = profile.measure("encryption")
     reason = unsupported_reason() or measure.lockout_reason(settings)

@@ -34,12 +34,12 @@ from pyinfra.facts.files import Sha256File
 from pyinfra.facts.server import Command, Which
 from pyinfra.operations import apt, files, server, systemd
 
-from deploys._rollback import Change, guarded
-from deploys._support import supported
 from hardening.measures import firewall as measure
+from hardening.observe import Observations
 from hardening.profiles import Resolved
 
-CLAUSES = ("6-7",)
+from ._rollback import Change, guarded
+from ._support import supported
 
 
 def change(timeout: int) -> Change:
@@ -86,7 +86,7 @@ def _forwarding(settings: measure.Settings, role: str) -> None:
 
 
 @deploy("firewall")
-def apply(profile: Resolved) -> None:
+def apply(profile: Resolved, obs: Observations) -> None:
     settings: measure.Settings = profile.measure("firewall")
     if not settings.enabled or not supported("firewall"):
         return

@@ -1,15 +1,26 @@
-"""The pyinfra deploy file `hardening deploy` runs: each measure, in order, from the host's profile.
+"""The pyinfra deploy file `hardening deploy` runs: each measure, in order, from the host's plan.
 
-pyinfra executes this file once per host (CLI mode), so the per-host profile is resolved here
-from the inventory's host data. `HARDENING_MEASURES` (comma-separated) limits the measures,
-`HARDENING_PROFILES` names the profile directory.
+pyinfra executes this file once per host (CLI mode). The parent resolved every host once into a
+plan (hardening.plan) and names the plan file in ``HARDENING_PLANS``; this file never resolves a
+profile. The host is observed once (deploys/_observed.py) and every measure's deploy decides
+from those observations.
 """
+
+import importlib
+import os
+from pathlib import Path
 
 from pyinfra import host
 
-from hardening.deploying import load_measure, resolve_profile, selected_measures
+from hardening.plan import read as read_plans
 
-profile = resolve_profile(host.name, host.data.get("profile"), host.data.get("sensitivity"))
+_HERE = Path(__file__).resolve().parent
+# Installed from a wheel this directory is the package hardening.deploys; in a checkout, deploys.
+_PACKAGE = "hardening.deploys" if _HERE.parent.name == "hardening" else "deploys"
+_observed = importlib.import_module(f"{_PACKAGE}._observed")
 
-for _name in selected_measures():
-    load_measure(_name).apply(profile)
+plan = read_plans(os.environ["HARDENING_PLANS"])[host.name]
+obs = host.get_fact(_observed.Observed, commands=plan.commands)
+
+for _name in plan.measures:
+    importlib.import_module(f"{_PACKAGE}.{_name}").apply(plan.profile, obs)

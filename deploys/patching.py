@@ -16,16 +16,17 @@ from pyinfra.api import deploy
 from pyinfra.facts.server import Command
 from pyinfra.operations import apt, files, server, systemd
 
-from deploys._support import supported
 from hardening.measures import patching as measure
+from hardening.observe import Observations
 from hardening.profiles import Resolved
 
-CLAUSES = ("6-8",)
+from ._support import supported
+
 LISTS_CACHE_SECONDS = 86400
 
 
 @deploy("patching")
-def apply(profile: Resolved) -> None:
+def apply(profile: Resolved, obs: Observations) -> None:
     """Enforce the patching measure from the host's resolved profile."""
     settings: measure.Settings = profile.measure("patching")
     if not supported("patching"):

@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from pyinfra.api import deploy
 
-from deploys import _sshd as sshd
-from deploys._support import refuse, unsupported_reason
 from hardening.measures import terminal as measure
+from hardening.observe import Observations
 from hardening.profiles import Resolved
 
-CLAUSES = ("6-12", "6-13", "6-14")
+from . import _sshd as sshd
+from ._support import refuse, unsupported_reason
 
 
 @deploy("terminal")
-def apply(profile: Resolved) -> None:
+def apply(profile: Resolved, obs: Observations) -> None:
     """AllowGroups from the profile, never excluding the deploy account."""
     settings: measure.Settings = profile.measure("terminal")
     reason = unsupported_reason() or measure.lockout_reason(settings, *sshd.connecting_user())

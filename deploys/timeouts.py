@@ -16,16 +16,16 @@ from pyinfra.api import deploy
 from pyinfra.facts.server import Which
 from pyinfra.operations import files, server
 
-from deploys import _sshd as sshd
-from deploys._support import refuse, unsupported_reason
 from hardening.measures import timeouts as measure
+from hardening.observe import Observations
 from hardening.profiles import Resolved
 
-CLAUSES = ("6-15",)
+from . import _sshd as sshd
+from ._support import refuse, unsupported_reason
 
 
 @deploy("timeouts")
-def apply(profile: Resolved) -> None:
+def apply(profile: Resolved, obs: Observations) -> None:
     """TMOUT, sshd ClientAlive, logind idle action, desktop screen lock."""
     settings: measure.Settings = profile.measure("timeouts")
     reason = unsupported_reason()

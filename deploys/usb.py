@@ -35,11 +35,11 @@ from pyinfra.facts.server import Command, Which
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from deploys._support import supported
 from hardening.measures import usb as measure
+from hardening.observe import Observations
 from hardening.profiles import Resolved
 
-CLAUSES = ("6-11",)
+from ._support import supported
 
 
 def _drivers(settings: measure.Settings) -> None:
@@ -124,7 +124,7 @@ def _usbguard(settings: measure.Settings) -> None:
 
 
 @deploy("usb")
-def apply(profile: Resolved) -> None:
+def apply(profile: Resolved, obs: Observations) -> None:
     settings: measure.Settings = profile.measure("usb")
     if not supported("usb"):
         return

@@ -1,8 +1,8 @@
 """The clause catalogue (hardening/data/clauses.yaml) and what covers each clause.
 
 Coverage is read from the tree itself, so it cannot drift from the code:
-- a clause has a *deploy* when one of its measures has ``deploys/NAME.py`` declaring the clause in
-  ``CLAUSES = (...)``;
+- a clause's *measures* are the registered measures that declare it (hardening.measures);
+- a clause has a *deploy* when one of those measures has one (``deploys/NAME.py``);
 - a *check* when ``checks/test_NAME.py`` has a test marked ``@pytest.mark.clause("ID", ...)``;
 - an *attestation* when a hardware profile defines an attestation item for the clause.
 Any clause id named in a check, a deploy or a profile that is not in the catalogue is a load error.
@@ -19,7 +19,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hardening import ROOT
+from hardening import CHECKS, DEPLOYS, HWPROFILES, ROOT
 from hardening.errors import ConfigError
 
 CATALOGUE = ROOT / "hardening" / "data" / "clauses.yaml"
@@ -34,6 +34,7 @@ class Clause(BaseModel):
     text_ja: str
     summary_en: str
     kind: list[Kind] = Field(min_length=1)
+    # Derived from the registry; a list given here must agree with it (a load error otherwise).
     measures: list[str] = []
     attestations: list[str] = []
 
@@ -101,46 +102,43 @@ def check_clauses(path: Path) -> dict[str, set[str]]:
     return out
 
 
-def deploy_clauses(path: Path) -> tuple[str, ...]:
-    """The ``CLAUSES`` tuple a deploy module declares (read by AST, without importing pyinfra)."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    for node in tree.body:
-        if (isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "CLAUSES"
-                                                 for t in node.targets)):
-            value = ast.literal_eval(node.value)
-            if isinstance(value, tuple | list) and all(isinstance(v, str) for v in value):
-                return tuple(value)
-            break
-    raise ConfigError(str(path), "a deploy module must declare CLAUSES = (\"6-x\", ...)", key="CLAUSES")
-
-
 @dataclass
 class Coverage:
     clause: Clause
+    measures: list[str] = field(default_factory=list)
     deploys: list[str] = field(default_factory=list)
     checks: list[str] = field(default_factory=list)
     attestations: list[str] = field(default_factory=list)
 
 
-def coverage(root: Path = ROOT, profiles_dir: Path | None = None) -> list[Coverage]:
-    """Per clause, the deploys, checks and attestation items that cover it; validates every id."""
+def coverage(root: Path | None = None, profiles_dir: Path | None = None) -> list[Coverage]:
+    """Per clause, the deploys, checks and attestation items that cover it; validates every id.
+
+    ``root`` holds ``checks/`` and ``deploys/`` (default: the shipped ones). Measures and their
+    clauses come from the registry (hardening.measures), which is validated against the tree.
+    """
+    from hardening import measures
     from hardening.profiles import Profiles
 
+    checks_dir = root / "checks" if root else CHECKS
+    deploys_root = root if root else DEPLOYS.parent
     catalogue = load()
     rows = {c.id: Coverage(c) for c in catalogue.clauses}
-    for path in sorted((root / "deploys").glob("*.py")):
-        if path.name.startswith("_") or path.stem == "main":
-            continue
-        declared = deploy_clauses(path)
-        require_known(declared, str(path), key="CLAUSES")
-        for clause_id in declared:
-            rows[clause_id].deploys.append(path.stem)
-    for path in sorted((root / "checks").glob("test_*.py")):
-        for test, ids in check_clauses(path).items():
+    per_measure: dict[str, dict[str, set[str]]] = {}
+    for path in sorted(checks_dir.glob("test_*.py")):
+        tests = check_clauses(path)
+        per_measure[path.stem.removeprefix("test_")] = tests
+        for test, ids in tests.items():
             require_known(sorted(ids), str(path), key=test)
             for clause_id in ids:
                 rows[clause_id].checks.append(f"{path.stem.removeprefix('test_')}.{test.removeprefix('test_')}")
-    profiles = Profiles(profiles_dir or root / "hwprofiles")
+    measures.validate(_tree(deploys_root, checks_dir), catalogue, per_measure)
+    for measure in measures.all_measures():
+        for clause_id in measure.clauses:
+            rows[clause_id].measures.append(measure.name)
+            if measure.deployable:
+                rows[clause_id].deploys.append(measure.name)
+    profiles = Profiles(profiles_dir or HWPROFILES)
     for name in profiles.names():
         for item in profiles.file(name).data.get("attestations") or []:
             ids = item.get("clauses", []) if isinstance(item, dict) else []
@@ -149,3 +147,10 @@ def coverage(root: Path = ROOT, profiles_dir: Path | None = None) -> list[Covera
                 if item["id"] not in rows[clause_id].attestations:
                     rows[clause_id].attestations.append(item["id"])
     return list(rows.values())
+
+
+def _tree(deploys_root: Path, checks_dir: Path) -> Path:
+    """The directory whose deploys/ and checks/ the registry is validated against."""
+    if checks_dir.parent != deploys_root:
+        raise ConfigError(str(checks_dir), "checks/ and deploys/ must sit side by side")
+    return deploys_root

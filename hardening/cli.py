@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import click
 import yaml
 
-from hardening import ROOT, __version__, catalogue
+from hardening import HWPROFILES, __version__, catalogue
 from hardening import inventory as inventory_mod
 from hardening.errors import ConfigError, Exit, HardeningError
 from hardening.profiles import SENSITIVITIES, Profiles, validate_all
@@ -43,7 +42,7 @@ class Main(click.Group):
 
 def _profiles_option(f: Any) -> Any:
     return click.option("--profiles", "profiles_dir", type=click.Path(path_type=Path),
-                        default=ROOT / "hwprofiles", show_default="hwprofiles/ of this checkout",
+                        default=HWPROFILES, show_default="the shipped hwprofiles/",
                         help="Directory of hardware profiles (YAML).")(f)
 
 
@@ -72,7 +71,7 @@ def clauses(as_json: bool, profiles_dir: Path) -> None:
     rows = catalogue.coverage(profiles_dir=profiles_dir)
     if as_json:
         click.echo(json.dumps([{"id": r.clause.id, "heading_ja": r.clause.heading_ja,
-                                "kind": r.clause.kind, "measures": r.clause.measures,
+                                "kind": r.clause.kind, "measures": r.measures,
                                 "deploys": r.deploys, "checks": r.checks,
                                 "attestations": r.attestations} for r in rows],
                               ensure_ascii=False, indent=2))
@@ -82,10 +81,14 @@ def clauses(as_json: bool, profiles_dir: Path) -> None:
         mark = {True: "yes", False: "-"}
         click.echo(f"{r.clause.id:<6} {'+'.join(r.clause.kind):<13} {mark[bool(r.deploys)]:<7} "
                    f"{len(r.checks) or '-'!s:<7} {mark[bool(r.attestations)]:<7} "
-                   f"{r.clause.heading_ja} [{', '.join(r.clause.measures) or 'manual'}]")
+                   f"{r.clause.heading_ja} [{', '.join(r.measures) or _unmeasured(r.clause.kind)}]")
     covered = sum(1 for r in rows if r.checks or r.attestations)
     click.echo(f"\n{covered}/{len(rows)} clauses verified by a check or an attestation item; "
                f"{sum(1 for r in rows if r.deploys)} enforced by a deploy.")
+
+
+def _unmeasured(kind: list[str]) -> str:
+    return "no measure yet" if "tech" in kind else "manual"
 
 
 @main.group()
@@ -147,8 +150,8 @@ def profiles_show(host: str | None, inventory: Path | None, profile_name: str | 
               help="Only the checks of these measures, e.g. -m usb -m firewall.")
 @click.option("--evidence", "evidence_root", type=click.Path(path_type=Path), default=Path("evidence"),
               show_default=True, help="Where runs are written (one directory per run).")
-@click.option("-p", "--parallel", default=4, show_default=True, type=click.IntRange(1, 64),
-              help="Hosts verified at once.")
+@click.option("-p", "--parallel", default=8, show_default=True, type=click.IntRange(1, 256),
+              help="Hosts observed at once (one SSH session each).")
 @click.option("--attestations", "attestations_file", type=click.Path(path_type=Path),
               help="Attestation records by a person (YAML); default: attestations.yaml beside the inventory.")
 @_profiles_option
@@ -164,22 +167,21 @@ def verify(inventory: Path | None, local: bool, profile_name: str, sensitivity: 
     """
     from hardening import verify as verify_mod
 
-    catalogue.coverage(profiles_dir=profiles_dir)  # every clause id in checks, deploys, profiles is known
+    catalogue.coverage(profiles_dir=profiles_dir)  # the registry, the catalogue and the tree agree
     store = Profiles(profiles_dir)
     if local == bool(inventory):
         raise click.UsageError("give an INVENTORY, or --local (not both)")
+    chosen = verify_mod.selected(measures)
+    records = _attestations_path(attestations_file, inventory)
     if local:
-        store.resolve(profile_name, sensitivity)
-        targets = [verify_mod.Target(socket.gethostname(), profile_name, sensitivity, local=True)]
+        plans = verify_mod.plan_local(store, profile_name, sensitivity, chosen, records)
     else:
         assert inventory is not None
         inv = inventory_mod.load(inventory, store)
-        targets = verify_mod.targets_from_inventory(inv, limit, store)
-    result = verify_mod.run(targets, evidence_root=evidence_root.resolve(),
-                            inventory=inventory.resolve() if inventory else None,
-                            profiles_dir=profiles_dir.resolve(), measures=measures, parallel=parallel,
-                            progress=lambda line: click.echo(line, err=True),
-                            attestations=_attestations_path(attestations_file, inventory))
+        plans = verify_mod.plans_from_inventory(inv, limit, store, chosen, records)
+    result = verify_mod.run(plans, evidence_root=evidence_root.resolve(),
+                            inventory=inventory.resolve() if inventory else None, parallel=parallel,
+                            progress=lambda line: click.echo(line, err=True))
     _summary(result)
     sys.exit(int(result.exit_code))
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hardening import ROOT, deploying
+from hardening import HWPROFILES, deploying
 from hardening import inventory as inventory_mod
 from hardening import verify as verify_mod
 from hardening.errors import Exit, worst
@@ -62,9 +62,9 @@ class DemoResult:
 def _verify(inventory: Path, evidence: Path, say: Callable[[str], None]) -> verify_mod.RunResult:
     profiles = Profiles()
     inv = inventory_mod.load(inventory, profiles)
-    targets = verify_mod.targets_from_inventory(inv, (), profiles)
-    return verify_mod.run(targets, evidence_root=evidence, inventory=inventory,
-                          profiles_dir=profiles.directory, parallel=len(targets), progress=say)
+    plans = verify_mod.plans_from_inventory(inv, (), profiles, verify_mod.selected(()))
+    return verify_mod.run(plans, evidence_root=evidence, inventory=inventory, parallel=len(plans),
+                          progress=say)
 
 
 def run(evidence: Path, keep: bool, say: Callable[[str], None]) -> DemoResult:
@@ -86,7 +86,7 @@ def run(evidence: Path, keep: bool, say: Callable[[str], None]) -> DemoResult:
         before = _verify(inventory, evidence, say)
         say("[4/5] deploy every measure")
         deployed = deploying.run(inventory_mod.load(inventory, Profiles()), limit=(), measures=(),
-                                 dry=False, parallel=len(HOSTS), profiles_dir=ROOT / "hwprofiles")
+                                 dry=False, parallel=len(HOSTS), profiles_dir=HWPROFILES)
         say("[5/5] verify after the deploy")
         after = _verify(inventory, evidence, say)
     finally:

@@ -10,7 +10,6 @@ again rolls itself back, and the deploy reports it as failed.
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import subprocess
@@ -19,20 +18,17 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 
-from hardening import ROOT
+from hardening import DEPLOYS
+from hardening import measures as registry
+from hardening import plan as plan_mod
 from hardening.errors import ConfigError, Exit, worst
 from hardening.inventory import Inventory
 from hardening.measures import firewall as firewall_measure
-from hardening.profiles import Profiles, Resolved
-from hardening.verify import Target, classify_ssh_failure, ssh_config
+from hardening.plan import Plan
+from hardening.profiles import Profiles
+from hardening.transport import classify_ssh_failure, ssh_config
 
-DEPLOYS = ROOT / "deploys"
-# Packages and users first; changes that can lock the tool out (sshd, firewall) last, so that
-# a rollback of those cannot leave the earlier measures half-applied.
-ORDER: tuple[str, ...] = ("patching", "auth", "encryption", "timeouts", "admin", "terminal",
-                          "usb", "firewall")
 # Exit statuses of hardening-confirm (deploys/_rollback.py): 0 confirmed or nothing pending,
 # 1 a commit failed, 2 a change had already rolled back before it could be confirmed.
 RECONNECT_ATTEMPTS = 4
@@ -42,24 +38,8 @@ CONFIRM_FAILED = {1: "a pending change could not be made permanent; it will roll
 
 
 def available() -> list[str]:
-    return [name for name in ORDER if (DEPLOYS / f"{name}.py").is_file()]
-
-
-def selected_measures() -> list[str]:
-    wanted = [m for m in os.environ.get("HARDENING_MEASURES", "").split(",") if m]
-    names = available()
-    return [m for m in names if m in wanted] if wanted else names
-
-
-def load_measure(name: str) -> ModuleType:
-    return importlib.import_module(f"deploys.{name}")
-
-
-def resolve_profile(host_name: str, profile: object, sensitivity: object) -> Resolved:
-    directory = Path(os.environ.get("HARDENING_PROFILES") or ROOT / "hwprofiles")
-    if not isinstance(profile, str):
-        raise ConfigError("inventory", "expected profile: <name>", key=f"host {host_name}: profile")
-    return Profiles(directory).resolve(profile, sensitivity if isinstance(sensitivity, str) else None)
+    """The measures with a deploy, in the order they run (from the registry)."""
+    return registry.deploy_order()
 
 
 @dataclass
@@ -106,19 +86,21 @@ def run(inventory: Inventory, *, limit: tuple[str, ...], measures: tuple[str, ..
     for name in measures:
         if name not in names:
             raise ConfigError("--measure", f"no deploy for measure {name!r} (have: {', '.join(names)})")
+    chosen = [m for m in names if not measures or m in measures]
     hosts = inventory.select(limit)
+    if not hosts:
+        raise ConfigError(str(inventory.path), "no host selected")
     profiles = Profiles(profiles_dir)
-    for host in hosts:
-        host.resolve(profiles)
-    env = {**os.environ, "HARDENING_MEASURES": ",".join(measures),
-           "HARDENING_PROFILES": str(profiles_dir), "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(pyinfra_command(inventory.path, limit, dry, parallel), cwd=ROOT, env=env,
-                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, check=False)
+    plans = [plan_mod.for_host(h, h.resolve(profiles), chosen) for h in hosts]
+    with tempfile.TemporaryDirectory(prefix="hardening-deploy-") as tmp:
+        env = {**os.environ, "HARDENING_PLANS": str(plan_mod.write(plans, Path(tmp) / "plans.json")),
+               "PYTHONPATH": str(DEPLOYS.parent)}
+        proc = subprocess.run(pyinfra_command(inventory.path, limit, dry, parallel), cwd=tmp, env=env,
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, check=False)
     result = DeployResult(proc.returncode, {}, {}, hosts=parse_pyinfra_json(proc.stdout, dry))
     if dry:
         return result
-    targets = [Target(h.name, h.profile_name, h.sensitivity, data=h.data) for h in hosts]
-    confirm(targets, result)
+    confirm(plans, result)
     return result
 
 
@@ -154,7 +136,7 @@ def confirm_remote(sudo: bool) -> str:
             f"else echo 'nothing pending'; fi")
 
 
-def _reconnect(config: Path, t: Target) -> subprocess.CompletedProcess[str] | None:
+def _reconnect(config: Path, t: Plan) -> subprocess.CompletedProcess[str] | None:
     """A new connection, retried for a few seconds: sshd refuses connections while it reloads.
 
     The rollback timeout (60 s by default) leaves room for these retries; a host key mismatch
@@ -176,7 +158,7 @@ def _reconnect(config: Path, t: Target) -> subprocess.CompletedProcess[str] | No
     return proc
 
 
-def confirm(targets: list[Target], result: DeployResult) -> None:
+def confirm(targets: list[Plan], result: DeployResult) -> None:
     """Reach each host over a NEW connection (no shared master) and make pending changes permanent."""
     with tempfile.TemporaryDirectory(prefix="hardening-confirm-") as tmp:
         config = ssh_config(targets, Path(tmp))

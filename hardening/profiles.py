@@ -34,7 +34,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from hardening import ROOT
+from hardening import HWPROFILES
 from hardening.errors import ConfigError
 from hardening.measures import MEASURES, settings_model
 from hardening.measures._base import Strict
@@ -45,7 +45,7 @@ TOP_KEYS = {
     "name", "extends", "description", "role", "default_sensitivity",
     "measures", "levels", "hardware", "evidence", "attestations",
 }
-DEFAULT_DIR = ROOT / "hwprofiles"
+DEFAULT_DIR = HWPROFILES
 
 Expectation = Literal["required", "expected", "ignore"]
 

@@ -137,9 +137,9 @@ def test_unsigned_runs_fail_unless_allowed(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("HARDENING_KEY_DIR", str(tmp_path / "no-keys"))
     root = tmp_path / "evidence"
     run = make_run(root, 20, {"web01": all_pass()})
-    lines = history.after_run(run)
-    assert lines and all(line.startswith("note: ") for line in lines)
-    assert "UNSIGNED" in lines[0]
+    outcome = history.after_run(run)
+    assert outcome.notes and not outcome.regressions
+    assert "UNSIGNED" in outcome.notes[0]
     assert kinds(verify(root)) == {"unsigned"}
     assert verify(root, allow_unsigned=True).ok
 

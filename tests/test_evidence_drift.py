@@ -26,9 +26,9 @@ def undone(check_id: str, status: str = "fail") -> dict[str, str]:
 def test_measure_undone_between_two_runs_is_a_regression(tmp_path: Path) -> None:
     root = tmp_path / "evidence"
     first = make_run(root, 20, {"web01": all_pass(), "pc01": all_pass()})
-    assert [line for line in history.after_run(first) if not line.startswith("note:")] == []
+    assert history.after_run(first).regressions == []
     second = make_run(root, 21, {"web01": undone("firewall.default_deny_inbound"), "pc01": all_pass()})
-    lines = [line for line in history.after_run(second) if not line.startswith("note:")]
+    lines = history.after_run(second).regressions
     assert len(lines) == 1
     assert "web01" in lines[0] and "6-7" in lines[0] and "firewall.default_deny_inbound" in lines[0]
     assert "pass → fail" in lines[0] and first.name in lines[0]

@@ -84,8 +84,8 @@ FAKE_VERIFY = textwrap.dedent("""
     statuses = all_pass()
     if code == 4 or code == 1:
         statuses["firewall.default_deny_inbound"] = "fail"
-    lines = history.after_run(make_run(root, day, {"web01": statuses, "pc01": None}, retention_days=1))
-    print("\\n".join(lines))
+    outcome = history.after_run(make_run(root, day, {"web01": statuses, "pc01": None}, retention_days=1))
+    print("\\n".join([*outcome.regressions, *("note: " + n for n in outcome.notes)]))
     sys.exit(code)
 """)
 

@@ -25,6 +25,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from hardening.evidence import keys as keymod
+from hardening.evidence.model import SCHEMAS
 from hardening.files import write_atomic
 
 SEAL_SCHEMA = "hardening.seal/1"
@@ -109,7 +110,7 @@ def host_documents(run_dir: Path) -> dict[str, str]:
         if path.name in UNSEALED_FILES:
             continue
         doc = read_json(path)
-        if isinstance(doc, dict) and doc.get("schema") == "hardening.evidence/1":
+        if isinstance(doc, dict) and doc.get("schema") in SCHEMAS:
             out[str(doc["host"]["name"])] = path.name
     return out
 

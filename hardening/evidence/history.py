@@ -32,9 +32,6 @@ from hardening.evidence.store import Store
 from hardening.files import write_atomic
 
 LOCK = ".hardening-evidence.lock"
-NOTE = "note: "
-
-
 @dataclass
 class Outcome:
     """What sealing a run did: for the runner's summary and for tests."""
@@ -135,13 +132,10 @@ def _index(root: Path, run_dir: Path) -> list[str]:
     return [f"indexed {len(missed)} earlier sealed run(s) the store had missed"] if missed else []
 
 
-def after_run(run_dir: Path) -> list[str]:
-    """Seal ``run_dir``, index it in the history store, write the fleet report, and return one
-    human line per regression against each host's previous run, then the notes about the seal,
-    each prefixed ``note:`` (no line without that prefix: no regression).
-    """
-    outcome = seal_run(Path(run_dir))
-    return [*outcome.regressions, *(NOTE + n for n in outcome.notes)]
+def after_run(run_dir: Path) -> Outcome:
+    """Seal ``run_dir``, index it in the history store and write the fleet report; the outcome
+    carries one human line per regression against each host's previous run and the notes."""
+    return seal_run(Path(run_dir))
 
 
 # -- retention ----------------------------------------------------------------------------------

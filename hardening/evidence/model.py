@@ -1,4 +1,4 @@
-"""The evidence document (schema ``hardening.evidence/1``, documented in docs/evidence.md)."""
+"""The evidence document (schema ``hardening.evidence/2``, documented in docs/evidence.md)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,16 @@ from pathlib import Path
 from typing import Any
 
 from hardening.evidence.render import render_host
-from hardening.inventory import Host
-from hardening.profiles import Resolved
+from hardening.observe import Observations
+from hardening.plan import Plan
 
-SCHEMA = "hardening.evidence/1"
+SCHEMA = "hardening.evidence/2"
+# Documents of earlier versions stay readable (the history and the chain read old runs).
+SCHEMAS = ("hardening.evidence/1", SCHEMA)
 STATUSES = ("pass", "fail", "error", "not_applicable")
 ATTESTATION_STATUSES = ("pass", "fail", "expired", "missing")
 
-_IDENTITY_COMMANDS = {
+IDENTITY_COMMANDS = {
     "hostname": "hostname",
     "machine_id": "cat /etc/machine-id",
     "dmi_serial": "cat /sys/class/dmi/id/product_serial",
@@ -25,12 +27,12 @@ _IDENTITY_COMMANDS = {
 }
 
 
-def identity(host: Any) -> dict[str, Any]:
-    """Who the host says it is; a value it cannot give is null, never a guess."""
+def identity(obs: Observations) -> dict[str, Any]:
+    """Who the host says it is, from its observation batch; a value it cannot give is null."""
     out: dict[str, Any] = {}
-    for key, command in _IDENTITY_COMMANDS.items():
-        result = host.run("sh -c %s", command)
-        value = result.stdout.strip() if result.rc == 0 else ""
+    for key, command in IDENTITY_COMMANDS.items():
+        result = obs.results.get(command)
+        value = result.stdout.strip() if result is not None and result.rc == 0 else ""
         out[key] = value or None
     out["macs"] = out["macs"].split() if out.get("macs") else []
     return out
@@ -56,32 +58,35 @@ def verdict(summary: dict[str, int], error: str | None = None) -> str:
     return "pass"
 
 
-def document(*, run_id: str, host_name: str, mode: str, started: str, finished: str,
-             tool_version: str, identity: dict[str, Any], profile: Resolved | None,
-             inventory_host: Host | None, checks: list[dict[str, Any]],
-             error: str | None = None, attestations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def document(*, run_id: str, plan: Plan, mode: str, started: str, finished: str,
+             tool_version: str, identity: dict[str, Any], checks: list[dict[str, Any]],
+             observations: list[dict[str, Any]], observe_seconds: float = 0.0,
+             error: str | None = None) -> dict[str, Any]:
     summary = summarize(checks)
+    profile = plan.profile
+    attestations = plan.attestations
     return {
         "schema": SCHEMA,
         "run": {"id": run_id, "mode": mode, "started": started, "finished": finished,
-                "tool_version": tool_version},
+                "tool_version": tool_version, "observe_seconds": observe_seconds},
         "host": {
-            "name": host_name,
+            "name": plan.name,
             "identity": identity,
-            "asset_register": inventory_host.asset.model_dump() if inventory_host else None,
-            "groups": inventory_host.groups if inventory_host else [],
+            "asset_register": plan.asset.model_dump() if plan.asset and not plan.local else None,
+            "groups": plan.groups,
         },
-        "profile": None if profile is None else {
+        "profile": {
             "name": profile.name, "chain": profile.chain, "role": profile.role,
-            "sensitivity": profile.sensitivity, "digest": profile.digest(),
+            "sensitivity": profile.sensitivity, "digest": plan.digest,
             "resolved": profile.canonical(),
         },
         "verdict": verdict(summary, error),
         "error": error,
         "summary": summary,
         "checks": checks,
-        "attestations": attestations or [],
-        "attestation_summary": _count(attestations or [], ATTESTATION_STATUSES),
+        "observations": observations,
+        "attestations": attestations,
+        "attestation_summary": _count(attestations, ATTESTATION_STATUSES),
     }
 
 
@@ -99,7 +104,7 @@ def write(doc: dict[str, Any], out: Path) -> Path:
 
 def read(path: Path) -> dict[str, Any]:
     doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    if doc.get("schema") != SCHEMA:
+    if doc.get("schema") not in SCHEMAS:
         raise ValueError(f"{path}: not a {SCHEMA} document")
     return doc
 

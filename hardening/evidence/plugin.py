@@ -1,35 +1,44 @@
-"""pytest plugin that turns one pytest run of checks/ against one host into evidence.
+"""pytest plugin that judges every planned host in ONE pytest run of checks/ and writes evidence.
 
-Loaded with ``-p hardening.evidence.plugin`` by ``hardening verify`` (one pytest process per
-host). It gives checks their fixtures (``profile``, ``inventory_host``, ``evidence``), records
-every command a check runs on the host (with exit code, output excerpt and duration), the host's
-identity, and writes ``<out>/<host>.json`` (schema: docs/evidence.md) and ``<out>/<host>.html``.
-Progress goes to ``--hardening-events`` as JSON lines, read by the verify runner.
+Loaded with ``-p hardening.evidence.plugin`` by ``hardening verify``, which hands it the plans
+(``--hardening-plans``: hardening.plan, resolved once by the parent). Before the checks run,
+each host is observed once (hardening.observe): one SSH session and one sudo per host, through
+testinfra's backend, in parallel. Every check is then parametrized over the hosts that answered
+and judges the observations (fixture ``obs``); a check that must make a call of its own uses the
+``host`` fixture (testinfra), and those calls are recorded and counted apart.
+
+Per host it writes ``<out>/<host>.json`` (schema: docs/evidence.md) and ``<out>/<host>.html``,
+with every observation once and, per check, the observations it read. ``<out>/.results.json``
+gives the parent a typed result per host; progress goes to ``--hardening-events`` as JSON lines.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import shlex
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+import testinfra
 
-from hardening import __version__, attestations, catalogue
-from hardening.errors import HardeningError
+from hardening import __version__, catalogue
 from hardening.evidence import model
-from hardening.inventory import Host
-from hardening.inventory import load as load_inventory
-from hardening.profiles import Profiles, Resolved
+from hardening.observe import ObservationError, Observations, excerpt, parse, remote_command
+from hardening.plan import Plan
+from hardening.plan import read as read_plans
+from hardening.transport import classify_ssh_failure
 
-OUTPUT_LIMIT = 4000
 NOT_APPLICABLE = "not applicable: "
-LOST = 3  # pytest exit status when the host went away in the middle of the run
+RESULTS = ".results.json"
 RESULT_KEY = pytest.StashKey["CheckRecord"]()
+OBSERVE_TIMEOUT = 300
 
 
 @dataclass
@@ -42,8 +51,37 @@ class CheckRecord:
     expected: Any = None
     observed: Any = None
     message: str = ""
-    commands: list[dict[str, Any]] = field(default_factory=list)
+    observations: list[str] = field(default_factory=list)
+    own_commands: list[dict[str, Any]] = field(default_factory=list)
     duration: float = 0.0
+
+    def used(self, observation_id: str) -> None:
+        if observation_id not in self.observations:
+            self.observations.append(observation_id)
+
+
+@dataclass
+class HostState:
+    """One host of the run: its plan, its observations or why there are none."""
+
+    plan: Plan
+    started: str = ""
+    finished: str = ""
+    observations: Observations | None = None
+    failure: tuple[str, str] | None = None  # (reason, message) when it could not be observed
+    observe_seconds: float = 0.0
+    records: list[CheckRecord] = field(default_factory=list)
+    _testinfra: Any = None
+
+    def testinfra_host(self, ssh_config: str | None) -> Any:
+        """testinfra's host for this plan (the transport of the batch and of a check's own calls)."""
+        if self._testinfra is None:
+            if self.plan.local:
+                self._testinfra = testinfra.get_host("local://", sudo=self.plan.sudo)
+            else:
+                self._testinfra = testinfra.get_host(f"ssh://{self.plan.name}", ssh_config=ssh_config,
+                                                     sudo=self.plan.sudo)
+        return self._testinfra
 
 
 class Evidence:
@@ -72,15 +110,11 @@ def _jsonable(value: Any) -> Any:
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("hardening")
     group.addoption("--hardening-out", help="directory for <host>.json and <host>.html")
-    group.addoption("--hardening-host", help="host name as in the inventory (or the local hostname)")
-    group.addoption("--hardening-inventory", help="inventory file giving the host's profile")
-    group.addoption("--hardening-profile", help="profile name, when no inventory is given")
-    group.addoption("--hardening-sensitivity", help="sensitivity, when no inventory is given")
-    group.addoption("--hardening-profiles", help="hardware profile directory")
+    group.addoption("--hardening-plans", help="the plans the parent resolved (hardening.plan)")
+    group.addoption("--hardening-ssh-config", help="OpenSSH client config for the hosts")
     group.addoption("--hardening-run-id", help="the run this evidence belongs to")
     group.addoption("--hardening-events", help="JSON-lines progress file")
-    group.addoption("--hardening-mode", default="ssh", help="ssh or local")
-    group.addoption("--hardening-attestations", help="attestation records (YAML) to include")
+    group.addoption("--hardening-parallel", type=int, default=8, help="hosts observed at once")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -93,52 +127,83 @@ class Session:
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.out = Path(config.getoption("--hardening-out"))
-        self.host_name = config.getoption("--hardening-host") or "localhost"
-        self.records: list[CheckRecord] = []
-        self.started = _now()
-        self.identity: dict[str, Any] = {}
-        self.resolved: Resolved | None = None
-        self.host_entry: Host | None = None
-        self.setup_error: str | None = None
+        plans = read_plans(config.getoption("--hardening-plans"))
+        self.hosts = {name: HostState(plan) for name, plan in plans.items()}
+        self.ssh_config = config.getoption("--hardening-ssh-config")
         self._events = config.getoption("--hardening-events")
-        self.mode = config.getoption("--hardening-mode")
-        self._load_profile()
-
-    def _load_profile(self) -> None:
-        profiles = Profiles(Path(self.config.getoption("--hardening-profiles") or Profiles().directory))
-        inventory = self.config.getoption("--hardening-inventory")
-        try:
-            if inventory:
-                inv = load_inventory(inventory)
-                self.host_entry = next(h for h in inv.hosts if h.name == self.host_name)
-                self.resolved = self.host_entry.resolve(profiles)
-            else:
-                self.resolved = profiles.resolve(self.config.getoption("--hardening-profile") or "terminal",
-                                                self.config.getoption("--hardening-sensitivity"))
-        except (HardeningError, StopIteration) as exc:
-            self.setup_error = str(exc) or f"host {self.host_name} not in {inventory}"
+        self._lock = threading.Lock()
 
     def event(self, **data: Any) -> None:
         if self._events:
-            with open(self._events, "a", encoding="utf-8") as fh:
+            with self._lock, open(self._events, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(data, ensure_ascii=False) + "\n")
 
-    # -- collection: every check names known clauses ------------------------------------------
+    # -- observe every host once, before anything is judged --------------------------------------
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        parallel = max(1, int(self.config.getoption("--hardening-parallel") or 1))
+        with ThreadPoolExecutor(parallel) as pool:
+            list(pool.map(self._observe, self.hosts.values()))
+
+    def _observe(self, state: HostState) -> None:
+        state.started = _now()
+        start = time.monotonic()
+        command = remote_command(state.plan.commands)
+        if state.plan.sudo:
+            command = f"sudo -n sh -c {shlex.quote(command)}"
+        backend = state.testinfra_host(self.ssh_config).backend
+        try:
+            result = backend.run(command)
+        except RuntimeError as exc:  # testinfra's ssh backend raises on ssh's own exit 255
+            result = exc.args[0] if exc.args and hasattr(exc.args[0], "rc") else None
+            if result is None:
+                state.failure = ("crashed", f"observation failed: {exc}")
+        except Exception as exc:  # noqa: BLE001 - any transport failure is this host's, not the run's
+            state.failure = ("crashed", f"observation failed: {type(exc).__name__}: {exc}")
+            result = None
+        state.observe_seconds = round(time.monotonic() - start, 3)
+        if result is not None:
+            self._read_batch(state, result)
+        self.event(event="observed", host=state.plan.name, seconds=state.observe_seconds,
+                   failure=list(state.failure) if state.failure else None)
+
+    def _read_batch(self, state: HostState, result: Any) -> None:
+        if result.rc == 255 and not state.plan.local:
+            state.failure = classify_ssh_failure(result.rc, result.stderr, state.plan.sudo)
+            return
+        try:
+            state.observations = parse(state.plan.commands, result.stdout, exit_code=result.rc,
+                                       stderr=result.stderr)
+        except ObservationError as exc:
+            if state.plan.sudo and result.rc != 0 and _sudo_refused(result.stderr):
+                state.failure = classify_ssh_failure(result.rc, result.stderr, True)
+            else:
+                state.failure = ("crashed", f"observation unreadable: {exc}")
+
+    # -- collection: every check names known clauses, and runs once per observed host ------------
+    def pytest_generate_tests(self, metafunc: pytest.Metafunc) -> None:
+        if "hardening_host" in metafunc.fixturenames:
+            names = [n for n, s in self.hosts.items() if s.observations is not None]
+            metafunc.parametrize("hardening_host", names, ids=names, indirect=True)
+
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         for item in items:
             ids = [str(a) for m in item.iter_markers("clause") for a in m.args]
             if not ids:
                 raise pytest.UsageError(f"{item.nodeid}: a check must be marked @pytest.mark.clause(...)")
+            if "hardening_host" not in getattr(item, "fixturenames", ()):
+                raise pytest.UsageError(f"{item.nodeid}: a check must use the obs, host, plan, profile or "
+                                        "evidence fixture (it is judged per host)")
             try:
                 catalogue.require_known(ids, str(item.path), key=item.name)
-            except HardeningError as exc:
+            except Exception as exc:
                 raise pytest.UsageError(str(exc)) from None
         self.event(event="collected", total=len(items))
 
     # -- per check ------------------------------------------------------------------------------
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+        state = self.hosts[item.callspec.params["hardening_host"]]  # type: ignore[attr-defined]
         measure = item.path.stem.removeprefix("test_")
         name = getattr(item, "originalname", item.name).removeprefix("test_")
         doc = (getattr(getattr(item, "obj", None), "__doc__", None) or "").strip().splitlines()
@@ -151,9 +216,9 @@ class Session:
         item.stash[RESULT_KEY] = record
         start = time.monotonic()
         result = yield
-        record.duration = round(time.monotonic() - start, 3)
-        self.records.append(record)
-        self.event(event="check", id=record.id, status=record.status)
+        record.duration = round(time.monotonic() - start, 4)
+        state.records.append(record)
+        self.event(event="check", host=state.plan.name, id=record.id, status=record.status)
         return result
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -177,119 +242,108 @@ class Session:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_setup(self, item: pytest.Item) -> None:
         self._current[item.nodeid] = item.stash[RESULT_KEY]
-        if self.setup_error:
-            raise pytest.UsageError(self.setup_error)
 
     # -- fixtures -----------------------------------------------------------------------------
-    @pytest.fixture(scope="session")
-    def profile(self) -> Resolved:
-        """The host's resolved hardware profile."""
-        assert self.resolved is not None, self.setup_error
-        return self.resolved
-
-    @pytest.fixture(scope="session")
-    def inventory_host(self) -> Host | None:
-        """The host as the inventory describes it (asset register), or None with --local."""
-        return self.host_entry
+    @pytest.fixture
+    def hardening_host(self, request: pytest.FixtureRequest) -> HostState:
+        return self.hosts[request.param]
 
     @pytest.fixture
-    def evidence(self, request: pytest.FixtureRequest) -> Evidence:
+    def plan(self, hardening_host: HostState) -> Plan:
+        """The host's plan: resolved profile, asset register entry, measures."""
+        return hardening_host.plan
+
+    @pytest.fixture
+    def profile(self, hardening_host: HostState) -> Any:
+        """The host's resolved hardware profile."""
+        return hardening_host.plan.profile
+
+    @pytest.fixture
+    def inventory_host(self, hardening_host: HostState) -> Plan | None:
+        """The host as the inventory describes it (``.asset``, ``.groups``), or None with --local."""
+        return None if hardening_host.plan.local else hardening_host.plan
+
+    @pytest.fixture
+    def evidence(self, request: pytest.FixtureRequest, hardening_host: HostState) -> Evidence:
         return Evidence(request.node.stash[RESULT_KEY])
 
-    @pytest.fixture(autouse=True)
-    def _record_commands(self, request: pytest.FixtureRequest) -> Iterator[None]:
-        if "host" not in request.fixturenames:
-            yield
-            return
-        host = request.getfixturevalue("host")
+    @pytest.fixture
+    def obs(self, request: pytest.FixtureRequest, hardening_host: HostState) -> Observations:
+        """The host's observation batch; each read is recorded with the check."""
         record: CheckRecord = request.node.stash[RESULT_KEY]
-        backend = host.backend
+        assert hardening_host.observations is not None
+        return Observations(hardening_host.observations.results, listener=lambda o: record.used(o.id))
+
+    @pytest.fixture
+    def host(self, request: pytest.FixtureRequest, hardening_host: HostState) -> Iterator[Any]:
+        """testinfra's host, for a check that must make a call of its own (recorded and counted)."""
+        record: CheckRecord = request.node.stash[RESULT_KEY]
+        testinfra_host = hardening_host.testinfra_host(self.ssh_config)
+        backend = testinfra_host.backend
         original = backend.run
 
         def run(command: str, *args: str, **kwargs: Any) -> Any:
             start = time.monotonic()
             try:
                 result = original(command, *args, **kwargs)
-            except RuntimeError as exc:  # testinfra's ssh backend raises on ssh's own exit 255
+            except RuntimeError as exc:
                 result = exc.args[0] if exc.args and hasattr(exc.args[0], "rc") else None
                 if result is None:
                     raise
-                self._lost(record, result, original)
-                raise
-            if result.rc == 255:
-                self._lost(record, result, original)
-            record.commands.append({
-                "command": backend.quote(command, *args),
-                "exit_code": result.rc,
-                "stdout": _excerpt(result.stdout),
-                "stderr": _excerpt(result.stderr),
-                "duration": round(time.monotonic() - start, 3),
-            })
+            record.own_commands.append({
+                "command": backend.quote(command, *args), "exit_code": result.rc,
+                "stdout": excerpt(result.stdout), "stderr": excerpt(result.stderr),
+                "duration": round(time.monotonic() - start, 3)})
             return result
 
         backend.run = run
         try:
-            yield
+            yield testinfra_host
         finally:
             del backend.run
-        if not self.identity:
-            self.identity = model.identity(host)
-
-    def _lost(self, record: CheckRecord, result: Any, run: Any) -> None:
-        """Stop the run when the host itself went away (not a remote command's own exit 255)."""
-        if self.mode != "ssh" or _reachable(run):
-            return
-        self.setup_error = f"connection lost during the run: {_excerpt(result.stderr).strip()}"
-        record.status, record.message = "error", self.setup_error
-        pytest.exit(self.setup_error, returncode=LOST)
 
     # -- end ------------------------------------------------------------------------------------
-    def _attestations(self) -> list[dict[str, Any]]:
-        path = self.config.getoption("--hardening-attestations")
-        if self.resolved is None:
-            return []
-        records = attestations.load(Path(path)) if path else []
-        return attestations.evaluate(self.resolved, records, name=self.host_name, host=self.host_entry)
-
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        results = []
+        for state in self.hosts.values():
+            results.append(self._write_host(state))
+        (self.out / RESULTS).write_text(json.dumps(results, ensure_ascii=False), encoding="utf-8")
+
+    def _write_host(self, state: HostState) -> dict[str, Any]:
+        plan = state.plan
+        obs = state.observations
+        error = state.failure[1] if state.failure else None
         doc = model.document(
             run_id=self.config.getoption("--hardening-run-id") or "adhoc",
-            host_name=self.host_name,
-            mode=self.config.getoption("--hardening-mode"),
-            started=self.started,
+            plan=plan,
+            mode="local" if plan.local else "ssh",
+            started=state.started or _now(),
             finished=_now(),
             tool_version=__version__,
-            identity=self.identity,
-            profile=self.resolved,
-            inventory_host=self.host_entry,
-            checks=[r.__dict__ for r in self.records],
-            error=self.setup_error,
-            attestations=self._attestations(),
+            identity=model.identity(obs) if obs else {},
+            checks=[r.__dict__ for r in state.records],
+            observations=[o.as_evidence() for o in obs.all()] if obs else [],
+            observe_seconds=state.observe_seconds,
+            error=error,
         )
-        self.out.mkdir(parents=True, exist_ok=True)
-        model.write(doc, self.out)
-        self.event(event="done", summary=doc["summary"])
+        path = model.write(doc, self.out)
+        self.event(event="done", host=plan.name, summary=doc["summary"])
+        return {"name": plan.name, "profile": plan.profile.name, "sensitivity": plan.profile.sensitivity,
+                "verdict": "unreachable" if state.failure else doc["verdict"], "summary": doc["summary"],
+                "json": path.name, "html": model.host_file(self.out, plan.name, "html").name,
+                "message": error or "", "reason": state.failure[0] if state.failure else ""}
 
 
-def _reachable(run: Any) -> bool:
-    """Exit 255 is ssh's own failure, or a remote command's; ask the host once more to tell."""
-    try:
-        return bool(run("true").rc == 0)
-    except RuntimeError:
-        return False
-
-
-def _excerpt(text: str) -> str:
-    text = text or ""
-    if len(text) <= OUTPUT_LIMIT:
-        return text
-    return text[:OUTPUT_LIMIT] + f"\n[… {len(text) - OUTPUT_LIMIT} more characters]"
+def _sudo_refused(stderr: str) -> bool:
+    return any(s in stderr for s in ("password is required", "terminal is required", "sudoers",
+                                     "may not run sudo", "not allowed"))
 
 
 def _short(report: pytest.TestReport) -> str:
     crash = getattr(report.longrepr, "reprcrash", None)
     text = crash.message if crash is not None else str(report.longrepr)
-    return _excerpt(text.strip())
+    return excerpt(text.strip())
 
 
 def _now() -> str:

@@ -23,6 +23,16 @@ def _pretty(value: Any) -> str:
 
 _env.filters["pretty"] = _pretty
 
+
+def _shown(check: dict[str, Any], observations: dict[str, Any]) -> list[dict[str, Any]]:
+    """What a check read: its observations from the batch, then any call of its own
+    (``commands``: documents of schema 1)."""
+    used = [observations[i] for i in check.get("observations") or [] if i in observations]
+    return used + list(check.get("own_commands") or []) + list(check.get("commands") or [])
+
+
+_env.filters["shown"] = _shown
+
 STATUS_LABEL = {
     "pass": "適合 pass",
     "fail": "不適合 fail",
@@ -40,7 +50,8 @@ def _headings() -> dict[str, str]:
 
 def render_host(doc: dict[str, Any]) -> str:
     return _env.get_template("host.html.j2").render(
-        doc=doc, labels=STATUS_LABEL, headings=_headings())
+        doc=doc, labels=STATUS_LABEL, headings=_headings(),
+        observations={o["id"]: o for o in doc.get("observations") or []})
 
 
 def render_index(index: dict[str, Any]) -> str:

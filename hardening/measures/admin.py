@@ -13,17 +13,16 @@ remove.
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
 from hardening.measures import _sshd
-from hardening.measures._base import Strict
+from hardening.measures._base import Measure, Strict
 
 SUDOERS_PATH = "/etc/sudoers.d/hardening-admin"
 NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 LOGFILE = re.compile(r"^/[A-Za-z0-9._/-]+$")
-CLAUSES = "6-6"
 
 
 class Settings(Strict):
@@ -83,7 +82,7 @@ def sshd_directives(settings: Settings) -> dict[str, str | list[str]]:
 
 def sshd_dropin(settings: Settings) -> str:
     """The text of /etc/ssh/sshd_config.d/10-hardening-admin.conf."""
-    return _sshd.render("admin", CLAUSES, sshd_directives(settings))
+    return _sshd.render("admin", ", ".join(MEASURE.clauses), sshd_directives(settings))
 
 
 def lockout_reason(settings: Settings, connecting_user: str) -> str | None:
@@ -188,3 +187,18 @@ def missing_defaults(defaults: list[str], settings: Settings) -> list[str]:
     if not logs or logs[-1] != f"logfile={settings.sudo_logfile}":
         missing.append(f"logfile={settings.sudo_logfile}")
     return missing
+
+
+def observe(profile: Any) -> list[str]:
+    """The commands this measure's checks and deploy read, in the host's one observation batch."""
+    return []
+
+
+MEASURE = Measure(
+    name="admin",
+    title="least administrator privilege",
+    clauses=('6-6',),
+    order=50,
+    settings=Settings,
+    observe=observe,
+)

@@ -30,11 +30,11 @@ from __future__ import annotations
 import re
 import shlex
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
-from hardening.measures._base import Strict
+from hardening.measures._base import Measure, Strict
 
 PAM_CONFIGS = "/usr/share/pam-configs"
 FAILLOCK_CONF = "/etc/security/faillock.conf"
@@ -528,3 +528,18 @@ def _int(value: str | None) -> int:
         return int(str(value).strip())
     except ValueError:
         return -1
+
+
+def observe(profile: Any) -> list[str]:
+    """The commands this measure's checks and deploy read, in the host's one observation batch."""
+    return []
+
+
+MEASURE = Measure(
+    name="auth",
+    title="authentication, password rules and access to personal-data paths",
+    clauses=('6-1', '6-2'),
+    order=20,
+    settings=Settings,
+    observe=observe,
+)

@@ -22,10 +22,9 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from hardening.measures import _sshd
-from hardening.measures._base import Strict
+from hardening.measures._base import Measure, Strict
 
 Requirement = Literal["required", "optional"]
-CLAUSES = "6-10"
 # What pyinfra's SSH client (paramiko 4) can negotiate: the profile must keep one of each, or the
 # next deploy could not connect.
 CLIENT_CIPHERS = ("aes128-ctr", "aes192-ctr", "aes256-ctr",
@@ -60,7 +59,7 @@ def sshd_directives(settings: Settings) -> dict[str, str | list[str]]:
 
 def sshd_dropin(settings: Settings) -> str:
     """The text of /etc/ssh/sshd_config.d/10-hardening-encryption.conf."""
-    return _sshd.render("encryption", CLAUSES, sshd_directives(settings))
+    return _sshd.render("encryption", ", ".join(MEASURE.clauses), sshd_directives(settings))
 
 
 def lockout_reason(settings: Settings) -> str | None:
@@ -142,3 +141,18 @@ def secure_boot_enabled(mokutil: str, efivar_bytes: str) -> bool | None:
     if values and values[-1].isdigit():
         return values[-1] == "1"
     return None
+
+
+def observe(profile: Any) -> list[str]:
+    """The commands this measure's checks and deploy read, in the host's one observation batch."""
+    return []
+
+
+MEASURE = Measure(
+    name="encryption",
+    title="disks holding personal data, swap, and SSH transport",
+    clauses=('6-10',),
+    order=30,
+    settings=Settings,
+    observe=observe,
+)

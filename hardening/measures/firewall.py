@@ -38,7 +38,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from hardening.measures._base import Strict, check_cidrs
+from hardening.measures._base import Measure, Strict, check_cidrs
 
 TABLE = "hardening"
 NFTABLES_CONF = "/etc/nftables.conf"
@@ -367,3 +367,18 @@ def service_present(chain: Chain, service: Service) -> bool:
         return any(not a.sources for a in rules)
     seen = {s for a in rules for s in a.sources}
     return set(service.sources) <= seen
+
+
+def observe(profile: Any) -> list[str]:
+    """The commands this measure's checks and deploy read, in the host's one observation batch."""
+    return []
+
+
+MEASURE = Measure(
+    name="firewall",
+    title="default-deny inbound with the profile's allow-list, forwarding off on terminals",
+    clauses=('6-7',),
+    order=80,
+    settings=Settings,
+    observe=observe,
+)

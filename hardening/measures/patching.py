@@ -27,11 +27,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
-from hardening.measures._base import Strict
+from hardening.measures._base import Measure, Strict
 
 AUTO_UPGRADES = "/etc/apt/apt.conf.d/20auto-upgrades"
 ORIGINS_CONF = "/etc/apt/apt.conf.d/52hardening-unattended-upgrades"
@@ -172,3 +172,18 @@ def kernel_reboot_pending(running_release: str, running_version: str, installed:
 
 def _version_key(release: str) -> list[int]:
     return [int(part) for part in re.findall(r"\d+", release)]
+
+
+def observe(profile: Any) -> list[str]:
+    """The commands this measure's checks and deploy read, in the host's one observation batch."""
+    return []
+
+
+MEASURE = Measure(
+    name="patching",
+    title="published vulnerabilities fixed, software kept up to date, known malware kept out",
+    clauses=('6-8',),
+    order=10,
+    settings=Settings,
+    observe=observe,
+)

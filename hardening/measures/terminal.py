@@ -17,9 +17,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from hardening.measures import _sshd
-from hardening.measures._base import Strict, check_cidrs
-
-CLAUSES = "6-12"
+from hardening.measures._base import Measure, Strict, check_cidrs
 
 
 class Settings(Strict):
@@ -49,7 +47,7 @@ def sshd_directives(settings: Settings) -> dict[str, str | list[str]]:
 
 def sshd_dropin(settings: Settings) -> str:
     """The text of /etc/ssh/sshd_config.d/10-hardening-terminal.conf."""
-    return _sshd.render("terminal", CLAUSES, sshd_directives(settings))
+    return _sshd.render("terminal", ", ".join(MEASURE.clauses), sshd_directives(settings))
 
 
 def lockout_reason(settings: Settings, user: str, groups: list[str]) -> str | None:
@@ -104,3 +102,18 @@ def outside(addresses: list[str], networks: list[str]) -> list[str]:
     return [a for a in addresses
             if not any(ipaddress.ip_address(a) in n for n in nets
                        if n.version == ipaddress.ip_address(a).version)]
+
+
+def observe(profile: Any) -> list[str]:
+    """The commands this measure's checks and deploy read, in the host's one observation batch."""
+    return []
+
+
+MEASURE = Measure(
+    name="terminal",
+    title="limit the terminals that process personal data",
+    clauses=('6-12', '6-13', '6-14'),
+    order=60,
+    settings=Settings,
+    observe=observe,
+)

@@ -19,14 +19,14 @@ Desired state, values from the profile's sensitivity level:
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
 from hardening.measures import _sshd
-from hardening.measures._base import Strict
+from hardening.measures._base import Measure, Strict
+from hardening.observe import quote
 
-CLAUSES = "6-15"
 PROFILE_SCRIPT = "/etc/profile.d/hardening-timeouts.sh"
 LOGIND_DROPIN = "/etc/systemd/logind.conf.d/hardening-timeouts.conf"
 DCONF_PROFILE = "/etc/dconf/profile/user"
@@ -67,7 +67,7 @@ def sshd_directives(settings: Settings) -> dict[str, str | list[str]]:
 
 def sshd_dropin(settings: Settings) -> str:
     """The text of /etc/ssh/sshd_config.d/10-hardening-timeouts.conf."""
-    return _sshd.render("timeouts", CLAUSES, sshd_directives(settings))
+    return _sshd.render("timeouts", ", ".join(MEASURE.clauses), sshd_directives(settings))
 
 
 def logind_values(settings: Settings) -> dict[str, str]:
@@ -144,3 +144,37 @@ def dconf_keyfile(settings: Settings) -> str:
 def dconf_locks() -> str:
     """/etc/dconf/db/local.d/locks/hardening-timeouts: users cannot change these keys."""
     return "".join(f"{path}\n" for path in DCONF_KEYS)
+
+
+# A login shell of an unprivileged account: what a user gets (runuser needs root: the batch has it).
+TMOUT_SHELL = ("if command -v runuser >/dev/null; then runuser -u nobody -- bash -lc 'readonly -p'; "
+               "else bash -lc 'readonly -p'; fi")
+LOGIND_CONFIG = "systemd-analyze cat-config systemd/logind.conf"
+LOGIND_LIVE = ("busctl get-property org.freedesktop.login1 /org/freedesktop/login1 "
+               "org.freedesktop.login1.Manager IdleAction IdleActionUSec")
+DCONF_PRESENT = "command -v dconf"
+
+
+def dconf_read(path: str) -> str:
+    return quote("env DCONF_PROFILE=user dconf read %s", path)
+
+
+def dconf_writable(path: str) -> str:
+    directory, _, key = path.rpartition("/")
+    return quote("env DCONF_PROFILE=user gsettings writable %s %s", directory.strip("/").replace("/", "."), key)
+
+
+def observe(profile: Any) -> list[str]:
+    """The commands this measure's checks and deploy read, in the host's one observation batch."""
+    dconf = [c for path in DCONF_KEYS for c in (dconf_read(path), dconf_writable(path))]
+    return [TMOUT_SHELL, _sshd.SSHD_T, LOGIND_CONFIG, LOGIND_LIVE, DCONF_PRESENT, *dconf]
+
+
+MEASURE = Measure(
+    name="timeouts",
+    title="log off idle sessions so third parties cannot read the screen",
+    clauses=('6-15',),
+    order=40,
+    settings=Settings,
+    observe=observe,
+)

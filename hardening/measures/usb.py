@@ -44,11 +44,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from hardening.measures._base import Strict
+from hardening.measures._base import Measure, Strict
 
 MODPROBE_CONF = "/etc/modprobe.d/hardening-usb.conf"
 USBGUARD_RULES = "/etc/usbguard/rules.conf"
@@ -377,3 +377,18 @@ def lockout_risks(devices: list[UsbDevice], settings: Settings) -> list[UsbDevic
     if not settings.usbguard:
         return []
     return [d for d in devices if HID in d.interfaces and verdict(d, settings)[0] == "block"]
+
+
+def observe(profile: Any) -> list[str]:
+    """The commands this measure's checks and deploy read, in the host's one observation batch."""
+    return []
+
+
+MEASURE = Measure(
+    name="usb",
+    title="restrict recording devices (USB memory, smartphones) on terminals and servers",
+    clauses=('6-11',),
+    order=70,
+    settings=Settings,
+    observe=observe,
+)
