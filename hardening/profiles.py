@@ -29,7 +29,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
@@ -39,8 +39,8 @@ from hardening.errors import ConfigError
 from hardening.measures import MEASURES, settings_model
 from hardening.measures._base import Strict
 
-SENSITIVITIES: tuple[str, ...] = ("low", "medium", "high")
 Sensitivity = Literal["low", "medium", "high"]
+SENSITIVITIES: tuple[str, ...] = get_args(Sensitivity)
 TOP_KEYS = {
     "name", "extends", "description", "role", "default_sensitivity",
     "measures", "levels", "hardware", "evidence", "attestations",
@@ -153,16 +153,29 @@ def _copy(value: Any) -> Any:
 
 
 class Profiles:
-    """The profiles of one directory, loaded and checked lazily by name."""
+    """The profiles of a directory, loaded and checked lazily by name.
+
+    An agency keeps its own profile directory outside the tool; its profiles may extend the
+    shipped ones (``extends: terminal``): a name not found in the directory is looked up in the
+    shipped hwprofiles/ after it. A profile in the agency's directory wins over a shipped one
+    of the same name.
+    """
 
     def __init__(self, directory: Path = DEFAULT_DIR) -> None:
         self.directory = directory
+        self.search = [directory] if directory.resolve() == DEFAULT_DIR.resolve() else [directory, DEFAULT_DIR]
         self._files: dict[str, ProfileFile] = {}
 
     def names(self) -> list[str]:
         if not self.directory.is_dir():
             raise ConfigError(str(self.directory), "profile directory not found")
-        return sorted(p.stem for p in self.directory.glob("*.yaml"))
+        return sorted({p.stem for d in self.search if d.is_dir() for p in d.glob("*.yaml")})
+
+    def path_of(self, name: str) -> Path:
+        for directory in self.search:
+            if (directory / f"{name}.yaml").is_file():
+                return directory / f"{name}.yaml"
+        return self.directory / f"{name}.yaml"
 
     def file(self, name: str) -> ProfileFile:
         if name not in self._files:
@@ -170,7 +183,7 @@ class Profiles:
         return self._files[name]
 
     def _load(self, name: str) -> ProfileFile:
-        path = self.directory / f"{name}.yaml"
+        path = self.path_of(name)
         if not path.is_file():
             known = ", ".join(self.names()) or "none"
             raise ConfigError(str(path), f"unknown profile {name!r} (known: {known})")

@@ -22,6 +22,7 @@ from hardening.evidence import schedule as schedule_mod
 from hardening.evidence.store import FILE as STORE_FILE
 from hardening.evidence.store import Store, read_index
 from hardening.files import write_atomic
+from hardening.profiles import SENSITIVITIES
 
 PathType = click.Path(path_type=Path)
 
@@ -303,7 +304,7 @@ def _unit_dir_option(f: Any) -> Any:
 @click.argument("inventory", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--local", is_flag=True, help="Verify this machine itself instead of an inventory.")
 @click.option("--profile", "profile_name", default=None, help="With --local: the hardware profile.")
-@click.option("--sensitivity", default=None, type=click.Choice(["low", "medium", "high"]),
+@click.option("--sensitivity", default=None, type=click.Choice(SENSITIVITIES),
               help="With --local: its sensitivity.")
 @_evidence_option
 @click.option("--every", default="1d", show_default=True, help="Interval, a systemd time span (12h, 1d, 1w).")
