@@ -13,6 +13,7 @@ import yaml
 from hardening import HWPROFILES, __version__, catalogue
 from hardening import inventory as inventory_mod
 from hardening.errors import ConfigError, Exit, HardeningError
+from hardening.measures import MEASURES, deploy_order
 from hardening.profiles import SENSITIVITIES, Profiles, validate_all
 
 EXIT_CODES_HELP = """
@@ -87,6 +88,23 @@ def clauses(as_json: bool, profiles_dir: Path) -> None:
                f"{sum(1 for r in rows if r.deploys)} enforced by a deploy.")
 
 
+@main.command("measures")
+@click.option("--markdown", is_flag=True, help="Print the reference section of docs/measures.md.")
+@click.option("--json", "as_json", is_flag=True, help="Print the registry as JSON.")
+def measures_command(markdown: bool, as_json: bool) -> None:
+    """List the registered measures in deploy order: clauses, deploy, baseline settings."""
+    from hardening import measuredocs
+
+    if markdown:
+        click.echo(measuredocs.markdown(), nl=False)
+        return
+    if as_json:
+        click.echo(json.dumps(measuredocs.rows(), ensure_ascii=False, indent=2))
+        return
+    for r in measuredocs.rows():
+        click.echo(f"{r['order']:>3} {r['name']:<11} {', '.join(r['clauses']):<17} {r['title']}")
+
+
 def _unmeasured(kind: list[str]) -> str:
     return "no measure yet" if "tech" in kind else "manual"
 
@@ -146,7 +164,7 @@ def profiles_show(host: str | None, inventory: Path | None, profile_name: str | 
               help="With --local: the profile of this machine.")
 @click.option("--sensitivity", type=click.Choice(SENSITIVITIES), help="With --local: its sensitivity.")
 @click.option("-l", "--limit", multiple=True, help="Only these hosts or groups (repeatable).")
-@click.option("-m", "--measure", "measures", multiple=True,
+@click.option("-m", "--measure", "measures", multiple=True, type=click.Choice(MEASURES),
               help="Only the checks of these measures, e.g. -m usb -m firewall.")
 @click.option("--evidence", "evidence_root", type=click.Path(path_type=Path), default=Path("evidence"),
               show_default=True, help="Where runs are written (one directory per run).")
@@ -189,7 +207,8 @@ def verify(inventory: Path | None, local: bool, profile_name: str, sensitivity: 
 @main.command()
 @click.argument("inventory", type=click.Path(path_type=Path))
 @click.option("-l", "--limit", multiple=True, help="Only these hosts or groups (repeatable).")
-@click.option("-m", "--measure", "measures", multiple=True, help="Only these measures (repeatable).")
+@click.option("-m", "--measure", "measures", multiple=True, type=click.Choice(deploy_order()),
+              help="Only these measures (repeatable), run in the deploy order whatever the order given.")
 @click.option("--dry", is_flag=True, help="Show what would change, with a diff of every file; change nothing.")
 @click.option("-p", "--parallel", default=4, show_default=True, type=click.IntRange(1, 64),
               help="Hosts deployed at once.")

@@ -10,34 +10,57 @@ from pathlib import Path
 import pytest
 
 from hardening.evidence.model import SCHEMA
+from hardening.profiles import Profiles
 
 CHECKS = '''
 import pytest
 
 @pytest.mark.clause("6-2")
-def test_passes(host, profile, evidence):
-    """shadow is not world-readable"""
-    mode = host.file("/etc/passwd").mode
+def test_passes(obs, profile, evidence):
+    """passwd is not world-writable"""
+    mode = int(obs.run("stat -c %a /etc/passwd").stdout.strip(), 8)
     evidence.record(expected="no world write", observed=oct(mode))
     assert not mode & 0o002
 
 @pytest.mark.clause("6-15")
-def test_fails(host, profile, evidence):
+def test_fails(obs, profile, evidence):
     """the idle timeout is what the profile says"""
-    result = host.run("echo TMOUT=42; echo oops >&2; exit 3")
+    result = obs.run("echo TMOUT=42; echo oops >&2; exit 3")
     evidence.record(expected=profile.measure("timeouts").shell_tmout, observed=result.stdout.strip())
     assert result.rc == 0
 
 @pytest.mark.clause("6-11", "7-1")
-def test_not_applicable(host, evidence):
+def test_not_applicable(obs, evidence):
     """storage allowed by the profile"""
     evidence.not_applicable("the profile allows USB storage")
 
 @pytest.mark.clause("6-7")
-def test_errors(host):
+def test_errors(obs):
     """a check that crashes"""
     raise RuntimeError("nft not parsable")
+
+@pytest.mark.clause("6-7")
+def test_undeclared(obs):
+    """a check that reads a command nobody declared"""
+    obs.run("cat /etc/hostname")
+
+@pytest.mark.clause("6-2")
+def test_own_call(host, evidence):
+    """a check that must make its own call"""
+    evidence.record(expected="ok", observed=host.run("echo ok").stdout.strip())
 '''
+COMMANDS = ["stat -c %a /etc/passwd", "echo TMOUT=42; echo oops >&2; exit 3"]
+
+
+def write_plans(tmp_path: Path, names: tuple[str, ...] = ("h1", "h2")) -> Path:
+    from hardening.attestations import evaluate
+    from hardening.plan import Plan, observation_commands, write
+
+    profile = Profiles().resolve("terminal", "high")
+    commands = [*observation_commands(profile, []), *COMMANDS]
+    plans = [Plan(name=n, local=True, profile=profile, digest=profile.digest(), measures=[],
+                  commands=commands, attestations=evaluate(profile, [], name=n, host=None)) for n in names]
+    return write(plans, tmp_path / "plans.json")
 
 
 def run_checks(tmp_path: Path, source: str, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -46,19 +69,23 @@ def run_checks(tmp_path: Path, source: str, *extra: str) -> subprocess.Completed
     (checks / "test_demo.py").write_text(source, encoding="utf-8")
     return subprocess.run(
         [sys.executable, "-m", "pytest", str(checks), "-p", "hardening.evidence.plugin", "-q",
-         "-p", "no:cacheprovider", "--rootdir", str(checks), "-c", "/dev/null", "--hosts=local://",
-         "--hardening-out", str(tmp_path / "out"), "--hardening-host", "h1",
-         "--hardening-profile", "terminal", "--hardening-sensitivity", "high",
+         "-p", "no:cacheprovider", "-p", "no:testinfra", "--rootdir", str(checks), "-c", "/dev/null",
+         "--hardening-out", str(tmp_path / "out"), "--hardening-plans", str(write_plans(tmp_path)),
          "--hardening-events", str(tmp_path / "events"), "--hardening-run-id", "r1", *extra],
         capture_output=True, text=True, check=False)
 
 
 @pytest.fixture(scope="module")
-def doc(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def out(tmp_path_factory: pytest.TempPathFactory) -> Path:
     tmp = tmp_path_factory.mktemp("plugin")
     proc = run_checks(tmp, CHECKS)
     assert proc.returncode == 1, proc.stdout + proc.stderr
-    return json.loads((tmp / "out" / "h1.json").read_text(encoding="utf-8"))
+    return tmp
+
+
+@pytest.fixture(scope="module")
+def doc(out: Path) -> dict:
+    return json.loads((out / "out" / "h1.json").read_text(encoding="utf-8"))
 
 
 def test_document_header(doc: dict) -> None:
@@ -69,11 +96,32 @@ def test_document_header(doc: dict) -> None:
     assert doc["host"]["identity"]["kernel"] and doc["host"]["identity"]["machine_id"]
 
 
+def test_one_run_judges_every_host_from_one_batch_each(out: Path, doc: dict) -> None:
+    other = json.loads((out / "out" / "h2.json").read_text(encoding="utf-8"))
+    assert {c["id"] for c in other["checks"]} == {c["id"] for c in doc["checks"]}
+    # every observation once per host, identity included, shared by the checks that read it
+    assert [o["command"] for o in doc["observations"]][-2:] == COMMANDS
+    assert doc["run"]["observe_seconds"] > 0
+    results = {r["name"]: r for r in json.loads((out / "out" / ".results.json").read_text())}
+    assert set(results) == {"h1", "h2"} and results["h2"]["verdict"] == "error"
+
+
+def test_undeclared_command_is_an_error_never_a_pass(doc: dict) -> None:
+    check = next(c for c in doc["checks"] if c["id"] == "demo.undeclared")
+    assert check["status"] == "error" and "not in the observation batch" in check["message"]
+
+
+def test_own_calls_are_recorded_apart(doc: dict) -> None:
+    check = next(c for c in doc["checks"] if c["id"] == "demo.own_call")
+    assert check["status"] == "pass" and check["observations"] == []
+    assert [c["command"] for c in check["own_commands"]] == ["echo ok"]
+
+
 def test_statuses_are_kept_apart(doc: dict) -> None:
     status = {c["id"]: c["status"] for c in doc["checks"]}
-    assert status == {"demo.passes": "pass", "demo.fails": "fail",
-                      "demo.not_applicable": "not_applicable", "demo.errors": "error"}
-    assert doc["summary"] == {"pass": 1, "fail": 1, "error": 1, "not_applicable": 1, "total": 4}
+    assert status == {"demo.passes": "pass", "demo.fails": "fail", "demo.not_applicable": "not_applicable",
+                      "demo.errors": "error", "demo.undeclared": "error", "demo.own_call": "pass"}
+    assert doc["summary"] == {"pass": 2, "fail": 1, "error": 2, "not_applicable": 1, "total": 6}
     assert doc["verdict"] == "error"
 
 
@@ -83,7 +131,8 @@ def test_failing_check_records_command_exit_code_and_output(doc: dict) -> None:
     assert check["title"] == "the idle timeout is what the profile says"
     assert check["expected"] == 300  # terminal at sensitivity high
     assert check["observed"] == "TMOUT=42"
-    [command] = check["commands"]
+    [used] = check["observations"]
+    command = next(o for o in doc["observations"] if o["id"] == used)
     assert command["command"] == "echo TMOUT=42; echo oops >&2; exit 3"
     assert command["exit_code"] == 3
     assert command["stdout"] == "TMOUT=42\n" and command["stderr"] == "oops\n"
@@ -113,19 +162,21 @@ def test_html_is_bilingual_and_shows_each_check(tmp_path: Path) -> None:
 def test_progress_events(tmp_path: Path) -> None:
     run_checks(tmp_path, CHECKS)
     events = [json.loads(line) for line in (tmp_path / "events").read_text().splitlines()]
-    assert events[0] == {"event": "collected", "total": 4}
-    assert [e["status"] for e in events if e["event"] == "check"] == ["pass", "fail", "not_applicable", "error"]
-    assert events[-1]["event"] == "done"
+    assert [e["event"] for e in events[:3]] == ["observed", "observed", "collected"]
+    assert events[2]["total"] == 12
+    statuses = [e["status"] for e in events if e["event"] == "check" and e["host"] == "h1"]
+    assert statuses == ["pass", "fail", "not_applicable", "error", "error", "pass"]
+    assert [e["event"] for e in events[-2:]] == ["done", "done"]
 
 
 def test_unknown_clause_stops_the_run(tmp_path: Path) -> None:
-    proc = run_checks(tmp_path, 'import pytest\n\n@pytest.mark.clause("6-99")\ndef test_x(host):\n    pass\n')
+    proc = run_checks(tmp_path, 'import pytest\n\n@pytest.mark.clause("6-99")\ndef test_x(obs):\n    pass\n')
     assert proc.returncode != 0
     assert "unknown clause id '6-99'" in proc.stdout + proc.stderr
 
 
 def test_unmarked_check_stops_the_run(tmp_path: Path) -> None:
-    proc = run_checks(tmp_path, "def test_x(host):\n    pass\n")
+    proc = run_checks(tmp_path, "def test_x(obs):\n    pass\n")
     assert proc.returncode != 0
     assert "must be marked @pytest.mark.clause" in proc.stdout + proc.stderr
 

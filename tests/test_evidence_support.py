@@ -10,6 +10,7 @@ from typing import Any
 
 from hardening.evidence import model
 from hardening.evidence.render import render_index
+from hardening.plan import Plan
 from hardening.profiles import Profiles
 
 CHECKS = [
@@ -26,8 +27,11 @@ def check(check_id: str, status: str = "pass") -> dict[str, Any]:
     return {"id": check_id, "measure": measure, "clauses": clauses, "title": title, "status": status,
             "expected": {"policy": "drop"}, "observed": {"policy": "drop" if status == "pass" else "accept"},
             "message": "" if status == "pass" else "期待値と異なる: policy accept",
-            "commands": [{"command": "nft list ruleset", "exit_code": 0, "stdout": "table inet filter {}",
-                          "stderr": "", "duration": 0.01}], "duration": 0.02}
+            "observations": ["o0"], "own_commands": [], "duration": 0.02}
+
+
+OBSERVATIONS = [{"id": "o0", "command": "nft -j list ruleset", "exit_code": 0, "stdout": "{\"nftables\": []}",
+                 "stderr": "", "duration": 0.01}]
 
 
 def stamp(day: int, hour: int = 10) -> tuple[str, str]:
@@ -54,9 +58,10 @@ def make_run(root: Path, day: int, hosts: Mapping[str, Mapping[str, str] | None]
                             "summary": {}, "json": None, "html": None,
                             "message": "ssh: connect to host port 22: No route to host"})
             continue
-        doc = model.document(run_id=run_id, host_name=name, mode="ssh", started=started, finished=started,
-                             tool_version="0.1.0", identity={"hostname": name}, profile=resolved,
-                             inventory_host=None, checks=[check(i, s) for i, s in statuses.items()])
+        plan = Plan(name=name, profile=resolved, digest=resolved.digest(), measures=[], commands=[])
+        doc = model.document(run_id=run_id, plan=plan, mode="ssh", started=started, finished=started,
+                             tool_version="0.1.0", identity={"hostname": name},
+                             checks=[check(i, s) for i, s in statuses.items()], observations=OBSERVATIONS)
         if write_html:
             path = model.write(doc, run_dir)
         else:

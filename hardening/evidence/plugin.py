@@ -157,7 +157,7 @@ class Session:
             result = exc.args[0] if exc.args and hasattr(exc.args[0], "rc") else None
             if result is None:
                 state.failure = ("crashed", f"observation failed: {exc}")
-        except Exception as exc:  # noqa: BLE001 - any transport failure is this host's, not the run's
+        except Exception as exc:  # any transport failure is this host's, not the run's
             state.failure = ("crashed", f"observation failed: {type(exc).__name__}: {exc}")
             result = None
         state.observe_seconds = round(time.monotonic() - start, 3)
@@ -186,7 +186,13 @@ class Session:
             metafunc.parametrize("hardening_host", names, ids=names, indirect=True)
 
     @pytest.hookimpl(trylast=True)
-    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        # With no host observed, pytest keeps one placeholder per check ("empty parameter set").
+        unplaced = [i for i in items if _host_param(i) not in self.hosts and "hardening_host" in
+                    getattr(i, "fixturenames", ())]
+        if unplaced:
+            config.hook.pytest_deselected(items=unplaced)
+            items[:] = [i for i in items if i not in unplaced]
         for item in items:
             ids = [str(a) for m in item.iter_markers("clause") for a in m.args]
             if not ids:
@@ -203,7 +209,7 @@ class Session:
     # -- per check ------------------------------------------------------------------------------
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
-        state = self.hosts[item.callspec.params["hardening_host"]]  # type: ignore[attr-defined]
+        state = self.hosts[str(_host_param(item))]
         measure = item.path.stem.removeprefix("test_")
         name = getattr(item, "originalname", item.name).removeprefix("test_")
         doc = (getattr(getattr(item, "obj", None), "__doc__", None) or "").strip().splitlines()
@@ -333,6 +339,11 @@ class Session:
                 "verdict": "unreachable" if state.failure else doc["verdict"], "summary": doc["summary"],
                 "json": path.name, "html": model.host_file(self.out, plan.name, "html").name,
                 "message": error or "", "reason": state.failure[0] if state.failure else ""}
+
+
+def _host_param(item: pytest.Item) -> object:
+    callspec = getattr(item, "callspec", None)
+    return callspec.params.get("hardening_host") if callspec is not None else None
 
 
 def _sudo_refused(stderr: str) -> bool:
