@@ -49,8 +49,8 @@ def classify_ssh_failure(rc: int, stderr: str, sudo: bool) -> tuple[str, str]:
     if "Permission denied" in text and rc == 255:
         return "auth", f"SSH login refused: {last}"
     if rc == 255:
-        if "closed by remote host" in text or "Broken pipe" in text or "Connection reset" in text:
-            return "connection-lost", f"connection lost: {last}"
+        if any(s in text for s in ("closed by remote host", "Broken pipe", "Connection reset", "not responding")):
+            return "connection-lost", f"connection lost during the run: {last}"
         return "unreachable", f"unreachable: {last}"
     if sudo and any(s in text for s in ("password is required", "terminal is required", "sudoers",
                                         "may not run sudo", "not allowed")):

@@ -49,6 +49,7 @@ class HostResult:
     html: str | None = None
     message: str = ""
     reason: str = ""  # for unreachable: unreachable | host-key | auth | sudo | connection-lost | crashed
+    retention_days: int | None = None  # from the plan: how long this host's evidence is kept
 
 
 @dataclass
@@ -209,7 +210,8 @@ def _results(run_dir: Path, plans: list[Plan], returncode: int, log: Path) -> li
         return [HostResult(**item) for item in data]
     tail = " | ".join(log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:])
     return [HostResult(p.name, p.profile.name, p.profile.sensitivity, "unreachable",
-                       message=f"checks did not complete (pytest exit {returncode}): {tail}", reason="crashed")
+                       message=f"checks did not complete (pytest exit {returncode}): {tail}", reason="crashed",
+                       retention_days=p.retention_days)
             for p in plans]
 
 

@@ -231,3 +231,63 @@ def test_firewall_that_would_cut_ssh_is_rolled_back(lab: Lab, inventory: Path, h
     assert wait_for(lambda: srv.run("true", check=False).returncode == 0, timeout=120), "never came back"
     assert srv.run("sudo nft list ruleset").stdout == ruleset
     assert "firewall" in srv.run("ls /run/hardening/rolled-back/ 2>/dev/null || true").stdout
+
+
+# -- convergence: a redeploy decides from what the host runs, not from its own files' hashes -------
+
+def measure_statuses(inventory: Path, evidence: Path, host: str, *measures: str) -> dict[str, str]:
+    proc = cli("verify", inventory, "-l", host, "--evidence", evidence,
+               *[a for m in measures for a in ("-m", m)])
+    assert proc.returncode in (0, 1, 4), proc.stdout + proc.stderr
+    [index] = sorted(evidence.glob("*/index.json"))[-1:]
+    doc = json.loads((index.parent / f"{host}.json").read_text())
+    return {c["id"]: c["status"] for c in doc["checks"]}
+
+
+def test_runtime_drift_is_repaired_by_the_next_deploy(inventory: Path, evidence: Path, hosts: dict[str, LabHost],
+                                                      after: dict[str, dict[str, str]]) -> None:
+    srv = hosts["d-srv1"]
+    srv.run("sudo sysctl -qw net.ipv4.ip_forward=1")
+    srv.run("sudo modprobe --ignore-install usb-storage")
+    assert "usb_storage" in srv.run("cat /proc/modules").stdout
+    drifted = measure_statuses(inventory, evidence, "d-srv1", "firewall", "usb")
+    assert drifted["firewall.forwarding_off"] == "fail" and drifted["usb.storage_driver_not_loaded"] == "fail"
+    code, output, table = deploy(inventory, "-l", "d-srv1", "-m", "firewall", "-m", "usb")
+    assert code == 0, output
+    assert table["d-srv1"]["changed"] >= 2, output  # never "no change" on a host whose checks fail
+    assert srv.run("sysctl -n net.ipv4.ip_forward").stdout.strip() == "0"
+    assert "usb_storage" not in srv.run("cat /proc/modules").stdout
+    repaired = measure_statuses(inventory, evidence, "d-srv1", "firewall", "usb")
+    assert {k: v for k, v in repaired.items() if v == "fail"} == {}
+
+
+CONFLICTS = [
+    # (measure, plant as root, the file the refusal must name, cleanup)
+    ("timeouts", "printf 'ClientAliveInterval 0\\n' > /etc/ssh/sshd_config.d/00-foreign.conf && "
+                 "systemctl reload ssh", "/etc/ssh/sshd_config.d/00-foreign.conf",
+     "rm -f /etc/ssh/sshd_config.d/00-foreign.conf && systemctl reload ssh"),
+    ("admin", "echo 'nobody ALL=(ALL) NOPASSWD: ALL' > /etc/sudoers.d/zz-extra && chmod 440 /etc/sudoers.d/zz-extra",
+     "/etc/sudoers.d/zz-extra", "rm -f /etc/sudoers.d/zz-extra"),
+    ("timeouts", "printf 'readonly TMOUT=0; export TMOUT\\n' > /etc/profile.d/00-tmout.sh",
+     "/etc/profile.d/00-tmout.sh", "rm -f /etc/profile.d/00-tmout.sh"),
+]
+
+
+@pytest.mark.parametrize(("measure", "plant", "culprit", "cleanup"), CONFLICTS,
+                         ids=["sshd-dropin-read-first", "extra-sudoers-file", "earlier-profile-d-tmout"])
+def test_a_conflict_it_does_not_own_stops_the_deploy_naming_it(inventory: Path, evidence: Path,
+                                                               hosts: dict[str, LabHost],
+                                                               after: dict[str, dict[str, str]], measure: str,
+                                                               plant: str, culprit: str, cleanup: str) -> None:
+    srv = hosts["d-srv1"]
+    srv.run(f"sudo sh -c {json.dumps(plant)}")
+    try:
+        statuses = measure_statuses(inventory, evidence, "d-srv1", measure)
+        assert "fail" in statuses.values(), statuses
+        code, output, table = deploy(inventory, "-l", "d-srv1", "-m", measure)
+        assert code == 1, output
+        assert culprit in output, output
+        assert table.get("d-srv1", {}).get("failed", 0) >= 1, output
+        assert srv.run(f"test -e {culprit}", check=False).returncode == 0  # not the tool's to delete
+    finally:
+        srv.run(f"sudo sh -c {json.dumps(cleanup)}")

@@ -59,7 +59,11 @@ def test_evidence_carries_the_hosts_own_identity(first_run: tuple[int, Path, str
         assert doc["profile"]["name"] == host.profile
         clauses = {c for check in doc["checks"] for c in check["clauses"]}
         assert len(clauses) >= 8, clauses
-        assert all(check["commands"] for check in doc["checks"] if check["status"] in ("pass", "fail"))
+        assert all(check["observations"] or check["own_commands"] for check in doc["checks"]
+                   if check["status"] in ("pass", "fail"))
+        # one batch: every observation once, shared by the checks that read it
+        commands = [o["command"] for o in doc["observations"]]
+        assert len(commands) == len(set(commands)) and doc["run"]["observe_seconds"] > 0
         assert (run_dir / f"{name}.html").read_text(encoding="utf-8").count("<tr class=") >= len(doc["checks"])
 
 
@@ -109,12 +113,17 @@ def test_host_lost_in_the_middle_of_a_run(lab: Lab, lab_host, tmp_path: Path) ->
     proc = subprocess.Popen([sys.executable, "-m", "hardening", "verify", str(inv), "--limit", "v-lost",
                              "--evidence", str(evidence)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, stdin=subprocess.DEVNULL)
+    # Stop the host while its observation batch runs on it (seen from another connection).
+    host = lab.host("v-lost")
     deadline = time.monotonic() + 120
-    while not any(evidence.glob("*/")) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    time.sleep(8)  # past the preflight, into the checks
+    while time.monotonic() < deadline:
+        if host.run("pgrep -f 'base64 -d' >/dev/null", check=False).returncode == 0:
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("the observation batch never started on v-lost")
     lab.stop("v-lost")
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 3, out + err
     assert "v-lost: NOT VERIFIED (connection-lost) connection lost during the run" in err
-    assert err.count("v-lost") < 10  # one line, not one error per remaining check
+    assert err.count("v-lost") < 10  # one line, not one error per check

@@ -202,8 +202,8 @@ def build_seal(run_dir: Path, previous: list[Sealed], key: keymod.SigningKey | N
             "document": doc_name or None,
             "sha256": files[doc_name]["sha256"] if doc_name in files else None,
             "verdict": doc.get("verdict") if doc else listed.get("verdict"),
-            "retention_days": retention_days(doc) if doc else by_profile.get(
-                str(listed.get("profile")), DEFAULT_RETENTION_DAYS),
+            "retention_days": retention_days(doc) if doc else int(listed.get("retention_days") or by_profile.get(
+                str(listed.get("profile")), DEFAULT_RETENTION_DAYS)),
             "previous": {"run_id": last.run_id, "seal": last.digest} if last else None,
         }
     return {
@@ -240,8 +240,9 @@ def _index_entry(index: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 def _retention_by_profile(docs: dict[str, dict[str, Any] | None]) -> dict[str, int]:
-    """Profile name -> longest retention among this run's documents of that profile: the retention
-    of a host that could not be verified (no document) is taken from its profile's peers."""
+    """Profile name -> longest retention among this run's documents of that profile: for runs
+    written before plans, whose index did not carry a host's retention, a host without a
+    document takes its profile's peers' retention."""
     out: dict[str, int] = {}
     for doc in docs.values():
         name = ((doc or {}).get("profile") or {}).get("name")

@@ -338,7 +338,8 @@ class Session:
         return {"name": plan.name, "profile": plan.profile.name, "sensitivity": plan.profile.sensitivity,
                 "verdict": "unreachable" if state.failure else doc["verdict"], "summary": doc["summary"],
                 "json": path.name, "html": model.host_file(self.out, plan.name, "html").name,
-                "message": error or "", "reason": state.failure[0] if state.failure else ""}
+                "message": error or "", "reason": state.failure[0] if state.failure else "",
+                "retention_days": plan.retention_days}
 
 
 def _host_param(item: pytest.Item) -> object:
