@@ -12,11 +12,12 @@ from pathlib import Path
 
 from pyinfra import host
 
+import hardening
 from hardening.plan import read as read_plans
 
 _HERE = Path(__file__).resolve().parent
 # Installed from a wheel this directory is the package hardening.deploys; in a checkout, deploys.
-_PACKAGE = "hardening.deploys" if _HERE.parent.name == "hardening" else "deploys"
+_PACKAGE = "hardening.deploys" if _HERE.parent == Path(hardening.__file__).resolve().parent else "deploys"
 _observed = importlib.import_module(f"{_PACKAGE}._observed")
 
 plan = read_plans(os.environ["HARDENING_PLANS"])[host.name]

@@ -16,6 +16,12 @@ def shipped(name: str) -> Path:
     return inside if inside.is_dir() else ROOT / name
 
 
+# True in a checkout (development, CI): state such as the lab lives beside the code. Installed
+# from a wheel, the package directory is read-only territory: state goes to the user's home.
+IN_CHECKOUT = not (_PACKAGE / "checks").is_dir() and (ROOT / "pyproject.toml").is_file()
+# Where the tool keeps its own state when it is not run from a checkout.
+STATE_DIR = ROOT if IN_CHECKOUT else Path.home() / ".local" / "state" / "hardening"
+
 CHECKS = shipped("checks")
 DEPLOYS = shipped("deploys")
 HWPROFILES = shipped("hwprofiles")

@@ -19,10 +19,10 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hardening import CHECKS, DEPLOYS, HWPROFILES, ROOT
+from hardening import CHECKS, DEPLOYS, HWPROFILES
 from hardening.errors import ConfigError
 
-CATALOGUE = ROOT / "hardening" / "data" / "clauses.yaml"
+CATALOGUE = Path(__file__).resolve().parent / "data" / "clauses.yaml"
 Kind = Literal["tech", "ops", "manual"]
 
 

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hardening import DEPLOYS
+from hardening import DEPLOYS, IN_CHECKOUT, ROOT
 from hardening import measures as registry
 from hardening import plan as plan_mod
 from hardening.errors import ConfigError, Exit, worst
@@ -93,8 +93,9 @@ def run(inventory: Inventory, *, limit: tuple[str, ...], measures: tuple[str, ..
     profiles = Profiles(profiles_dir)
     plans = [plan_mod.for_host(h, h.resolve(profiles), chosen) for h in hosts]
     with tempfile.TemporaryDirectory(prefix="hardening-deploy-") as tmp:
-        env = {**os.environ, "HARDENING_PLANS": str(plan_mod.write(plans, Path(tmp) / "plans.json")),
-               "PYTHONPATH": str(DEPLOYS.parent)}
+        env = {**os.environ, "HARDENING_PLANS": str(plan_mod.write(plans, Path(tmp) / "plans.json"))}
+        if IN_CHECKOUT:  # deploys/ is a top-level package only in a checkout
+            env["PYTHONPATH"] = str(ROOT)
         proc = subprocess.run(pyinfra_command(inventory.path, limit, dry, parallel), cwd=tmp, env=env,
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, check=False)
     result = DeployResult(proc.returncode, {}, {}, hosts=parse_pyinfra_json(proc.stdout, dry))

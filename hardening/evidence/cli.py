@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from hardening import ROOT
+from hardening import IN_CHECKOUT, ROOT
 from hardening.errors import ConfigError, Exit
 from hardening.evidence import chain, fleet, history
 from hardening.evidence import diff as diff_mod
@@ -359,7 +359,7 @@ def schedule_install(inventory: Path | None, local: bool, profile_name: str | No
         name=schedule_mod.unit_name(inventory, name), inventory=inventory.resolve() if inventory else None,
         evidence=evidence_root.absolute(), every=every, on_calendar=on_calendar, keep=keep, user=user,
         key_dir=key_dir, profile=profile_name, sensitivity=sensitivity, python=python or sys.executable,
-        workdir=workdir or ROOT, environment=tuple(pairs), randomized_delay=randomized_delay)
+        workdir=workdir or (ROOT if IN_CHECKOUT else Path.cwd()), environment=tuple(pairs), randomized_delay=randomized_delay)
     for line in schedule_mod.install(spec, unit_dir, enable=not no_enable):
         click.echo(line)
 

@@ -18,10 +18,10 @@ import re
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from hardening import ROOT
+from hardening import IN_CHECKOUT, ROOT
 from hardening.errors import ConfigError, Exit
 from hardening.evidence import chain, history
 from hardening.evidence import keys as keymod
@@ -52,7 +52,7 @@ class Schedule:
     profile: str | None = None  # with --local
     sensitivity: str | None = None  # with --local
     python: str = sys.executable  # for units rendered for another machine
-    workdir: Path = ROOT
+    workdir: Path = field(default_factory=lambda: ROOT if IN_CHECKOUT else Path.cwd())
     environment: tuple[tuple[str, str], ...] = ()
     randomized_delay: str = "5min"
 

@@ -57,7 +57,7 @@ def lab() -> Iterator[Lab]:
     chooses the directory instead.
     """
     own = None if os.environ.get("HARDENING_LAB_DIR") else Path(tempfile.mkdtemp(prefix="hl-", dir="/tmp"))
-    cache = None if own is None else Path(os.environ.get("HARDENING_LAB_CACHE") or hardening.ROOT / ".lab")
+    cache = None if own is None else Path(os.environ.get("HARDENING_LAB_CACHE") or hardening.STATE_DIR / ".lab")
     lab_ = Lab(own, cache=cache)
     _started_labs.append(lab_)
     try:

@@ -53,14 +53,15 @@ class Lab:
     """Disposable Debian 12 hosts emulated by QEMU, all kept in one lab directory."""
 
     def __init__(self, directory: Path | None = None, cache: Path | None = None) -> None:
-        """`directory`: default ``<repo>/.lab``, env HARDENING_LAB_DIR overrides.
+        """`directory`: default ``<repo>/.lab`` (installed: ``~/.local/state/hardening/.lab``), env
+        HARDENING_LAB_DIR overrides.
 
         `cache` (env HARDENING_LAB_CACHE): another lab directory whose image, golden state and
         SSH key this one uses through symlinks, so a second lab (say, one per test session) costs
         no build. Hosts, known_hosts and ssh_config stay per lab directory.
         """
         env = os.environ.get("HARDENING_LAB_DIR")
-        chosen = directory or (Path(env) if env else hardening.ROOT / ".lab")
+        chosen = directory or (Path(env) if env else hardening.STATE_DIR / ".lab")
         self.directory = chosen.resolve()
         env_cache = os.environ.get("HARDENING_LAB_CACHE")
         shared = cache or (Path(env_cache) if env_cache else None)
