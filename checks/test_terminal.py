@@ -3,12 +3,13 @@
 SSH groups with ``sshd -T`` (effective after drop-ins and first match); the host's identity from
 the sources the kernel and systemd give (``/etc/machine-id``, the DMI serial, ``ip -j link``)
 against the inventory's asset register; where the host is on the network from ``ip -j addr`` and
-``ip -j route`` against the profile's expected networks.
+``ip -j route`` against the profile's expected networks. Every reading comes from the host's
+observation batch (hardening.measures.terminal.observe); ``ip -j`` output that is not JSON is an
+error, never an empty network.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
@@ -30,20 +31,16 @@ def _register(profile: Any, inventory_host: Any, evidence: Any, field: str) -> s
     return str(value)
 
 
-def _json(host: Any, command: str) -> list[dict[str, Any]]:
-    out = host.run(command)
-    try:
-        data = json.loads(out.stdout) if out.rc == 0 else []
-    except json.JSONDecodeError:
-        data = []
-    return data if isinstance(data, list) else []
+def _json(obs: Any, command: str) -> list[dict[str, Any]]:
+    out = obs.run(command)
+    return measure.parse_ip_json(out.rc, out.stdout, command)
 
 
 @pytest.mark.clause("6-12")
-def test_ssh_allow_groups(host, profile, evidence):
+def test_ssh_allow_groups(obs, profile, evidence):
     """SSH accepts only the profile's groups (AllowGroups, sshd -T)"""
     settings: measure.Settings = profile.measure("terminal")
-    config, why = _sshd.effective(host.run(_sshd.SSHD_T))
+    config, why = _sshd.effective(obs.run(_sshd.SSHD_T))
     seen = sorted((config or {}).get("allowgroups", []))
     evidence.record(expected={"allowgroups": sorted(settings.ssh_allow_groups)},
                     observed={"allowgroups": seen or (why or "not set: every account may log in")})
@@ -52,42 +49,41 @@ def test_ssh_allow_groups(host, profile, evidence):
 
 
 @pytest.mark.clause("6-12", "6-13")
-def test_asset_machine_id(host, profile, inventory_host, evidence):
+def test_asset_machine_id(obs, profile, inventory_host, evidence):
     """The machine-id is the one in the asset register"""
     want = _register(profile, inventory_host, evidence, "machine_id")
-    seen = host.run("cat /etc/machine-id").stdout.strip().lower()
+    seen = obs.run(measure.MACHINE_ID).stdout.strip().lower()
     evidence.record(expected={"machine_id": want}, observed={"machine_id": seen})
     assert seen == want
 
 
 @pytest.mark.clause("6-12", "6-13")
-def test_asset_serial(host, profile, inventory_host, evidence):
+def test_asset_serial(obs, profile, inventory_host, evidence):
     """The DMI serial number is the one in the asset register"""
     want = _register(profile, inventory_host, evidence, "serial")
-    out = host.run("cat /sys/class/dmi/id/product_serial")
+    out = obs.run(measure.DMI_SERIAL)
     seen = out.stdout.strip().lower() if out.rc == 0 else f"unreadable: {out.stderr.strip()}"
     evidence.record(expected={"serial": want}, observed={"serial": seen})
     assert seen == want
 
 
 @pytest.mark.clause("6-12", "6-13")
-def test_asset_mac(host, profile, inventory_host, evidence):
+def test_asset_mac(obs, profile, inventory_host, evidence):
     """A network interface has the MAC address in the asset register"""
     want = _register(profile, inventory_host, evidence, "mac")
-    seen = measure.parse_macs(_json(host, "ip -j link"))
+    seen = measure.parse_macs(_json(obs, measure.IP_LINK))
     evidence.record(expected={"mac": want}, observed={"macs": seen})
     assert want in seen
 
 
 @pytest.mark.clause("6-14")
-def test_expected_network(host, profile, evidence):
+def test_expected_network(obs, profile, evidence):
     """The host's addresses and default gateways are inside the profile's expected networks"""
     settings: measure.Settings = profile.measure("terminal")
     if not settings.expected_networks:
         evidence.not_applicable("the profile lists no expected networks")
-    addresses = measure.parse_addresses(_json(host, "ip -j addr"))
-    gateways = measure.parse_gateways(_json(host, "ip -j route show default")
-                                      + _json(host, "ip -j -6 route show default"))
+    addresses = measure.parse_addresses(_json(obs, measure.IP_ADDR))
+    gateways = measure.parse_gateways([r for command in measure.IP_ROUTES for r in _json(obs, command)])
     stray = measure.outside(addresses + gateways, settings.expected_networks)
     evidence.record(expected={"inside": settings.expected_networks, "outside": []},
                     observed={"addresses": addresses, "default gateways": gateways, "outside": stray})

@@ -14,17 +14,30 @@ Each measure owns one sshd drop-in, ``/etc/ssh/sshd_config.d/10-hardening-<measu
 4. only then it is renamed over the target (same directory: atomic). A candidate that fails is
    removed and the operation fails with the validator's message: the live file is untouched.
 
-After the drop-in changed, :func:`reload_sshd` reloads sshd (``systemctl try-reload-or-restart
-ssh.service``: a reload when it runs, nothing when it does not, e.g. socket activation where each
-connection reads the configuration anew). A reload does not end open sessions.
+Convergence: the drop-in in place is not enough, sshd must really use it. :func:`sshd_dropin`
+decides from the host's observations (``sshd -T``, what the daemon loaded):
+
+* when ``sshd -T`` already shows the measure's values, only the file is kept in shape;
+* otherwise sshd is asked where it would take each differing keyword from with the candidate in
+  place (``sshd -ddd -T`` on a copy of ``/etc/ssh``: every directive with its file and line, in
+  the order sshd reads them). A file read before ours that sets the keyword (sshd keeps the FIRST
+  value), or any other file adding to an accumulating keyword (AllowGroups ...), makes the deploy
+  refuse, naming file, line and keyword: the tool never edits files it does not own;
+* :func:`reload_sshd` reloads when the drop-in changed, when ``sshd -T`` differed, or when a
+  configuration file is newer than what the daemon last loaded (its pid file, rewritten at each
+  start and SIGHUP re-exec). It then CONFIRMS: the daemon re-read its files, and ``sshd -T``
+  shows the measure's values; otherwise the operation fails with what sshd uses and which file
+  sets it. A reload is never assumed. A reload does not end open sessions.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import posixpath
 import shlex
 from collections.abc import Generator
+from dataclasses import dataclass, field
 from io import StringIO
 
 from pyinfra import host, logger, state
@@ -36,6 +49,10 @@ from pyinfra.operations import server
 from pyinfra.operations.util.files import generate_color_diff
 
 from hardening.measures import _sshd
+from hardening.observe import Observations
+
+from ._observed import Observed
+from ._support import refuse
 
 SUFFIX = ".hardening-new"
 
@@ -46,21 +63,83 @@ def candidate_path(dest: str) -> str:
     return posixpath.join(directory, f".{name}{SUFFIX}")
 
 
-def sshd_validate_script(candidate: str, dest: str, root: str = "/etc/ssh") -> str:
-    """Shell that exits 0 when sshd accepts a copy of ``root`` (/etc/ssh) with the candidate in
-    place as ``dest``; Include lines pointing into ``root`` are pointed into the copy."""
+def _copy_tree(place: str, dest: str, root: str) -> str:
+    """Shell: ``$T/ssh`` becomes a copy of ``root`` (/etc/ssh) whose Include lines point into the
+    copy, and ``place <path>`` writes the candidate where ``dest`` is in the copy."""
     rel = shlex.quote(posixpath.relpath(dest, root))
     return (
         f'T=$(mktemp -d) && trap \'rm -rf "$T"\' EXIT && cp -a {shlex.quote(root)} "$T/ssh" && '
-        f'cp {shlex.quote(candidate)} "$T/ssh/"{rel} && '
+        f'{place} "$T/ssh/"{rel} && '
         f"sed -i -E 's#^([[:space:]]*[Ii]nclude[[:space:]]+){root}/#\\1'\"$T\"'/ssh/#' "
-        '"$T/ssh/sshd_config" "$T"/ssh/sshd_config.d/*.conf && '
+        '"$T/ssh/sshd_config" "$T"/ssh/sshd_config.d/*.conf'
+    )
+
+
+def sshd_validate_script(candidate: str, dest: str, root: str = "/etc/ssh") -> str:
+    """Shell that exits 0 when sshd accepts a copy of ``root`` (/etc/ssh) with the candidate in
+    place as ``dest``; Include lines pointing into ``root`` are pointed into the copy."""
+    return (
+        _copy_tree(f"cp {shlex.quote(candidate)}", dest, root) + " && "
         # Without an absolute Include of sshd_config.d the candidate would not be read: refuse.
         'if ! grep -qE "^[[:space:]]*[Ii]nclude[[:space:]]+$T/ssh/sshd_config.d/" "$T/ssh/sshd_config"; '
         f'then echo "{root}/sshd_config does not Include {root}/sshd_config.d/*.conf" >&2; false; fi && '
         "install -d -m 0755 /run/sshd && "
         'sshd -t -f "$T/ssh/sshd_config"'
     )
+
+
+def sshd_trace_script(text: str, dest: str, root: str = "/etc/ssh") -> str:
+    """Shell printing the directives sshd would read with ``text`` in place as ``dest``, in its
+    order (``sshd -ddd -T`` on a copy of ``root``, paths mapped back), then ``RC=<exit of sshd>``.
+    Read-only on the host, and exits 0 (it runs as a fact)."""
+    payload = base64.b64encode(text.encode()).decode()
+    copy = _copy_tree(f"printf %s {payload} | base64 -d >", dest, root)
+    return (
+        f"( {copy} || exit 1; "
+        'out=$(sshd -ddd -T -f "$T/ssh/sshd_config" 2>&1 >/dev/null); rc=$?; '
+        "printf '%s\\n' \"$out\" | grep '^debug3: .* setting ' | "
+        f'sed "s#$T/ssh/#{root}/#g"; echo "RC=$rc" ); true'
+    )
+
+
+def confirm_script(want: dict[str, list[str]], config: str = "/etc/ssh/sshd_config") -> str:
+    """Shell that fails unless ``sshd -T`` shows ``want`` (keyword -> values, as
+    hardening.measures._sshd.expected gives them), printing otherwise what sshd uses and the
+    directives that set those keywords (file:line, in sshd's order)."""
+    keys = "|".join(sorted(want))
+    lines = "\n".join(sorted(f"{key} {value}" for key, values in want.items() for value in values))
+    cfg = shlex.quote(config)
+    return (
+        f"t=$(sshd -T -f {cfg}) || {{ echo 'sshd -T failed' >&2; exit 1; }}; "
+        f"got=$(printf '%s\\n' \"$t\" | grep -E '^({keys}) ' | LC_ALL=C sort); want={shlex.quote(lines)}; "
+        'if [ "$got" != "$want" ]; then '
+        "printf 'sshd does not use the drop-in. sshd -T shows:\\n%s\\nthe drop-in says:\\n%s\\nset by:\\n' "
+        '"$got" "$want" >&2; '
+        f"sshd -ddd -T -f {cfg} 2>&1 >/dev/null | grep -iE '^debug3: .* setting ({keys})([[:space:]]|$)' >&2; "
+        "exit 1; fi"
+    )
+
+
+def loaded_wait_script(tries: int = 50) -> str:
+    """Shell that waits (``tries`` x 0.2 s) until the running sshd has read every configuration
+    file (its pid file is newer and names ssh.service's main process), else fails; without an
+    active ssh.service there is nothing to wait for (socket activation reads the files anew)."""
+    value_of = "printf '%s\\n' \"$s\" | sed -n 's/^{}=//p'"
+    return (
+        f"n=0; while :; do s=$({_sshd.SSHD_LOADED}); "
+        "printf '%s\\n' \"$s\" | grep -qx 'ActiveState=active' || break; "
+        f"m=$({value_of.format('MainPID')}); p=$({value_of.format('PidFile')}); "
+        "if [ -n \"$p\" ] && [ \"$p\" = \"$m\" ] && ! printf '%s\\n' \"$s\" | grep -q '^Newer='; then break; fi; "
+        f"n=$((n+1)); if [ $n -ge {tries} ]; then "
+        "printf 'sshd did not confirm the reload (its pid file is older than its configuration):\\n%s\\n' "
+        '"$s" >&2; exit 1; fi; sleep 0.2; done'
+    )
+
+
+def reload_script(want: dict[str, list[str]]) -> str:
+    """Reload sshd, wait until it has re-read its files, confirm it uses the drop-in's values."""
+    return (f"systemctl try-reload-or-restart ssh.service || exit 1\n{loaded_wait_script()}\n"
+            f"{confirm_script(want)}")
 
 
 def sudoers_validate_script(candidate: str, dest: str) -> str:
@@ -108,18 +187,88 @@ def validated_file(text: str, dest: str, kind: str, mode: str = "644",
     yield StringCommand(install_script(candidate, dest, validators[kind](candidate, dest)))
 
 
-def sshd_dropin(measure: str, text: str) -> OperationMeta:
-    """Install the measure's sshd drop-in, validated with ``sshd -t`` before it goes live."""
+@dataclass
+class DropIn:
+    """What :func:`sshd_dropin` decided for one measure, for :func:`reload_sshd`."""
+
+    measure: str
+    op: OperationMeta | None  # None: refused (the host's run stops at the refusal)
+    want: dict[str, list[str]] = field(default_factory=dict)
+    reason: str = ""  # why reload and confirm even when the file does not change
+
+    def did_change(self) -> bool:
+        return self.op is not None and self.op.did_change()
+
+
+# Hosts whose observed "daemon older than its files" has been answered by a reload already.
+_stale_answered: set[str] = set()
+
+
+def sshd_dropin(measure: str, text: str, obs: Observations | None = None) -> DropIn:
+    """Install the measure's sshd drop-in (validated with ``sshd -t``), or refuse when another
+    file would keep sshd from using it; decides from ``obs`` (hardening.measures._sshd.OBSERVE).
+
+    Without ``obs`` (a deploy not yet handing its observations on) the two commands are read
+    here, as one fact: one more command on the host.
+    """
     dest = _sshd.dropin_path(measure)
-    return validated_file(name=f"sshd drop-in {dest} (validated with sshd -t)",
-                          text=text, dest=dest, kind="sshd", mode="644")
+    if obs is None:
+        obs = host.get_fact(Observed, commands=_sshd.OBSERVE)
+    config, why = _sshd.effective(obs.run(_sshd.SSHD_T))
+    if config is None:
+        refuse(f"{measure}: {why}")
+        return DropIn(measure, None)
+    want = _sshd.expected(text)
+    diff = _sshd.differences(want, config)
+    found = _conflicts(dest, text, list(diff)) if diff else []
+    if found:
+        refuse(f"{measure}: sshd would not use {dest}: {'; '.join(found)}. The tool does not edit "
+               "files it does not own: change or remove those lines, then deploy again")
+        return DropIn(measure, None)
+    op = validated_file(name=f"sshd drop-in {dest} (validated with sshd -t)",
+                        text=text, dest=dest, kind="sshd", mode="644")
+    return DropIn(measure, op, want, _stale(obs, config) or _describe(diff))
 
 
-def reload_sshd(measure: str, changed: OperationMeta) -> OperationMeta:
-    """Reload sshd only when ``changed`` changed something."""
-    return server.shell(name=f"Reload sshd after the {measure} drop-in changed",
-                        commands=["systemctl try-reload-or-restart ssh.service"],
-                        _if=changed.did_change)
+def _conflicts(dest: str, text: str, keywords: list[str]) -> list[str]:
+    """Asks sshd on the host where it would take ``keywords`` from with ``text`` in place."""
+    out = host.get_fact(Command, command=sshd_trace_script(text, dest)) or ""
+    if "RC=0" not in out.splitlines():
+        return []  # sshd -T fails with the candidate: the validator refuses it, saying why
+    return _sshd.conflicts(_sshd.parse_trace(out), keywords, dest)
+
+
+def _stale(obs: Observations, config: dict[str, list[str]]) -> str:
+    """Why the running sshd may not use its files, answered once per host and deploy; nothing
+    while one of the tool's drop-ins is overridden by another file (a reload would make that
+    file's values live: the measure owning the drop-in refuses, naming it)."""
+    if host.name in _stale_answered:
+        return ""
+    loaded = _sshd.parse_loaded(obs.run(_sshd.SSHD_LOADED).stdout)
+    reason = _sshd.reload_reason(loaded) or ""
+    blocked = _sshd.overridden(loaded, config)
+    if reason and blocked:
+        host.log(f"sshd not reloaded although {reason}: sshd -T overrides {'; '.join(blocked)}", logger.warning)
+        return ""
+    if reason:
+        _stale_answered.add(host.name)
+    return reason
+
+
+def _describe(diff: dict[str, tuple[list[str], list[str]]]) -> str:
+    return "; ".join(f"sshd -T shows {key} {' '.join(seen) or '(unset)'}, wanted {' '.join(want)}"
+                     for key, (want, seen) in diff.items())
+
+
+def reload_sshd(measure: str, dropin: DropIn) -> OperationMeta | None:
+    """Reload sshd and confirm it uses the drop-in: when the drop-in changed, or unconditionally
+    when the observations said sshd did not use its files or the measure's values."""
+    if dropin.op is None:
+        return None
+    why = f"echo {shlex.quote('why: ' + dropin.reason)}\n" if dropin.reason else ""
+    return server.shell(name=f"Reload sshd and confirm it uses the {measure} drop-in",
+                        commands=[why + reload_script(dropin.want)],
+                        _if=None if dropin.reason else dropin.op.did_change)
 
 
 def connecting_user() -> tuple[str, list[str]]:

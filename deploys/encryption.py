@@ -26,5 +26,5 @@ def apply(profile: Resolved, obs: Observations) -> None:
     if reason:
         refuse(reason)
         return
-    dropin = sshd.sshd_dropin("encryption", measure.sshd_dropin(settings))
+    dropin = sshd.sshd_dropin("encryption", measure.sshd_dropin(settings), obs)
     sshd.reload_sshd("encryption", dropin)

@@ -25,5 +25,5 @@ def apply(profile: Resolved, obs: Observations) -> None:
     if reason:
         refuse(reason)
         return
-    dropin = sshd.sshd_dropin("terminal", measure.sshd_dropin(settings))
+    dropin = sshd.sshd_dropin("terminal", measure.sshd_dropin(settings), obs)
     sshd.reload_sshd("terminal", dropin)

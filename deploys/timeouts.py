@@ -1,27 +1,41 @@
 """timeouts (6-15): idle sessions logged off, enforced.
 
-Writes the readonly TMOUT script, the sshd ClientAlive drop-in (validated, sshd reloaded only
-when it changed), the logind drop-in and, where dconf is installed, the locked screen-lock
-settings (``dconf update`` only when they changed). systemd-logind is NOT restarted: a restart
-can end sessions, so the logind values take effect at the next boot or when an operator restarts
-systemd-logind (the check reads the configuration and records the value logind runs with now).
+Writes the readonly TMOUT script, the sshd ClientAlive drop-in (validated; sshd reloaded and
+confirmed, deploys/_sshd.py), the logind drop-in and, where dconf is installed, the locked
+screen-lock settings (``dconf update`` only when they changed). systemd-logind is NOT restarted:
+a restart can end sessions, so the logind values take effect at the next boot or when an operator
+restarts systemd-logind (the check reads the configuration and records the value logind runs with
+now).
+
+TMOUT converges on what a login shell really gets (the observation the check judges). The script
+leaves an existing readonly TMOUT alone (assigning it would abort the login shell's profile), so
+when a login shell's TMOUT is wrong the deploy asks a traced login shell which file made TMOUT
+readonly: another file than ours makes it refuse, naming file and line (the tool never edits
+files it does not own); otherwise it writes the script and confirms a login shell gets the value.
 """
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.server import Which
+from pyinfra.facts.server import Command
 from pyinfra.operations import files, server
 
 from hardening.measures import timeouts as measure
-from hardening.observe import Observations
+from hardening.observe import Observations, quote
 from hardening.profiles import Resolved
 
 from . import _sshd as sshd
 from ._support import refuse, unsupported_reason
+
+READONLY = re.compile(r'^declare -(\w+) TMOUT="?(\d+)"?$', re.M)
+# A line of a traced login shell (PS4 '+${BASH_SOURCE}:${LINENO}: ', '+' repeated per level).
+TRACED = re.compile(r"^\++(?P<file>[^:]*):(?P<line>\d+): (?P<command>.*)$")
+MAKES_READONLY = re.compile(r"^(?:readonly|(?:declare|typeset)\s+-\w*r\w*)\s(?:.*\s)?TMOUT(?:=|\s|$)")
 
 
 @deploy("timeouts")
@@ -32,15 +46,78 @@ def apply(profile: Resolved, obs: Observations) -> None:
     if reason:
         refuse(reason)
         return
-    files.put(name="Readonly TMOUT for login shells", src=StringIO(measure.profile_script(settings)),
-              dest=measure.PROFILE_SCRIPT, user="root", group="root", mode="644")
-    dropin = sshd.sshd_dropin("timeouts", measure.sshd_dropin(settings))
+    if not _shell_tmout(settings, obs):
+        return
+    dropin = sshd.sshd_dropin("timeouts", measure.sshd_dropin(settings), obs)
     sshd.reload_sshd("timeouts", dropin)
     files.put(name="logind idle action (applies at next boot, logind is not restarted)",
               src=StringIO(measure.logind_dropin(settings)), dest=measure.LOGIND_DROPIN,
               user="root", group="root", mode="644")
-    if host.get_fact(Which, command="dconf"):
+    if obs.run(measure.DCONF_PRESENT).rc == 0:
         _desktop(settings)
+
+
+@dataclass(frozen=True)
+class Traced:
+    file: str
+    line: int
+    command: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}: {self.command}"
+
+
+def shell_tmout(readonly_p: str) -> tuple[str, int] | None:
+    """(flags, value) of TMOUT in ``readonly -p`` output, or None when it is not readonly."""
+    match = READONLY.search(readonly_p)
+    return (match.group(1), int(match.group(2))) if match else None
+
+
+def tmout_ok(readonly_p: str, limit: int) -> bool:
+    """The check's rule: readonly, exported, 0 < TMOUT <= the profile's."""
+    found = shell_tmout(readonly_p)
+    return found is not None and "r" in found[0] and "x" in found[0] and 0 < found[1] <= limit
+
+
+def readonly_sources(trace: str, own: str) -> list[Traced]:
+    """The commands of a traced login shell that make TMOUT readonly, from files other than
+    ``own`` (our script)."""
+    found = []
+    for line in trace.splitlines():
+        match = TRACED.match(line)
+        if match and match["file"] and match["file"] != own and MAKES_READONLY.match(match["command"]):
+            found.append(Traced(match["file"], int(match["line"]), match["command"]))
+    return found
+
+
+def confirm_tmout_script(seconds: int) -> str:
+    """Shell that fails unless a login shell gets our readonly, exported TMOUT."""
+    line = f'declare -rx TMOUT="{int(seconds)}"'
+    return (f"out=$({measure.TMOUT_SHELL}); "
+            f"printf '%s\\n' \"$out\" | grep -qxF {quote('%s', line)} || {{ "
+            f"printf 'a login shell does not get {line}:\\n%s\\n' \"$(printf '%s\\n' \"$out\" | grep TMOUT)\" >&2; "
+            f"{measure.TMOUT_TRACE} >&2; exit 1; }}")
+
+
+def _shell_tmout(settings: measure.Settings, obs: Observations) -> bool:
+    """The TMOUT script, or a refusal naming the file that holds TMOUT readonly (False)."""
+    seen = obs.run(measure.TMOUT_SHELL).stdout
+    wrong = not tmout_ok(seen, settings.shell_tmout)
+    found = readonly_sources(host.get_fact(Command, command=measure.TMOUT_TRACE) or "",
+                             measure.PROFILE_SCRIPT) if wrong else []
+    if found:
+        got = shell_tmout(seen)
+        refuse(f"timeouts: {found[0]} makes TMOUT readonly (a login shell gets "
+               f"{f'TMOUT={got[1]} (flags {got[0]})' if got else 'no readonly TMOUT'}, the profile wants "
+               f"1..{settings.shell_tmout}) and {measure.PROFILE_SCRIPT} leaves an existing readonly TMOUT "
+               "alone. The tool does not edit files it does not own: change or remove it")
+        return False
+    files.put(name="Readonly TMOUT for login shells", src=StringIO(measure.profile_script(settings)),
+              dest=measure.PROFILE_SCRIPT, user="root", group="root", mode="644")
+    if wrong:
+        server.shell(name="Confirm a login shell gets the readonly TMOUT",
+                     commands=[confirm_tmout_script(settings.shell_tmout)])
+    return True
 
 
 def _desktop(settings: measure.Settings) -> None:

@@ -80,3 +80,45 @@ def test_secure_boot_reading() -> None:
     assert measure.secure_boot_enabled("", "   6   0   0   0   1\n") is True
     assert measure.secure_boot_enabled("", "   6   0   0   0   0\n") is False
     assert measure.secure_boot_enabled("", "") is None
+
+
+def test_lsblk_unreadable_is_an_error() -> None:
+    assert measure.parse_lsblk(0, '{"blockdevices": []}') == []
+    for rc, out in ((0, ""), (0, "lsblk: unknown column"), (0, "[]"), (0, '{"devices": []}'), (1, "{}")):
+        with pytest.raises(ValueError):
+            measure.parse_lsblk(rc, out)
+
+
+def test_commands_of_this_machine() -> None:
+    """The declared commands run here (read-only) and their output parses."""
+    import shutil
+    import subprocess
+    if shutil.which("lsblk") is None:
+        pytest.skip("no lsblk here")
+    out = subprocess.run(["sh", "-c", measure.LSBLK], capture_output=True, text=True)
+    assert isinstance(measure.parse_lsblk(out.returncode, out.stdout), list)
+    out = subprocess.run(["sh", "-c", measure.SWAP_FILE_SOURCES], capture_output=True, text=True)
+    assert out.returncode == 0 and isinstance(measure.parse_swap_sources(out.stdout), dict)
+
+
+def test_swap_sources() -> None:
+    assert measure.parse_swap_sources("/swapfile\t/dev/mapper/root_crypt\n/other\t\n") == {
+        "/swapfile": "/dev/mapper/root_crypt", "/other": ""}
+
+
+def test_observe_follows_the_profile() -> None:
+    from hardening.measures import _sshd
+    terminal = measure.observe(Profiles().resolve("terminal"))
+    assert terminal[:2] == _sshd.OBSERVE
+    assert {measure.LSBLK, measure.ROOT_SOURCE, measure.TPM_PRESENT, measure.MOKUTIL} <= set(terminal)
+    assert measure.SWAPS not in terminal                         # swap optional at medium
+    server = measure.observe(Profiles().resolve("server"))
+    assert server == _sshd.OBSERVE                               # root optional, hardware ignored
+    high = measure.observe(Profiles().resolve("server", "high"))
+    assert {measure.LSBLK, measure.SWAPS, measure.SWAP_FILE_SOURCES} <= set(high)
+    assert measure.TPM_PRESENT not in high
+
+
+def test_defaults_are_the_base_profile() -> None:
+    """base.yaml names no encryption settings: the defaults are the baseline (server: no override)."""
+    assert Profiles().resolve("server").measure("encryption") == measure.Settings()

@@ -71,3 +71,45 @@ def test_network_readings() -> None:
 def test_expected_networks_validated() -> None:
     with pytest.raises(ValidationError):
         measure.Settings(expected_networks=["10.0.0.0/33"])
+
+
+def test_ip_json_unreadable_is_an_error() -> None:
+    """ip -j output that is not a JSON list is an error, never an empty network (it was [])."""
+    assert measure.parse_ip_json(0, '[{"ifname": "lo"}]', "ip -j link") == [{"ifname": "lo"}]
+    assert measure.parse_ip_json(0, "[]", "ip -j route show default") == []
+    for rc, out in ((0, ""), (0, "Object \"link\" is unknown"), (0, '{"ifname": "lo"}'), (0, "[1, 2]"),
+                    (255, "[]")):
+        with pytest.raises(ValueError):
+            measure.parse_ip_json(rc, out, "ip -j link")
+
+
+def test_ip_json_of_this_machine() -> None:
+    import shutil
+    import subprocess
+    if shutil.which("ip") is None:
+        pytest.skip("no iproute2 here")
+    for command in (measure.IP_LINK, measure.IP_ADDR, *measure.IP_ROUTES):
+        out = subprocess.run(["sh", "-c", command], capture_output=True, text=True)
+        assert isinstance(measure.parse_ip_json(out.returncode, out.stdout, command), list)
+
+
+def test_observe_follows_the_profile() -> None:
+    from hardening.profiles import Profiles
+    profile = Profiles().resolve("terminal")
+    commands = measure.observe(profile)
+    assert commands[:2] == _sshd.OBSERVE
+    assert measure.MACHINE_ID in commands and measure.IP_LINK in commands
+    assert measure.IP_ADDR not in commands                       # no expected networks in the profile
+    settings = measure.Settings(expected_networks=["10.0.0.0/8"], match_asset_register=False)
+
+    class Narrowed:
+        def measure(self, name: str) -> measure.Settings:
+            return settings
+
+    commands = measure.observe(Narrowed())
+    assert measure.IP_LINK not in commands and [measure.IP_ADDR, *measure.IP_ROUTES] == commands[-3:]
+
+
+def test_defaults_are_the_base_profile() -> None:
+    from hardening.profiles import Profiles
+    assert Profiles().resolve("terminal").measure("terminal") == measure.Settings()

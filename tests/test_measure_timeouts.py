@@ -129,3 +129,168 @@ def test_refused_when_the_main_config_would_not_read_the_dropin(ssh_tree: Path) 
     result = _install(ssh_tree, measure.sshd_dropin(measure.Settings()))
     assert result.returncode == 1 and "does not Include" in result.stderr
     assert not (ssh_tree / "sshd_config.d" / "10-hardening-timeouts.conf").exists()
+
+
+# -- convergence: does sshd use the drop-in? (real sshd -T / sshd -ddd -T on a copy) -------------
+
+def _sshd_t(root: Path) -> dict[str, list[str]]:
+    out = subprocess.run(["sshd", "-T", "-f", str(root / "sshd_config")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return _sshd.parse_effective(out.stdout)
+
+
+def _dropins() -> dict[str, str]:
+    from hardening.measures import admin, encryption, terminal
+    return {"admin": admin.sshd_dropin(admin.Settings(permit_root_login="prohibit-password")),
+            "timeouts": measure.sshd_dropin(measure.Settings()),
+            "terminal": terminal.sshd_dropin(terminal.Settings(ssh_allow_groups=["sudo", "staff"])),
+            "encryption": encryption.sshd_dropin(encryption.Settings())}
+
+
+def test_expected_is_what_sshd_t_prints(ssh_tree: Path) -> None:
+    """For every measure's drop-in, once it wins, sshd -T shows exactly expected(text)."""
+    for name, text in _dropins().items():
+        (ssh_tree / "sshd_config.d" / f"10-hardening-{name}.conf").write_text(text)
+    effective = _sshd_t(ssh_tree)
+    for text in _dropins().values():
+        want = _sshd.expected(text)
+        assert want and _sshd.differences(want, effective) == {}
+    assert _sshd.expected(_dropins()["admin"]) == {"permitrootlogin": ["without-password"]}
+    assert _sshd.expected(_dropins()["terminal"]) == {"allowgroups": ["sudo", "staff"]}
+
+
+def test_differences() -> None:
+    want = {"clientaliveinterval": ["300"], "allowgroups": ["sudo", "staff"]}
+    assert _sshd.differences(want, {"clientaliveinterval": ["300"], "allowgroups": ["staff", "sudo"]}) == {}
+    assert _sshd.differences(want, {"clientaliveinterval": ["0"], "allowgroups": ["wheel", "sudo", "staff"]}) == {
+        "clientaliveinterval": (["300"], ["0"]), "allowgroups": (["sudo", "staff"], ["wheel", "sudo", "staff"])}
+    assert _sshd.differences(want, {}) == {"clientaliveinterval": (["300"], []),
+                                           "allowgroups": (["sudo", "staff"], [])}
+
+
+def _trace(root: Path, name: str, text: str) -> tuple[str, list[_sshd.Setting]]:
+    dest = f"{root}/sshd_config.d/10-hardening-{name}.conf"
+    out = subprocess.run(["sh", "-c", deploy_sshd.sshd_trace_script(text, dest, str(root))],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.splitlines()[-1] == "RC=0", out
+    return dest, _sshd.parse_trace(out.stdout)
+
+
+def test_trace_names_the_file_read_first(ssh_tree: Path) -> None:
+    """The candidate is only in the copy; a later file (50-cloud-init) is no conflict, an earlier
+    one is, and an accumulating keyword conflicts with every other file that sets it."""
+    texts = _dropins()
+    dest, trace = _trace(ssh_tree, "timeouts", texts["timeouts"])
+    assert not Path(dest).exists()
+    assert trace[0].file == dest and trace[0].keyword == "ClientAliveInterval"   # the Include comes first
+    assert _sshd.conflicts(trace, ["clientaliveinterval", "clientalivecountmax"], dest) == []
+    (ssh_tree / "sshd_config.d" / "00-foreign.conf").write_text("ClientAliveInterval 0\nAllowGroups wheel\n"
+                                                                "PermitRootLogin yes\n")
+    dest, trace = _trace(ssh_tree, "timeouts", texts["timeouts"])
+    found = _sshd.conflicts(trace, ["clientaliveinterval", "clientalivecountmax"], dest)
+    assert found == [f"{ssh_tree}/sshd_config.d/00-foreign.conf:1 sets ClientAliveInterval 0, read before "
+                     f"{dest} (sshd keeps the first value)"]
+    dest, trace = _trace(ssh_tree, "admin", texts["admin"])
+    assert "00-foreign.conf:3 sets PermitRootLogin yes" in _sshd.conflicts(trace, ["permitrootlogin"], dest)[0]
+    dest, trace = _trace(ssh_tree, "terminal", texts["terminal"])
+    found = _sshd.conflicts(trace, ["allowgroups"], dest)
+    assert len(found) == 1 and "00-foreign.conf:2 sets AllowGroups wheel (sshd adds up" in found[0]
+
+
+def test_conflicts_when_the_dropin_is_not_read() -> None:
+    trace = _sshd.parse_trace("debug3: /etc/ssh/sshd_config:9 setting ClientAliveInterval 5\nnoise\n")
+    assert trace == [_sshd.Setting("/etc/ssh/sshd_config", 9, "ClientAliveInterval", "5")]
+    found = _sshd.conflicts(trace, ["clientaliveinterval"], "/etc/ssh/sshd_config.d/10-hardening-timeouts.conf")
+    assert found and "does not read clientaliveinterval" in found[0]
+
+
+def test_confirm_script(ssh_tree: Path) -> None:
+    """Passes when sshd -T shows the values; fails naming the file that sets them otherwise."""
+    text = _dropins()["terminal"]
+    (ssh_tree / "sshd_config.d" / "10-hardening-terminal.conf").write_text(text)
+    script = deploy_sshd.confirm_script(_sshd.expected(text), str(ssh_tree / "sshd_config"))
+    assert subprocess.run(["sh", "-c", script], capture_output=True, text=True).returncode == 0
+    (ssh_tree / "sshd_config.d" / "00-foreign.conf").write_text("AllowGroups wheel\n")
+    out = subprocess.run(["sh", "-c", script], capture_output=True, text=True)
+    assert out.returncode == 1
+    assert "allowgroups wheel" in out.stderr and "00-foreign.conf:1 setting AllowGroups wheel" in out.stderr
+
+
+def test_reload_scripts_are_valid_shell() -> None:
+    script = deploy_sshd.reload_script(_sshd.expected(_dropins()["timeouts"]))
+    assert subprocess.run(["sh", "-n", "-c", script]).returncode == 0
+    assert script.startswith("systemctl try-reload-or-restart ssh.service")
+
+
+def test_reload_reason() -> None:
+    loaded = _sshd.parse_loaded("MainPID=55\nActiveState=active\nPidFile=55\n")
+    assert loaded == _sshd.Loaded(True, "55", "55") and _sshd.reload_reason(loaded) is None
+    newer = _sshd.parse_loaded("MainPID=55\nActiveState=active\nPidFile=55\n"
+                               "Newer=/etc/ssh/sshd_config.d/10-hardening-timeouts.conf\n")
+    assert "10-hardening-timeouts.conf changed after sshd last read" in (_sshd.reload_reason(newer) or "")
+    assert "does not name" in (_sshd.reload_reason(_sshd.parse_loaded(
+        "MainPID=55\nActiveState=active\nPidFile=\n")) or "")
+    assert _sshd.reload_reason(_sshd.parse_loaded("MainPID=0\nActiveState=inactive\nPidFile=\n")) is None
+
+
+def test_overridden_dropins() -> None:
+    """The tool's drop-ins as SSHD_LOADED lists them, against sshd -T: which does sshd not use?"""
+    dropins = "\n".join(f"Dropin=/etc/ssh/sshd_config.d/10-hardening-{name}.conf:{line}" for name, line in (
+        ("timeouts", "ClientAliveInterval 300"), ("timeouts", "ClientAliveCountMax 1"),
+        ("terminal", "AllowGroups sudo staff"), ("admin", "PermitRootLogin prohibit-password")))
+    loaded = _sshd.parse_loaded("ActiveState=active\n" + dropins)
+    assert [path for path, _ in loaded.dropins] == [
+        f"/etc/ssh/sshd_config.d/10-hardening-{n}.conf" for n in ("admin", "terminal", "timeouts")]
+    config = {"clientaliveinterval": ["300"], "clientalivecountmax": ["1"], "allowgroups": ["sudo", "staff"],
+              "permitrootlogin": ["without-password"]}
+    assert _sshd.overridden(loaded, config) == []
+    config["clientaliveinterval"] = ["0"]
+    assert _sshd.overridden(loaded, config) == [
+        "/etc/ssh/sshd_config.d/10-hardening-timeouts.conf (clientaliveinterval)"]
+
+
+# -- TMOUT convergence: which file holds TMOUT readonly -----------------------------------------
+
+def test_tmout_readings() -> None:
+    from deploys import timeouts as deploy
+    assert deploy.shell_tmout('declare -rx TMOUT="900"\n') == ("rx", 900)
+    assert deploy.tmout_ok('declare -r HOME\ndeclare -rx TMOUT="600"\n', 900)
+    assert not deploy.tmout_ok('declare -rx TMOUT="0"\n', 900)
+    assert not deploy.tmout_ok('declare -r TMOUT="600"\n', 900)       # not exported
+    assert not deploy.tmout_ok("", 900)
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")
+def test_readonly_sources_from_a_traced_shell(tmp_path: Path) -> None:
+    """A real bash trace with the PS4 of TMOUT_TRACE: the foreign file is named, ours is not."""
+    from deploys import timeouts as deploy
+    foreign = tmp_path / "00-tmout.sh"
+    foreign.write_text("# site policy\nreadonly TMOUT=0; export TMOUT\n")
+    ours = tmp_path / "hardening-timeouts.sh"
+    ours.write_text(measure.profile_script(measure.Settings()))
+    # TMOUT_TRACE hands PS4 over the environment to nobody's shell; bash run as root (here, maybe)
+    # does not import PS4, so it is set first thing instead.
+    ps4 = "PS4='+${BASH_SOURCE}:${LINENO}: '"
+    for first, second in ((foreign, ours), (ours, foreign)):
+        out = subprocess.run(["bash", "-c", f"{ps4}; set -x; . {first}; . {second}; readonly -p"],
+                             capture_output=True, text=True)
+        found = deploy.readonly_sources(out.stderr, str(ours))
+        assert [(t.file, t.line) for t in found] == [(str(foreign), 2)]
+        assert str(found[0]) == f"{foreign}:2: readonly TMOUT=0"
+    assert ps4 in measure.TMOUT_TRACE
+    assert deploy.readonly_sources("++/etc/profile.d/x.sh:3: declare -rx TMOUT=5\n+:1: readonly -p\n", "") == [
+        deploy.Traced("/etc/profile.d/x.sh", 3, "declare -rx TMOUT=5")]
+    assert deploy.readonly_sources("++/etc/profile.d/x.sh:3: TMOUT=5\n", "") == []   # not readonly: ours wins
+
+
+def test_confirm_tmout_script_is_valid_shell() -> None:
+    from deploys import timeouts as deploy
+    script = deploy.confirm_tmout_script(900)
+    assert 'declare -rx TMOUT="900"' in script
+    assert subprocess.run(["sh", "-n", "-c", script]).returncode == 0
+
+
+def test_defaults_are_the_base_profile() -> None:
+    """hwprofiles/base.yaml at medium (terminal.yaml does not touch timeouts) = the defaults."""
+    assert measure.Settings().screen_lock_delay == 600
+    assert Profiles().resolve("terminal").measure("timeouts") == measure.Settings()

@@ -17,12 +17,14 @@ What the checks verify:
 
 from __future__ import annotations
 
+import json
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
 from hardening.measures import _sshd
 from hardening.measures._base import Measure, Strict
+from hardening.observe import quote
 
 Requirement = Literal["required", "optional"]
 # What pyinfra's SSH client (paramiko 4) can negotiate: the profile must keep one of each, or the
@@ -143,9 +145,60 @@ def secure_boot_enabled(mokutil: str, efivar_bytes: str) -> bool | None:
     return None
 
 
+LSBLK = "lsblk -J -o NAME,PATH,TYPE,FSTYPE,MOUNTPOINT"
+ROOT_SOURCE = "findmnt -n -o SOURCE,FSTYPE /"
+SWAPS = "cat /proc/swaps"
+# Per swap file, the device holding its filesystem (``<file><TAB><device>``); nothing without one.
+SWAP_FILE_SOURCES = ("awk 'NR > 1 && $2 == \"file\" {print $1}' /proc/swaps | "
+                     "while read -r f; do printf '%s\\t%s\\n' \"$f\" \"$(findmnt -n -o SOURCE -T \"$f\")\"; done")
+TPM_PRESENT = quote("test -e %s", TPM_PATH)
+TPM_VERSION = quote("cat %s/tpm_version_major", TPM_PATH)
+UEFI = "test -d /sys/firmware/efi"
+MOKUTIL = "mokutil --sb-state"
+SECURE_BOOT_EFIVAR = quote("od -An -tu1 %s", SECURE_BOOT_VAR)
+
+
+def parse_lsblk(rc: int, stdout: str) -> list[Node]:
+    """The device tree of ``lsblk -J``; ValueError when lsblk failed or printed no such tree (an
+    unreadable tree must not read as "no encrypted device")."""
+    if rc != 0:
+        raise ValueError(f"lsblk failed (exit {rc})")
+    try:
+        data = json.loads(stdout)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"lsblk printed no JSON ({exc}): {stdout[:200]!r}") from None
+    devices = data.get("blockdevices") if isinstance(data, dict) else None
+    if not isinstance(devices, list):
+        raise ValueError(f"lsblk printed no blockdevices list: {stdout[:200]!r}")
+    return devices
+
+
+def parse_swap_sources(text: str) -> dict[str, str]:
+    """:data:`SWAP_FILE_SOURCES` output -> swap file: device holding it ("" when findmnt knew none)."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        name, _, device = line.partition("\t")
+        if name:
+            out[name] = device.strip()
+    return out
+
+
 def observe(profile: Any) -> list[str]:
-    """The commands this measure's checks and deploy read, in the host's one observation batch."""
-    return []
+    """The commands this measure's checks and deploy read, in the host's one observation batch;
+    the disks, the TPM and Secure Boot only where the profile judges them."""
+    settings: Settings = profile.measure("encryption")
+    commands = list(_sshd.OBSERVE)
+    if settings.root == "required" or settings.swap == "required":
+        commands.append(LSBLK)
+    if settings.root == "required":
+        commands.append(ROOT_SOURCE)
+    if settings.swap == "required":
+        commands += [SWAPS, SWAP_FILE_SOURCES]
+    if profile.hardware.tpm != "ignore":
+        commands += [TPM_PRESENT, TPM_VERSION]
+    if profile.hardware.secure_boot != "ignore":
+        commands += [MOKUTIL, SECURE_BOOT_EFIVAR, UEFI]
+    return commands
 
 
 MEASURE = Measure(

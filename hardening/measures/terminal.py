@@ -12,6 +12,7 @@ and addresses (a terminal taken out and seen elsewhere, 6-14).
 from __future__ import annotations
 
 import ipaddress
+import json
 from typing import Any
 
 from pydantic import Field, field_validator
@@ -104,9 +105,39 @@ def outside(addresses: list[str], networks: list[str]) -> list[str]:
                        if n.version == ipaddress.ip_address(a).version)]
 
 
+MACHINE_ID = "cat /etc/machine-id"
+DMI_SERIAL = "cat /sys/class/dmi/id/product_serial"
+IP_LINK = "ip -j link"
+IP_ADDR = "ip -j addr"
+IP_ROUTES = ("ip -j route show default", "ip -j -6 route show default")
+
+
+def parse_ip_json(rc: int, stdout: str, command: str) -> list[dict[str, Any]]:
+    """The list ``ip -j`` prints; ValueError when it failed or printed something else (a check
+    that cannot read the network must not pass or fail as if it had)."""
+    if rc != 0:
+        raise ValueError(f"{command} failed (exit {rc})")
+    try:
+        data = json.loads(stdout)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{command} printed no JSON ({exc}): {stdout[:200]!r}") from None
+    if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+        raise ValueError(f"{command} printed JSON that is not a list of objects: {stdout[:200]!r}")
+    return data
+
+
 def observe(profile: Any) -> list[str]:
-    """The commands this measure's checks and deploy read, in the host's one observation batch."""
-    return []
+    """The commands this measure's checks and deploy read, in the host's one observation batch.
+
+    The asset register's values and the network are read only where the profile asks for them.
+    """
+    settings: Settings = profile.measure("terminal")
+    commands = list(_sshd.OBSERVE)
+    if settings.match_asset_register:
+        commands += [MACHINE_ID, DMI_SERIAL, IP_LINK]
+    if settings.expected_networks:
+        commands += [IP_ADDR, *IP_ROUTES]
+    return commands
 
 
 MEASURE = Measure(

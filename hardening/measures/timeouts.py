@@ -41,7 +41,7 @@ class Settings(Strict):
     logind_idle_action: Literal["lock", "suspend", "poweroff", "ignore"] = "lock"
     logind_idle_action_sec: int = Field(default=900, ge=60)
     # Seconds of desktop inactivity before the screen locks (0 would mean never: refused).
-    screen_lock_delay: int = Field(default=300, ge=60)
+    screen_lock_delay: int = Field(default=600, ge=60)
 
 
 def profile_script(settings: Settings) -> str:
@@ -153,6 +153,12 @@ LOGIND_CONFIG = "systemd-analyze cat-config systemd/logind.conf"
 LOGIND_LIVE = ("busctl get-property org.freedesktop.login1 /org/freedesktop/login1 "
                "org.freedesktop.login1.Manager IdleAction IdleActionUSec")
 DCONF_PRESENT = "command -v dconf"
+# For the deploy, when a login shell's TMOUT is wrong: the same login shell traced, each command
+# with the file and line it comes from (``+FILE:LINE: command``), only the lines naming TMOUT.
+TMOUT_TRACE = ("if command -v runuser >/dev/null; then "
+               "runuser -u nobody -- env PS4='+${BASH_SOURCE}:${LINENO}: ' bash -xlc 'readonly -p'; "
+               "else env PS4='+${BASH_SOURCE}:${LINENO}: ' bash -xlc 'readonly -p'; fi 2>&1 >/dev/null "
+               "| grep TMOUT; true")
 
 
 def dconf_read(path: str) -> str:
@@ -167,7 +173,7 @@ def dconf_writable(path: str) -> str:
 def observe(profile: Any) -> list[str]:
     """The commands this measure's checks and deploy read, in the host's one observation batch."""
     dconf = [c for path in DCONF_KEYS for c in (dconf_read(path), dconf_writable(path))]
-    return [TMOUT_SHELL, _sshd.SSHD_T, LOGIND_CONFIG, LOGIND_LIVE, DCONF_PRESENT, *dconf]
+    return [TMOUT_SHELL, *_sshd.OBSERVE, LOGIND_CONFIG, LOGIND_LIVE, DCONF_PRESENT, *dconf]
 
 
 MEASURE = Measure(
