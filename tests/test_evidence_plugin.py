@@ -29,6 +29,12 @@ def test_fails(obs, profile, evidence):
     evidence.record(expected=profile.measure("timeouts").shell_tmout, observed=result.stdout.strip())
     assert result.rc == 0
 
+@pytest.mark.clause("6-15")
+def test_chained_comparison_fails(obs):
+    """a chained comparison is a failed assertion, not an error"""
+    value = 0
+    assert 0 < value <= 900
+
 @pytest.mark.clause("6-11", "7-1")
 def test_not_applicable(obs, evidence):
     """storage allowed by the profile"""
@@ -120,8 +126,9 @@ def test_own_calls_are_recorded_apart(doc: dict) -> None:
 def test_statuses_are_kept_apart(doc: dict) -> None:
     status = {c["id"]: c["status"] for c in doc["checks"]}
     assert status == {"demo.passes": "pass", "demo.fails": "fail", "demo.not_applicable": "not_applicable",
-                      "demo.errors": "error", "demo.undeclared": "error", "demo.own_call": "pass"}
-    assert doc["summary"] == {"pass": 2, "fail": 1, "error": 2, "not_applicable": 1, "total": 6}
+                      "demo.errors": "error", "demo.undeclared": "error", "demo.own_call": "pass",
+                      "demo.chained_comparison_fails": "fail"}
+    assert doc["summary"] == {"pass": 2, "fail": 2, "error": 2, "not_applicable": 1, "total": 7}
     assert doc["verdict"] == "error"
 
 
@@ -163,9 +170,9 @@ def test_progress_events(tmp_path: Path) -> None:
     run_checks(tmp_path, CHECKS)
     events = [json.loads(line) for line in (tmp_path / "events").read_text().splitlines()]
     assert [e["event"] for e in events[:3]] == ["observed", "observed", "collected"]
-    assert events[2]["total"] == 12
+    assert events[2]["total"] == 14
     statuses = [e["status"] for e in events if e["event"] == "check" and e["host"] == "h1"]
-    assert statuses == ["pass", "fail", "not_applicable", "error", "error", "pass"]
+    assert statuses == ["pass", "fail", "fail", "not_applicable", "error", "error", "pass"]
     assert [e["event"] for e in events[-2:]] == ["done", "done"]
 
 

@@ -54,6 +54,7 @@ class CheckRecord:
     observations: list[str] = field(default_factory=list)
     own_commands: list[dict[str, Any]] = field(default_factory=list)
     duration: float = 0.0
+    assertion_failed: bool = field(default=False, repr=False)
 
     def used(self, observation_id: str) -> None:
         if observation_id not in self.observations:
@@ -237,9 +238,16 @@ class Session:
             record.status = "not_applicable"
             record.message = reason.removeprefix(NOT_APPLICABLE)
         elif report.failed:
-            is_assert = report.when == "call" and "AssertionError" in str(report.longrepr)
+            is_assert = report.when == "call" and record.assertion_failed
             record.status = "fail" if is_assert and record.status != "error" else "error"
             record.message = _short(report)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> None:
+        """A failed assertion is a verdict (fail); any other exception is an error. Decided by the
+        exception's type: pytest's report text omits "AssertionError" for some comparisons."""
+        if call.when == "call" and call.excinfo is not None and RESULT_KEY in item.stash:
+            item.stash[RESULT_KEY].assertion_failed = call.excinfo.errisinstance(AssertionError)
 
     @property
     def _current(self) -> dict[str, CheckRecord]:
@@ -328,7 +336,7 @@ class Session:
             finished=_now(),
             tool_version=__version__,
             identity=model.identity(obs) if obs else {},
-            checks=[r.__dict__ for r in state.records],
+            checks=[{k: v for k, v in r.__dict__.items() if k != "assertion_failed"} for r in state.records],
             observations=[o.as_evidence() for o in obs.all()] if obs else [],
             observe_seconds=state.observe_seconds,
             error=error,
