@@ -1,15 +1,24 @@
 """usb (6-11): block USB storage drivers and apply the profile's USBGuard allow-list.
 
+Decides from the host's observation batch (``obs``, the same commands the checks judge), so that
+a redeploy repairs the running state and not only its own files:
+
 1. ``/etc/modprobe.d/hardening-usb.conf`` (``install usb-storage /bin/false`` ...); when it
    changes, ``udevadm control --reload`` (udev caches the modprobe configuration until then) and
-   ``update-initramfs -u`` (Debian's initramfs carries usb-storage and /etc/modprobe.d).
+   ``update-initramfs -u`` (Debian's initramfs carries usb-storage and /etc/modprobe.d). A blocked
+   driver that is loaded now (a stick attached before the block, or loaded by hand) is unloaded,
+   whether or not the file changed, as the last step (after USBGuard blocked what it can); a
+   driver in use cannot be, and the operation then fails naming it. If the file is already the
+   wanted one and a block still does not take effect, another modprobe.d file overrides it: the
+   deploy refuses, naming the line modprobe uses.
 2. With ``usbguard: true``: the daemon configuration and the rules, both whole managed files
    (mode 0600, the daemon refuses readable ones), the rules validated with
-   ``usbguard-rule-parser`` before they go live; ``usbguard.service`` enabled, started, and
-   restarted when a file changed.
+   ``usbguard-rule-parser`` before they go live; ``usbguard.service`` enabled when it is not, and
+   restarted when a file changed or the running daemon differs from the profile (not running,
+   other rules enforced, a device authorized against the policy). A masked unit is refused.
 
 Lockout (see hardening/measures/usb.py for the policy choice): before anything touches
-USBGuard, the deploy lists the devices attached now (sysfs) and refuses, with the device named,
+USBGuard, the deploy judges the devices attached now (sysfs) and refuses, with the device named,
 if the policy would block an attached keyboard. On a host without usbguard yet, the
 configuration is written BEFORE the package is installed: Debian's postinst would otherwise
 generate a policy allowing whatever is attached (an attached stick too), give the ``plugdev``
@@ -18,31 +27,54 @@ group the right to allow devices, and start the daemon with it.
 Example::
 
     from deploys import usb
-    usb.apply(profile)           # inside a pyinfra deploy, profile: hardening.profiles.Resolved
+    usb.apply(profile, obs)      # inside a pyinfra deploy (deploys/main.py)
 """
 
 from __future__ import annotations
 
 import hashlib
-import shlex
 from io import StringIO
 
-from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
-from pyinfra.facts.files import Sha256File
-from pyinfra.facts.server import Command, Which
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import apt, files, server
 from pyinfra.operations.util import any_changed
 
 from hardening.measures import usb as measure
-from hardening.observe import Observations
+from hardening.observe import ObservationError, Observations
 from hardening.profiles import Resolved
 
-from ._support import supported
+from ._support import refuse, supported
+
+RESTART = "systemctl restart usbguard.service"
 
 
-def _drivers(settings: measure.Settings) -> None:
+def _block_state(settings: measure.Settings, obs: Observations) -> tuple[dict[str, str], list[str]]:
+    """Per blocked module what blocks it now, and the loaded ones in unload order."""
+    modules = measure.blocked_modules(settings)
+    if not modules:
+        return {}, []
+    installs = obs.run(measure.modprobe_installs(modules))
+    seen = {m: measure.block_seen(m, obs.run(measure.modprobe_dry_run(m)), installs) for m in modules}
+    proc = obs.run(measure.PROC_MODULES)
+    if proc.rc != 0:
+        raise ObservationError(f"cannot read /proc/modules (exit {proc.rc}): {proc.stderr.strip()[:200]}")
+    return seen, measure.unload_order(proc.stdout, modules)
+
+
+def _drivers(settings: measure.Settings, obs: Observations) -> list[str] | None:
+    """The driver block; the blocked modules loaded now (to unload), None when it refused."""
+    try:
+        seen, loaded = _block_state(settings, obs)
+    except ObservationError as exc:
+        refuse(f"usb: {exc}")
+        return None
+    on_host = obs.run(measure.MODPROBE_CONF_READ)
+    conflicts = measure.ineffective_blocks(settings, seen, on_host.stdout if on_host.rc == 0 else None)
+    if conflicts:
+        refuse(f"usb: {measure.MODPROBE_CONF} is in place but another modprobe.d file overrides it "
+               "(the first install line of a module wins): " + "; ".join(conflicts))
+        return None
     content = measure.modprobe_conf(settings)
     if content:
         conf = files.put(
@@ -54,36 +86,16 @@ def _drivers(settings: measure.Settings) -> None:
                           path=measure.MODPROBE_CONF, present=False)
     server.shell(name="Reload udev (it caches the modprobe configuration)",
                  commands=["udevadm control --reload"], _if=conf.did_change)
-    if settings.storage == "block":
-        # A stick attached before the block left the drivers loaded; unload them unless in use
-        # (a mounted stick): test_storage_driver_not_loaded reports what stays loaded.
-        unload = " ".join(measure.kernel_name(m) for m in measure.STORAGE_MODULES)
-        server.shell(name="Unload USB storage drivers if loaded and unused",
-                     commands=[f"for m in {unload}; do grep -q \"^$m \" /proc/modules && "
-                               "modprobe -r \"$m\" 2>/dev/null; true; done"],
-                     _if=conf.did_change)
-    if host.get_fact(Which, command="update-initramfs"):
+    if obs.run(measure.INITRAMFS_TOOL).rc == 0:
         server.shell(name="Update the initramfs (it carries usb-storage and /etc/modprobe.d)",
                      commands=["update-initramfs -u"], _if=conf.did_change)
+    return loaded
 
 
-def _refuse_lockout(settings: measure.Settings) -> bool:
-    """Adds a failing operation and returns True if an attached keyboard would be blocked."""
-    listing = host.get_fact(Command, command=measure.SYSFS_LISTING_COMMAND) or ""
-    risks = measure.lockout_risks(measure.parse_sysfs_listing(listing), settings)
-    if not risks:
-        return False
-    names = "; ".join(d.describe() for d in risks)
-    message = (f"usb: refusing to apply USBGuard: it would block the attached keyboard(s) {names}. "
-               "Allow them by id (vendor/product) in the profile, or detach them.")
-    server.shell(name="usb: refuse (an attached keyboard would be blocked)",
-                 commands=[f"echo {shlex.quote(message)} >&2; exit 1"])
-    return True
-
-
-def _rules(settings: measure.Settings, installed: bool) -> OperationMeta | None:
+def _rules(settings: measure.Settings, obs: Observations, installed: bool) -> OperationMeta | None:
     text = measure.usbguard_rules_conf(settings)
-    if host.get_fact(Sha256File, path=measure.USBGUARD_RULES) == hashlib.sha256(text.encode()).hexdigest():
+    on_host = obs.run(measure.RULES_SHA256)
+    if on_host.rc == 0 and on_host.stdout.split()[:1] == [hashlib.sha256(text.encode()).hexdigest()]:
         return None
     if not installed:
         # Pre-seed before the package exists (see the module docstring); validated after install.
@@ -99,10 +111,25 @@ def _rules(settings: measure.Settings, installed: bool) -> OperationMeta | None:
     )
 
 
-def _usbguard(settings: measure.Settings) -> None:
-    if _refuse_lockout(settings):
+def _refused_usbguard(settings: measure.Settings, devices: list[measure.UsbDevice], enabled: str) -> bool:
+    """Adds a failing operation and returns True if USBGuard must not be touched."""
+    risks = measure.lockout_risks(devices, settings)
+    if risks:
+        refuse(f"usb: USBGuard would block the attached keyboard(s) {'; '.join(d.describe() for d in risks)}. "
+               "Allow them by id (vendor/product) in the profile, or detach them.")
+        return True
+    if enabled.startswith("masked"):
+        refuse(f"usb: usbguard.service is {enabled}: unmask it (systemctl unmask usbguard.service) "
+               "or set usbguard: false in the profile")
+        return True
+    return False
+
+
+def _usbguard(settings: measure.Settings, obs: Observations, devices: list[measure.UsbDevice]) -> None:
+    enabled = obs.run(measure.USBGUARD_ENABLED).stdout.strip()
+    if _refused_usbguard(settings, devices, enabled):
         return
-    installed = bool(host.get_fact(Which, command="usbguard-daemon"))
+    installed = obs.run(measure.USBGUARD_INSTALLED).rc == 0
     files.directory(name="Directory /etc/usbguard", path="/etc/usbguard",
                     user="root", group="root", mode="755")
     daemon = files.put(
@@ -110,17 +137,30 @@ def _usbguard(settings: measure.Settings) -> None:
         src=StringIO(measure.usbguard_daemon_conf(settings)), dest=measure.USBGUARD_DAEMON_CONF,
         user="root", group="root", mode="600",
     )
-    rules = _rules(settings, installed)
+    rules = _rules(settings, obs, installed)
     if not installed:
         apt.update(name="Update the package lists (usbguard missing)", cache_time=3600)
         apt.packages(name="Install usbguard", packages=["usbguard"], present=True, no_recommends=True)
         server.shell(name="Validate the pre-seeded USBGuard rules (usbguard-rule-parser)",
                      commands=[f"usbguard-rule-parser -f {measure.USBGUARD_RULES} >/dev/null"])
-    changed = [op for op in (daemon, rules) if op is not None]
-    systemd.service(name="Restart usbguard (configuration changed)", service="usbguard.service",
-                    running=True, restarted=True, _if=any_changed(*changed))
-    systemd.service(name="Enable and start usbguard", service="usbguard.service",
-                    running=True, enabled=True)
+    reasons = measure.restart_reasons(settings, obs.run(measure.USBGUARD_ACTIVE).stdout.strip(),
+                                      obs.run(measure.USBGUARD_LIST_RULES), devices)
+    if reasons:
+        server.shell(name="Restart usbguard: " + "; ".join(reasons), commands=[RESTART])
+    else:
+        changed = [op for op in (daemon, rules) if op is not None]
+        server.shell(name="Restart usbguard (configuration changed)", commands=[RESTART],
+                     _if=any_changed(*changed))
+    if enabled != "enabled":
+        server.shell(name=f"Enable usbguard at boot (was: {enabled or 'not installed'})",
+                     commands=["systemctl enable usbguard.service"])
+
+
+def _devices(obs: Observations) -> list[measure.UsbDevice]:
+    out = obs.run(measure.SYSFS_LISTING_COMMAND)
+    if out.rc != 0:
+        raise ObservationError(f"USB device listing failed (exit {out.rc}): {out.stderr.strip()[:200]}")
+    return measure.parse_sysfs_listing(out.stdout)
 
 
 @deploy("usb")
@@ -128,6 +168,22 @@ def apply(profile: Resolved, obs: Observations) -> None:
     settings: measure.Settings = profile.measure("usb")
     if not supported("usb"):
         return
-    _drivers(settings)
+    try:
+        devices = _devices(obs)
+    except ObservationError as exc:
+        refuse(f"usb: {exc}")
+        return
+    loaded = _drivers(settings, obs)
+    if loaded is None:
+        return
     if settings.usbguard:
-        _usbguard(settings)
+        _usbguard(settings, obs, devices)
+    elif bad := measure.violations(devices, settings):
+        refuse("usb: attached and authorized against the profile, and no USBGuard in the profile to "
+               f"block them: {'; '.join(d.describe() for d in bad)}. Detach them.")
+        return
+    if loaded:
+        # Last: USBGuard has blocked what it can first (a restart deauthorizes a stick and frees
+        # its driver); a driver still in use fails here, named, and never passes silently.
+        server.shell(name=f"Unload blocked drivers loaded now: {', '.join(loaded)}",
+                     commands=[measure.unload_command(loaded)])

@@ -11,6 +11,7 @@ import pytest
 from pydantic import ValidationError
 
 from hardening.measures import usb as m
+from hardening.observe import Observation, ObservationError, quote
 from hardening.profiles import SENSITIVITIES, Profiles
 
 KEYBOARD = m.UsbDevice(port="1-3", vendor="0627", product="0001", interfaces=("03",), name="QEMU USB Keyboard")
@@ -143,13 +144,26 @@ def test_sysfs_listing_and_violations() -> None:
     listing = (
         "1-3|0627|0001|1|QEMU USB Keyboard|03 \n"
         "2-1|46f4|0001|0|QEMU USB HARDDRIVE|\n"        # blocked: no interfaces in sysfs
-        "2-2|46F4|0001|1|stick | with a bar|08 \n"     # odd name: skipped, not misread
-        "2-4|46f4|0002|1|Stick|08 \n"
+        "2-2|46F4|0001|1|Stick|08 \n"                  # upper-case hex, as some devices give it
         "usb1|1d6b|0002|1|xHCI Host Controller|09 \n"
     )
     devices = m.parse_sysfs_listing(listing)
-    assert [d.port for d in devices] == ["1-3", "2-1", "2-4", "usb1"]
-    assert [d.port for d in m.violations(devices, m.Settings())] == ["2-4"]
+    assert [d.port for d in devices] == ["1-3", "2-1", "2-2", "usb1"]
+    assert devices[2].vendor == "46f4"
+    assert [d.port for d in m.violations(devices, m.Settings())] == ["2-2"]
+    assert m.parse_sysfs_listing("") == []
+
+
+@pytest.mark.parametrize("line", [
+    "2-2|46f4|0001|1|stick | with a bar|08 ",   # a field too many: never skipped, never misread
+    "2-2|46f4|0001|1|Stick",                      # cut short
+    "2-2|46f4||1|Stick|08 ",                      # no product id
+    "2-2|46f4|0001|1|Stick|8 ",                   # not an interface class
+    "2-2|46f4|0001|yes|Stick|08 ",                # authorized is 0 or 1
+])
+def test_sysfs_listing_unreadable_line_is_an_error(line: str) -> None:
+    with pytest.raises(ObservationError, match="unreadable line"):
+        m.parse_sysfs_listing("1-3|0627|0001|1|QEMU USB Keyboard|03 \n" + line + "\n")
 
 
 def test_sysfs_listing_command_is_valid_sh() -> None:
@@ -160,9 +174,12 @@ def test_sysfs_listing_command_is_valid_sh() -> None:
 
 
 def test_list_rules_parsing() -> None:
-    out = '1: block with-interface one-of { 08:*:* 06:*:* } label "x"\n2: allow with-interface 09:*:*\n'
+    out = '1: block with-interface one-of { 08:*:* 06:*:* } label "x"\n2: allow with-interface 09:*:*\n\n'
     assert m.parse_list_rules(out) == ['block with-interface one-of { 08:*:* 06:*:* } label "x"',
                                        "allow with-interface 09:*:*"]
+    assert m.parse_list_rules("") == []
+    with pytest.raises(ObservationError, match="unreadable line"):
+        m.parse_list_rules("1: allow with-interface 09:*:*\nallow with-interface 03:*:*\n")
 
 
 def _rule_parser() -> str | None:
@@ -188,3 +205,145 @@ def test_rules_parse_with_usbguard_as_written(name: str, level: str, settings: m
     canonical = [line.removeprefix("OUTPUT: ") for line in out.stdout.splitlines()
                  if line.startswith("OUTPUT: ") and line != "OUTPUT: "]  # comments parse to ""
     assert canonical == m.usbguard_rules(settings)
+
+
+# -- observations and the deploy's decisions ------------------------------------------------------
+
+PROC = ("usb_storage 81920 1 uas, Live 0x0000000000000000\n"
+        "uas 32768 0 - Live 0x0000000000000000\n"
+        "scsi_mod 278528 3 uas,usb_storage,sd_mod, Live 0x0000000000000000\n"
+        "thunderbolt 393216 0 - Live 0x0000000000000000\n")
+BLOCKED = m.modprobe_conf(m.Settings())
+
+
+def _o(rc: int = 0, stdout: str = "", stderr: str = "", command: str = "c") -> Observation:
+    return Observation("o0", command, rc, stdout, stderr, 0.0)
+
+
+def test_observe_declares_what_checks_and_deploy_read() -> None:
+    profile = Profiles().resolve("terminal", "medium")
+    commands = m.observe(profile)
+    assert len(commands) == len(set(commands))
+    for module in m.blocked_modules(profile.measure("usb")):
+        assert quote("modprobe -n -v %s", module) in commands
+    installs = m.modprobe_installs(m.blocked_modules(profile.measure("usb")))
+    for command in (installs, m.PROC_MODULES, m.SYSFS_LISTING_COMMAND, m.USBGUARD_LIST_RULES,
+                    m.USBGUARD_ENABLED, m.USBGUARD_ACTIVE, m.DAEMON_CONF_READ, m.RULES_SHA256):
+        assert command in commands
+    for command in commands:
+        assert subprocess.run(["sh", "-n", "-c", command], check=False).returncode == 0, command
+
+
+def test_observe_without_usbguard_reads_no_usbguard() -> None:
+    class Profile:
+        @staticmethod
+        def measure(name: str) -> m.Settings:
+            assert name == "usb"
+            return m.Settings(usbguard=False, block_thunderbolt_firewire=False)
+
+    commands = m.observe(Profile())
+    assert not [c for c in commands if "usbguard" in c]
+    assert quote("modprobe -n -v %s", "thunderbolt") not in commands
+
+
+@pytest.mark.parametrize(("proc", "rc", "stdout"), [
+    ("uas 32768 0 - Live 0x0\n", 0, "install uas /bin/false\n"),
+    ("uas 32768 0 - Live 0x0\n", 3, ""),                       # modprobe's own exit code
+    ("uasx 1 0 - Live 0x0\nsd_mod 1 0 - Live 0x0\n", 0, m.INSTALLS_NOT_READ + "\n"),
+])
+def test_modprobe_installs(tmp_path: Path, proc: str, rc: int, stdout: str) -> None:
+    """modprobe -c (a stand-in here) is read only when a blocked module is loaded."""
+    fake = tmp_path / "modprobe"
+    fake.write_text(f"#!/bin/sh\nprintf 'alias x y\\ninstall uas /bin/false\\nblacklist uas\\n'\nexit {rc}\n")
+    fake.chmod(0o755)
+    (tmp_path / "modules").write_text(proc)
+    command = m.modprobe_installs(["usb-storage", "uas"], str(tmp_path / "modules"))
+    out = subprocess.run(["sh", "-c", command], capture_output=True, text=True,
+                         env={"PATH": f"{tmp_path}:/usr/bin:/bin"}, check=False)
+    assert (out.returncode, out.stdout) == (rc, stdout)
+
+
+def test_block_seen() -> None:
+    installs = _o(stdout="install usb_storage /bin/false\n")
+    assert m.block_seen("usb-storage", _o(stdout="install /bin/false \n"), installs) == "install /bin/false"
+    loaded = m.block_seen("usb-storage", _o(), installs)
+    assert loaded == "loaded now; modprobe -c: install usb_storage /bin/false"
+    assert m.module_blocked(loaded)
+    assert not m.module_blocked(m.block_seen("uas", _o(), installs))  # loaded, no install line
+    missing = m.block_seen("thunderbolt", _o(1, "", "modprobe: FATAL: Module thunderbolt not found"), installs)
+    assert missing == "(exit 1) modprobe: FATAL: Module thunderbolt not found"
+    assert not m.module_blocked(missing)
+    with pytest.raises(ObservationError, match="modprobe -c failed"):
+        m.block_seen("uas", _o(), _o(1, "", "boom"))
+    with pytest.raises(ObservationError, match="observe again"):
+        m.block_seen("uas", _o(), _o(stdout=m.INSTALLS_NOT_READ + "\n"))
+    # modprobe -c is only needed for a loaded module
+    assert m.block_seen("uas", _o(stdout="install /bin/false"), _o(1)) == "install /bin/false"
+
+
+def test_proc_modules() -> None:
+    assert m.parse_proc_modules(PROC)["scsi_mod"] == {"uas", "usb_storage", "sd_mod"}
+    assert m.parse_proc_modules("x 1 0 [permanent], Live 0x0\n") == {"x": set()}
+    assert m.loaded_modules(PROC, ["usb-storage", "uas", "firewire-sbp2"]) == ["usb-storage", "uas"]
+    assert m.loaded_modules("", ["uas"]) == []
+    with pytest.raises(ObservationError, match="/proc/modules"):
+        m.loaded_modules("usb_storage\n", ["uas"])
+
+
+def test_unload_order_users_first() -> None:
+    wanted = m.blocked_modules(m.Settings())
+    assert m.unload_order(PROC, wanted) == ["uas", "usb_storage", "thunderbolt"]
+    assert m.unload_order(PROC, ["uas", "usb-storage"]) == ["uas", "usb_storage"]
+    assert m.unload_order("uas 32768 0 - Live 0x0\n", wanted) == ["uas"]
+    assert m.unload_order("", wanted) == []
+
+
+def test_ineffective_blocks_only_when_the_file_is_already_in_place() -> None:
+    settings = m.Settings()
+    seen = {mod: "install /bin/false" for mod in m.blocked_modules(settings)}
+    assert m.ineffective_blocks(settings, seen, BLOCKED) == []
+    overridden = {**seen, "usb-storage": "insmod /x/usb-storage.ko"}
+    assert m.ineffective_blocks(settings, overridden, BLOCKED) == ["usb-storage: insmod /x/usb-storage.ko"]
+    assert m.ineffective_blocks(settings, overridden, None) == []            # the deploy writes it
+    assert m.ineffective_blocks(settings, overridden, BLOCKED + "#\n") == []  # the deploy rewrites it
+
+
+@pytest.mark.parametrize(("proc", "failing", "rc", "unloaded"), [
+    (PROC, "", 0, ["uas", "usb_storage"]),
+    ("thunderbolt 1 0 - Live 0x0\n", "", 0, []),
+    (PROC, "usb_storage", 1, ["uas", "usb_storage"]),
+])
+def test_unload_command(tmp_path: Path, proc: str, failing: str, rc: int, unloaded: list[str]) -> None:
+    """The shell runs modprobe -r for each loaded module and fails, naming it, when one is in use
+    (a stand-in modprobe: this machine's kernel is never touched)."""
+    proc_file = tmp_path / "modules"
+    proc_file.write_text(proc)
+    log = tmp_path / "log"
+    fake = tmp_path / "modprobe"
+    fake.write_text(f'#!/bin/sh\necho "$2" >> {log}\n[ "$2" != "{failing}" ] || '
+                    '{ echo "modprobe: FATAL: Module $2 is in use." >&2; exit 1; }\n')
+    fake.chmod(0o755)
+    out = subprocess.run(["sh", "-c", m.unload_command(["uas", "usb_storage"], str(proc_file))],
+                         capture_output=True, text=True, env={"PATH": f"{tmp_path}:/usr/bin:/bin"}, check=False)
+    assert out.returncode == rc, out.stderr
+    assert (log.read_text().split() if log.exists() else []) == unloaded
+    if rc:
+        assert "usb: cannot unload usb_storage: in use" in out.stderr
+        assert "usb_storage 81920 1 uas," in out.stderr
+
+
+def test_restart_reasons() -> None:
+    settings = m.Settings()
+    rules = _o(stdout="".join(f"{i}: {r}\n" for i, r in enumerate(m.usbguard_rules(settings), 1)))
+    assert m.restart_reasons(settings, "active", rules, [KEYBOARD, HUB]) == []
+    assert m.restart_reasons(settings, "inactive", _o(1), []) == ["not running (inactive)"]
+    assert m.restart_reasons(settings, "", _o(1), []) == ["not running (unknown)"]
+    assert m.restart_reasons(settings, "active", _o(stdout="1: allow\n"), []) == [
+        "the rules it enforces differ from the profile's"]
+    assert m.restart_reasons(settings, "active", _o(1), []) == ["usbguard list-rules failed (exit 1)"]
+    assert m.restart_reasons(settings, "active", _o(stdout="junk\n"), []) == [
+        "its rules are unreadable (usbguard list-rules)"]
+    assert m.restart_reasons(settings, "active", rules, [STICK]) == [
+        'authorized against the profile: 2-1 46f4:0001 "QEMU USB HARDDRIVE" [08]']
+    blocked_stick = m.UsbDevice(port="2-1", vendor="46f4", product="0001", interfaces=(), authorized=False)
+    assert m.restart_reasons(settings, "active", rules, [blocked_stick]) == []

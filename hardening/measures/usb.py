@@ -49,6 +49,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from hardening.measures._base import Measure, Strict
+from hardening.observe import Observation, ObservationError, quote
 
 MODPROBE_CONF = "/etc/modprobe.d/hardening-usb.conf"
 USBGUARD_RULES = "/etc/usbguard/rules.conf"
@@ -192,9 +193,26 @@ def kernel_name(module: str) -> str:
     return module.replace("-", "_")
 
 
+def parse_proc_modules(proc_modules: str) -> dict[str, set[str]]:
+    """/proc/modules: each loaded module and the modules that use it; raises on an unreadable line.
+
+    >>> parse_proc_modules("usb_storage 81920 1 uas, Live 0x0\\nuas 32768 0 - Live 0x0\\n")
+    {'usb_storage': {'uas'}, 'uas': set()}
+    """
+    modules: dict[str, set[str]] = {}
+    for line in proc_modules.splitlines():
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) < 4 or not parts[1].isdigit() or not re.fullmatch(r"-|\d+", parts[2]):
+            raise ObservationError(f"/proc/modules: unreadable line {line[:200]!r}")
+        modules[parts[0]] = {u for u in parts[3].split(",") if u and u != "-" and not u.startswith("[")}
+    return modules
+
+
 def loaded_modules(proc_modules: str, wanted: list[str]) -> list[str]:
     """The modules of ``wanted`` that /proc/modules lists as loaded."""
-    loaded = {line.split()[0] for line in proc_modules.splitlines() if line.strip()}
+    loaded = parse_proc_modules(proc_modules)
     return [m for m in wanted if kernel_name(m) in loaded]
 
 
@@ -295,6 +313,9 @@ def parse_daemon_conf(text: str, keys: tuple[str, ...]) -> dict[str, str]:
 def parse_list_rules(output: str) -> list[str]:
     """Rules from ``usbguard list-rules`` (``N: rule`` per line), without their numbers.
 
+    Any other non-empty line raises :class:`ObservationError`: a rule the parser skipped could
+    hide a difference.
+
     >>> parse_list_rules('1: allow with-interface 09:*:*\\n')
     ['allow with-interface 09:*:*']
     """
@@ -303,29 +324,36 @@ def parse_list_rules(output: str) -> list[str]:
         match = re.match(r"^\s*\d+:\s*(.+?)\s*$", line)
         if match:
             rules.append(match.group(1))
+        elif line.strip():
+            raise ObservationError(f"usbguard list-rules: unreadable line {line[:200]!r}")
     return rules
 
 
 # -- attached devices -----------------------------------------------------------------------------
 
 def parse_sysfs_listing(output: str) -> list[UsbDevice]:
-    """Devices from the output of :data:`SYSFS_LISTING_COMMAND`.
+    """Devices from the output of :data:`SYSFS_LISTING_COMMAND`; an unreadable line raises
+    :class:`ObservationError` (a device the parser skipped would never be judged).
 
     >>> parse_sysfs_listing("1-1|0781|5567|1|Cruzer Blade|08 \\n")[0].interfaces
     ('08',)
     """
-    devices = []
-    for line in output.splitlines():
-        parts = line.split("|")
-        if len(parts) != 6:
-            continue
-        port, vendor, product, authorized, name, classes = parts
-        devices.append(UsbDevice(
-            port=port, vendor=vendor.strip().lower(), product=product.strip().lower(),
-            interfaces=tuple(c.lower() for c in classes.split()),
-            authorized=authorized.strip() != "0", name=name.strip(),
-        ))
-    return devices
+    return [_sysfs_device(line) for line in output.splitlines() if line.strip()]
+
+
+def _sysfs_device(line: str) -> UsbDevice:
+    parts = line.split("|")
+    if len(parts) != 6:
+        raise ObservationError(f"USB device listing: unreadable line {line[:200]!r}")
+    port, vendor, product, authorized, name, classes = (p.strip() for p in parts)
+    device = UsbDevice(port=port, vendor=vendor.lower(), product=product.lower(),
+                       interfaces=tuple(c.lower() for c in classes.split()),
+                       authorized=authorized != "0", name=name)
+    ids_ok = all(re.fullmatch(r"[0-9a-f]{4}", x) for x in (device.vendor, device.product))
+    classes_ok = all(re.fullmatch(r"[0-9a-f]{2}", c) for c in device.interfaces)
+    if not (port and ids_ok and classes_ok and authorized in ("0", "1", "")):
+        raise ObservationError(f"USB device listing: unreadable line {line[:200]!r}")
+    return device
 
 
 def _matches(device: UsbDevice, allowed: Device) -> bool:
@@ -379,9 +407,141 @@ def lockout_risks(devices: list[UsbDevice], settings: Settings) -> list[UsbDevic
     return [d for d in devices if HID in d.interfaces and verdict(d, settings)[0] == "block"]
 
 
+# -- observations: what the checks judge and the deploy decides from (one batch per host) ---------
+
+PROC_MODULES = "cat /proc/modules"
+# First line of :func:`modprobe_installs` when no blocked module was loaded (nothing needs it).
+INSTALLS_NOT_READ = "# modprobe -c not read: no blocked module loaded"
+MODPROBE_CONF_READ = quote("cat %s", MODPROBE_CONF)
+INITRAMFS_TOOL = "command -v update-initramfs"
+USBGUARD_INSTALLED = "command -v usbguard-daemon"
+USBGUARD_ENABLED = "systemctl is-enabled usbguard.service"
+USBGUARD_ACTIVE = "systemctl is-active usbguard.service"
+USBGUARD_LIST_RULES = "usbguard list-rules"
+DAEMON_CONF_READ = quote("cat %s", USBGUARD_DAEMON_CONF)
+RULES_SHA256 = quote("sha256sum %s", USBGUARD_RULES)
+
+
+def modprobe_installs(modules: list[str], proc_modules: str = "/proc/modules") -> str:
+    """The install lines of the configuration modprobe uses, read only if one of ``modules`` is
+    loaded (only then does the check need them: ``modprobe -c`` prints about 2 MB and takes
+    seconds on a slow host). The exit code is modprobe's own."""
+    loaded = "|".join(kernel_name(m) for m in modules)
+    return (f"grep -qE '^({loaded}) ' {proc_modules} || {{ echo '{INSTALLS_NOT_READ}'; exit 0; }}; "
+            "c=$(modprobe -c) || exit; printf '%s\\n' \"$c\" | grep '^install ' || true")
+
+
+def modprobe_dry_run(module: str) -> str:
+    """What modprobe would do to load ``module`` (``-n``: nothing is loaded)."""
+    return quote("modprobe -n -v %s", module)
+
+
 def observe(profile: Any) -> list[str]:
     """The commands this measure's checks and deploy read, in the host's one observation batch."""
-    return []
+    settings: Settings = profile.measure("usb")
+    blocked = blocked_modules(settings)
+    commands = [modprobe_dry_run(m) for m in blocked]
+    if blocked:
+        commands.append(modprobe_installs(blocked))
+    commands += [MODPROBE_CONF_READ, PROC_MODULES, INITRAMFS_TOOL, SYSFS_LISTING_COMMAND]
+    if settings.usbguard:
+        commands += [USBGUARD_INSTALLED, USBGUARD_ENABLED, USBGUARD_ACTIVE, USBGUARD_LIST_RULES,
+                     DAEMON_CONF_READ, RULES_SHA256]
+    return commands
+
+
+def block_seen(module: str, dry_run: Observation, installs: Observation) -> str:
+    """What blocks ``module``, as the check reports it (:func:`module_blocked` judges it).
+
+    ``modprobe -n -v`` prints what it would run; for a module loaded now it prints nothing, so
+    the install line of ``modprobe -c`` stands in (:func:`modprobe_installs`). Raises
+    ObservationError when that is unreadable or was not read.
+
+    >>> o = lambda rc, out: Observation("o0", "c", rc, out, "", 0.0)
+    >>> block_seen("uas", o(0, ""), o(0, "install uas /bin/false\\n"))
+    'loaded now; modprobe -c: install uas /bin/false'
+    """
+    if dry_run.rc == 0 and not dry_run.stdout.strip():
+        if installs.rc != 0:
+            raise ObservationError(f"modprobe -c failed (exit {installs.rc}): {installs.stderr.strip()[:200]}")
+        if installs.stdout.startswith(INSTALLS_NOT_READ):
+            raise ObservationError(f"{module} was loaded for modprobe -n -v but no blocked module was loaded "
+                                   "a moment later (modprobe -c not read): observe again")
+        return f"loaded now; modprobe -c: {configured_install(installs.stdout, module) or 'no install line'}"
+    return dry_run.stdout.strip() or f"(exit {dry_run.rc}) {dry_run.stderr.strip()}".strip()
+
+
+# -- deploy decisions from the observations -------------------------------------------------------
+
+def ineffective_blocks(settings: Settings, seen: dict[str, str], conf_on_host: str | None) -> list[str]:
+    """Blocks that do not take effect although the modprobe file is already the wanted one.
+
+    Writing the file again would change nothing: another modprobe.d file overrides it (the first
+    ``install`` line of a module wins). ``seen`` is :func:`block_seen` per blocked module.
+
+    >>> s = Settings(block_thunderbolt_firewire=False)
+    >>> ineffective_blocks(s, {"usb-storage": "insmod /x/usb-storage.ko", "uas": "install /bin/false"},
+    ...                    modprobe_conf(s))
+    ['usb-storage: insmod /x/usb-storage.ko']
+    """
+    if conf_on_host != modprobe_conf(settings):
+        return []
+    return [f"{m}: {seen[m]}" for m in blocked_modules(settings) if not module_blocked(seen[m])]
+
+
+def unload_order(proc_modules: str, modules: list[str]) -> list[str]:
+    """The loaded ones of ``modules`` (kernel names), each after the ones among them that use it.
+
+    >>> unload_order("usb_storage 81920 1 uas, Live 0x0\\nuas 32768 0 - Live 0x0\\n", ["usb-storage", "uas"])
+    ['uas', 'usb_storage']
+    """
+    loaded = parse_proc_modules(proc_modules)
+    todo = [kernel_name(m) for m in modules if kernel_name(m) in loaded]
+    order: list[str] = []
+    while todo:
+        ready = [m for m in todo if not loaded[m] & (set(todo) - {m})]
+        order.append((ready or todo)[0])
+        todo.remove(order[-1])
+    return order
+
+
+def unload_command(modules: list[str], proc_modules: str = "/proc/modules") -> str:
+    """Shell: unload each of ``modules`` still loaded, in order; fail naming the ones in use.
+
+    A module is checked again just before: unloading one (``uas``) can take an unused dependency
+    (``usb_storage``) with it.
+    """
+    return (
+        f"failed=; for m in {' '.join(modules)}; do grep -q \"^$m \" {proc_modules} || continue; "
+        'modprobe -r "$m" || failed="$failed $m"; done; [ -z "$failed" ] || { '
+        'echo "usb: cannot unload$failed: in use (a mounted USB disk, or a driver that uses it); '
+        'unmount or detach it, then deploy again" >&2; '
+        f'for m in $failed; do grep "^$m " {proc_modules} >&2; done; exit 1; }}'
+    )
+
+
+def restart_reasons(settings: Settings, active: str, list_rules: Observation,
+                    devices: list[UsbDevice]) -> list[str]:
+    """Why USBGuard must be (re)started although its files may be unchanged; [] if it runs right.
+
+    ``PresentDevicePolicy=apply-policy`` makes a restart re-judge the attached devices, so a
+    device allowed at run time (``usbguard allow-device``) is blocked again.
+    """
+    if active != "active":
+        return [f"not running ({active or 'unknown'})"]
+    reasons = []
+    if list_rules.rc != 0:
+        reasons.append(f"usbguard list-rules failed (exit {list_rules.rc})")
+    else:
+        try:
+            if parse_list_rules(list_rules.stdout) != usbguard_rules(settings):
+                reasons.append("the rules it enforces differ from the profile's")
+        except ObservationError:
+            reasons.append("its rules are unreadable (usbguard list-rules)")
+    bad = violations(devices, settings)
+    if bad:
+        reasons.append("authorized against the profile: " + "; ".join(d.describe() for d in bad))
+    return reasons
 
 
 MEASURE = Measure(
