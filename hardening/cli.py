@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,7 +106,7 @@ def measures_command(markdown: bool, as_json: bool) -> None:
         click.echo(f"{r['order']:>3} {r['name']:<11} {', '.join(r['clauses']):<17} {r['title']}")
 
 
-def _unmeasured(kind: list[str]) -> str:
+def _unmeasured(kind: Sequence[str]) -> str:
     return "no measure yet" if "tech" in kind else "manual"
 
 

@@ -99,6 +99,10 @@ def run(inventory: Inventory, *, limit: tuple[str, ...], measures: tuple[str, ..
         proc = subprocess.run(pyinfra_command(inventory.path, limit, dry, parallel), cwd=tmp, env=env,
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, check=False)
     result = DeployResult(proc.returncode, {}, {}, hosts=parse_pyinfra_json(proc.stdout, dry))
+    for plan in plans:  # a host whose run stopped (pyinfra: "No hosts remaining!") still gets its row
+        if plan.name not in result.hosts and proc.returncode != 0:
+            result.hosts[plan.name] = HostChanges(failed=["its run stopped before pyinfra reported results "
+                                                          "(see pyinfra's messages above)"])
     if dry:
         return result
     confirm(plans, result)
