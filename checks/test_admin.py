@@ -1,94 +1,83 @@
 """admin (6-6): least administrator privilege, verified as sudo and sshd evaluate it.
 
-Sudo rights are read with ``sudo -l -U <user>`` for every account (sudo's own evaluation of
-/etc/sudoers and its includes, with the Defaults that apply to that user); root login with
-``sshd -T`` (the effective configuration after drop-ins and first match); root's lock with
-``passwd -S root``.
+Sudo rights are read from ONE parse of the whole sudoers policy by sudo's own parser
+(``cvtsudoers -f json /etc/sudoers``: includes followed, aliases kept), judged with the accounts
+and groups from ``getent`` (hardening.measures.admin explains how Defaults bindings are read);
+each file sudo reads is also converted alone, only to name the file behind a finding. Root login
+with ``sshd -T`` (the effective configuration after drop-ins and first match); root's lock with
+``passwd -S root``. Output that cannot be read is an error, never a pass.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 import pytest
 
 from hardening.measures import _sshd
 from hardening.measures import admin as measure
 
-LIST_ALL = ('command -v sudo >/dev/null || { echo "sudo: not installed"; exit 127; }; '
-            'getent passwd | cut -d: -f1 | while read -r u; do echo "### $u"; sudo -n -l -U "$u" 2>&1; done')
 
-
-def _listings(host: Any) -> dict[str, dict[str, list[str]]] | None:
-    """Every account's ``sudo -l`` as parsed rules and defaults; None when sudo is absent."""
-    out = host.run(LIST_ALL)
-    if out.rc == 127:
+def _context(obs) -> measure.Context | None:
+    """The policy with accounts and host; None when sudo is not installed."""
+    sources = measure.sudoers_sources(obs.run(measure.SUDOERS_SOURCES).stdout)
+    if sources != ["files"]:
+        raise measure.PolicyError(f"nsswitch.conf reads sudoers from {sources}: cvtsudoers sees only the "
+                                  "files, rules from the directory are not judged")
+    policy = measure.read_policy(obs.run(measure.SUDO_POLICY))
+    if policy is None:
         return None
-    blocks: dict[str, dict[str, list[str]]] = {}
-    for chunk in out.stdout.split("### ")[1:]:
-        user, _, body = chunk.partition("\n")
-        blocks[user.strip()] = measure.parse_sudo_list(body)
-    return blocks
+    accounts = measure.Accounts.parse(obs.run(measure.GETENT_PASSWD).stdout, obs.run(measure.GETENT_GROUP).stdout)
+    return measure.Context(policy, accounts, measure.HostInfo.parse(obs.run(measure.HOST_INFO).stdout))
 
 
-def _admins(host: Any, group: str) -> set[str]:
-    """Members of the admin group, supplementary and primary."""
-    entry = host.run("getent group %s", group).stdout.strip().split(":")
-    if len(entry) < 4:
-        return set()
-    members = {m for m in entry[3].split(",") if m}
-    passwd = host.run("getent passwd").stdout.splitlines()
-    return members | {p.split(":")[0] for p in passwd if p.split(":")[3:4] == [entry[2]]}
+def _files(obs) -> dict[str, measure.Policy | str]:
+    return measure.parse_files(obs.run(measure.SUDO_FILES).stdout)
 
 
 @pytest.mark.clause("6-6")
-def test_sudo_rights_admin_group_only(host, profile, evidence):
+def test_sudo_rights_admin_group_only(obs, profile, evidence):
     """Only the admin group holds blanket sudo rights; no blanket NOPASSWD outside the exceptions"""
     settings: measure.Settings = profile.measure("admin")
-    listings = _listings(host)
-    if listings is None:
+    ctx = _context(obs)
+    if ctx is None:
         evidence.record(expected={"violations": {}},
                         observed={"sudo": "not installed: nobody holds sudo rights"})
         return
-    admins = _admins(host, settings.admin_group)
-    found = measure.violations(listings, admins, settings)
-    with_rights = {u: v["rules"] for u, v in listings.items() if v["rules"]}
+    found = measure.violations(ctx, settings)
+    named = measure.files_behind(ctx, _files(obs), settings, found, {}) if found else {}
     evidence.record(
-        expected={"blanket rights only for": [f"%{settings.admin_group}", "root",
-                                              *settings.nopasswd_exceptions],
+        expected={"blanket rights (ALL commands as root) only for": [f"%{settings.admin_group}", "root",
+                                                                     *settings.nopasswd_exceptions],
                   "blanket NOPASSWD only for": settings.nopasswd_exceptions, "violations": {}},
-        observed={"admin group members": sorted(admins), "accounts with sudo rules": with_rights,
-                  "violations": found})
-    assert not found, f"sudo rights outside the measure: {found}"
+        observed={"admin group members": sorted(ctx.accounts.members(settings.admin_group)),
+                  "accounts with sudo rules": measure.accounts_with_rights(ctx),
+                  "violations": found, "files behind them": named})
+    assert not found, f"sudo rights outside the measure: {found} (files: {sorted(named)})"
 
 
 @pytest.mark.clause("6-6")
-def test_sudo_logging(host, profile, evidence):
+def test_sudo_logging(obs, profile, evidence):
     """sudo runs commands in a pseudo-terminal (use_pty) and logs them to the profile's log file"""
     settings: measure.Settings = profile.measure("admin")
-    listings = _listings(host)
-    if listings is None:
+    ctx = _context(obs)
+    if ctx is None:
         evidence.record(expected=measure.logging_defaults(settings), observed={"sudo": "not installed"})
-    assert listings is not None, "sudo is not installed: the measure's sudo setup is not applied"
-    users = [u for u, v in listings.items() if v["rules"]] or ["root"]
-    missing = {u: measure.missing_defaults(listings.get(u, {"defaults": []})["defaults"], settings)
-               for u in users}
-    missing = {u: m for u, m in missing.items() if m}
+    assert ctx is not None, "sudo is not installed: the measure's sudo setup is not applied"
+    users = sorted(measure.accounts_with_rights(ctx)) or ["root"]
+    missing = measure.missing_logging(ctx, settings, users)
+    named = measure.files_behind(ctx, _files(obs), settings, {}, missing) if missing else {}
     evidence.record(expected={u: list(measure.logging_defaults(settings).values()) for u in users},
-                    observed={"defaults": {u: listings[u]["defaults"] for u in users if u in listings},
-                              "missing": missing})
-    assert not missing, f"Defaults not in effect: {missing}"
+                    observed={"in effect": {u: measure.effective_logging(ctx, settings, u) for u in users},
+                              "missing": missing, "files behind them": named})
+    assert not missing, f"Defaults not in effect: {missing} (files: {sorted(named)})"
 
 
 @pytest.mark.clause("6-6")
-def test_root_login_ssh(host, profile, evidence):
+def test_root_login_ssh(obs, profile, evidence):
     """Root login over SSH is as the profile says (sshd -T, effective after drop-ins)"""
     settings: measure.Settings = profile.measure("admin")
-    config, why = _sshd.effective(host.run(_sshd.SSHD_T))
-    as_root, _ = _sshd.effective(host.run(_sshd.SSHD_T_ROOT))  # a Match User root block counts
-    aliases = {"without-password": "prohibit-password"}
-    seen = {label: aliases.get(c["permitrootlogin"][0], c["permitrootlogin"][0]) if c else why
-            for label, c in (("global", config), ("for user root", as_root))}
+    config, why = _sshd.effective(obs.run(_sshd.SSHD_T))
+    as_root, _ = _sshd.effective(obs.run(_sshd.SSHD_T_ROOT))  # a Match User root block counts
+    seen = measure.root_login_seen(config, as_root, why)
     want = settings.permit_root_login
     evidence.record(expected={"global": want, "for user root": want}, observed=seen)
     assert config is not None, why
@@ -96,13 +85,11 @@ def test_root_login_ssh(host, profile, evidence):
 
 
 @pytest.mark.clause("6-6")
-def test_root_locked(host, profile, evidence):
+def test_root_locked(obs, profile, evidence):
     """root's password is locked (passwd -S root shows L)"""
     settings: measure.Settings = profile.measure("admin")
     if not settings.root_locked:
         evidence.not_applicable("the profile does not require root's password locked")
-    out = host.run("passwd -S root")
-    fields = out.stdout.split()
-    status = fields[1] if len(fields) > 1 else (out.stderr.strip() or f"exit {out.rc}")
+    status = measure.root_status(obs.run(measure.PASSWD_STATUS))
     evidence.record(expected={"status": "L"}, observed={"status": status})
     assert status == "L", f"root's password status is {status!r}, not L (locked)"

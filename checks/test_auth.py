@@ -1,6 +1,7 @@
 """auth (6-1, 6-2): accounts, faillock, pwquality, ageing, hashing, shadow files, personal data.
 
-Every value is read as the program that uses it reads it (see hardening.measures.auth):
+Every value comes from the host's one observation batch (hardening.measures.auth.observe) and is
+read as the program that uses it reads it (see hardening.measures.auth):
 accounts through NSS (``getent shadow``, ``getent passwd``), the PAM stacks from the files PAM
 reads (/etc/pam.d/common-*, as pam-auth-update wrote them), faillock.conf and module arguments
 as pam_faillock combines them, pwquality's drop-ins then pwquality.conf then module arguments,
@@ -16,41 +17,41 @@ import pytest
 from hardening.measures import auth as measure
 
 
-def _text(host: Any, command: str, *args: str) -> str | None:
-    """Standard output of a command, or None when it failed (a missing file, a missing tool)."""
-    out = host.run(command, *args)
+def _text(obs: Any, command: str) -> str | None:
+    """Standard output of an observed command, or None when it failed (a missing file, a tool)."""
+    out = obs.run(command)
     return out.stdout if out.rc == 0 else None
 
 
-def _shadow(host: Any) -> str:
-    text = _text(host, "getent shadow")
+def _shadow(obs: Any) -> str:
+    text = _text(obs, measure.GETENT_SHADOW)
     if not text:
         raise AssertionError("getent shadow gave nothing: the checking account cannot read the shadow database")
     return text
 
 
 @pytest.mark.clause("6-1", "6-2")
-def test_no_empty_passwords(host, profile, evidence):
+def test_no_empty_passwords(obs, profile, evidence):
     """No account has an empty password field (getent shadow)"""
-    found = measure.empty_password_accounts(_shadow(host))
+    found = measure.empty_password_accounts(_shadow(obs))
     evidence.record(expected={"accounts with an empty password": []},
                     observed={"accounts with an empty password": found})
     assert not found, f"accounts with an empty password field: {found}"
 
 
 @pytest.mark.clause("6-1")
-def test_only_root_has_uid0(host, profile, evidence):
+def test_only_root_has_uid0(obs, profile, evidence):
     """No account but root has UID 0 (getent passwd)"""
-    found = measure.uid0_accounts(_text(host, "getent passwd") or "")
+    found = measure.uid0_accounts(_text(obs, measure.GETENT_PASSWD) or "")
     evidence.record(expected={"UID 0": ["root"]}, observed={"UID 0": found})
     assert found == ["root"], f"accounts with UID 0: {found}"
 
 
 @pytest.mark.clause("6-1")
-def test_faillock_in_pam_stack(host, profile, evidence):
+def test_faillock_in_pam_stack(obs, profile, evidence):
     """pam_faillock is wired into common-auth and common-account, and the stacks are sound"""
-    auth_text = _text(host, "cat /etc/pam.d/common-auth") or ""
-    account_text = _text(host, "cat /etc/pam.d/common-account") or ""
+    auth_text = _text(obs, measure.PAM_AUTH) or ""
+    account_text = _text(obs, measure.PAM_ACCOUNT) or ""
     problems = {"common-auth": measure.stack_problems(auth_text, "auth"),
                 "common-account": measure.stack_problems(account_text, "account")}
     evidence.record(
@@ -63,11 +64,11 @@ def test_faillock_in_pam_stack(host, profile, evidence):
 
 
 @pytest.mark.clause("6-1")
-def test_faillock_settings(host, profile, evidence):
+def test_faillock_settings(obs, profile, evidence):
     """faillock locks after the profile's number of failures, for at least its unlock time"""
     settings: measure.Settings = profile.measure("auth")
-    conf = _text(host, "cat %s", measure.FAILLOCK_CONF) or ""
-    values = measure.effective_faillock(conf, _text(host, "cat /etc/pam.d/common-auth") or "")
+    conf = _text(obs, measure.FAILLOCK_TEXT) or ""
+    values = measure.effective_faillock(conf, _text(obs, measure.PAM_AUTH) or "")
     problems = measure.faillock_problems(values, settings)
     evidence.record(expected={"deny": f"1..{settings.faillock_deny}",
                               "unlock_time": f">= {settings.faillock_unlock_time} or 0 (never)",
@@ -77,15 +78,13 @@ def test_faillock_settings(host, profile, evidence):
 
 
 @pytest.mark.clause("6-2")
-def test_pwquality(host, profile, evidence):
+def test_pwquality(obs, profile, evidence):
     """Passwords are checked by pam_pwquality with the profile's minimum length and classes"""
     settings: measure.Settings = profile.measure("auth")
-    password_text = _text(host, "cat /etc/pam.d/common-password") or ""
-    stack = measure.parse_pam_stack(password_text, "password")
-    in_stack = any(ln.module == "pam_pwquality.so" for ln in stack)
-    dropins = _dropins(host)
-    values = measure.effective_pwquality(dropins, _text(host, "cat %s", measure.PWQUALITY_CONF) or "",
-                                         password_text)
+    password_text = _text(obs, measure.PAM_PASSWORD) or ""
+    in_stack = measure.pam_in_stack(password_text, "pam_pwquality.so")
+    dropins = measure.parse_dropins(_text(obs, measure.PWQUALITY_DROPINS) or "")
+    values = measure.effective_pwquality(dropins, _text(obs, measure.PWQUALITY_TEXT) or "", password_text)
     problems = measure.pwquality_problems(values, settings)
     if not in_stack:
         problems.insert(0, "pam_pwquality.so is not in common-password (libpam-pwquality not installed?)")
@@ -97,21 +96,11 @@ def test_pwquality(host, profile, evidence):
     assert not problems, "; ".join(problems)
 
 
-def _dropins(host: Any) -> list[tuple[str, str]]:
-    out = _text(host, "for f in %s/*.conf; do [ -f \"$f\" ] && echo \"### $f\" && cat \"$f\"; done; true",
-                measure.PWQUALITY_DIR) or ""
-    found = []
-    for chunk in out.split("### ")[1:]:
-        name, _, body = chunk.partition("\n")
-        found.append((name.strip(), body))
-    return found
-
-
 @pytest.mark.clause("6-2")
-def test_password_ageing(host, profile, evidence):
+def test_password_ageing(obs, profile, evidence):
     """login.defs gives new passwords the profile's maximum, minimum and warning ages"""
     settings: measure.Settings = profile.measure("auth")
-    defs = measure.parse_login_defs(_text(host, "cat %s", measure.LOGIN_DEFS) or "")
+    defs = measure.parse_login_defs(_text(obs, measure.LOGIN_DEFS_TEXT) or "")
     problems = measure.ageing_problems(defs, settings)
     keys = ("PASS_MAX_DAYS", "PASS_MIN_DAYS", "PASS_WARN_AGE")
     evidence.record(expected={"PASS_MAX_DAYS": f"1..{settings.pass_max_days}",
@@ -122,11 +111,11 @@ def test_password_ageing(host, profile, evidence):
 
 
 @pytest.mark.clause("6-2")
-def test_password_hash(host, profile, evidence):
+def test_password_hash(obs, profile, evidence):
     """New passwords are hashed with the profile's method or stronger (login.defs and pam_unix)"""
     settings: measure.Settings = profile.measure("auth")
-    method = measure.parse_login_defs(_text(host, "cat %s", measure.LOGIN_DEFS) or "").get("ENCRYPT_METHOD")
-    pam_hash = measure.pam_unix_hash(_text(host, "cat /etc/pam.d/common-password") or "")
+    method = measure.parse_login_defs(_text(obs, measure.LOGIN_DEFS_TEXT) or "").get("ENCRYPT_METHOD")
+    pam_hash = measure.pam_unix_hash(_text(obs, measure.PAM_PASSWORD) or "")
     observed = {"login.defs ENCRYPT_METHOD": method, "pam_unix in common-password": pam_hash}
     evidence.record(expected={"at least": settings.password_hash}, observed=observed)
     weak = {k: v for k, v in observed.items() if not measure.hash_ok(v, settings)}
@@ -134,9 +123,9 @@ def test_password_hash(host, profile, evidence):
 
 
 @pytest.mark.clause("6-2")
-def test_stored_hashes_strong(host, profile, evidence):
+def test_stored_hashes_strong(obs, profile, evidence):
     """Every usable password is stored with a strong hash (yescrypt, sha512, bcrypt)"""
-    found = measure.weak_hash_accounts(_shadow(host))
+    found = measure.weak_hash_accounts(_shadow(obs))
     evidence.record(expected={"accounts with a weak hash": []},
                     observed={"accounts with a weak hash": found,
                               "remedy": "the account changes its password (passwd) after the deploy"})
@@ -144,10 +133,10 @@ def test_stored_hashes_strong(host, profile, evidence):
 
 
 @pytest.mark.clause("6-2")
-def test_existing_accounts_ageing(host, profile, evidence):
+def test_existing_accounts_ageing(obs, profile, evidence):
     """Accounts with a usable password expire within the profile's maximum age (chage -l)"""
     settings: measure.Settings = profile.measure("auth")
-    found = measure.ageing_exceeding(_shadow(host), settings)
+    found = measure.ageing_exceeding(_shadow(obs), settings)
     evidence.record(expected={"maximum age": f"1..{settings.pass_max_days}", "exceeding": {}},
                     observed={"exceeding (account: maximum days)": found,
                               "remedy": f"chage -M {settings.pass_max_days} ACCOUNT; the deploy reports, "
@@ -156,12 +145,12 @@ def test_existing_accounts_ageing(host, profile, evidence):
 
 
 @pytest.mark.clause("6-2")
-def test_shadow_files_protected(host, profile, evidence):
+def test_shadow_files_protected(obs, profile, evidence):
     """/etc/shadow and /etc/gshadow are root-owned, group shadow, 0640 or stricter"""
     observed: dict[str, str] = {}
     problems: list[str] = []
     for path in measure.SHADOW_FILES:
-        out = _text(host, "stat -c '%%a %%U %%G' %s", path)
+        out = _text(obs, measure.shadow_stat(path))
         if out is None:
             problems.append(f"{path} missing")
             continue
@@ -175,7 +164,7 @@ def test_shadow_files_protected(host, profile, evidence):
 
 
 @pytest.mark.clause("6-1")
-def test_personal_data_access(host, profile, evidence):
+def test_personal_data_access(obs, profile, evidence):
     """Personal-data directories belong to root and the named group, with no world access"""
     settings: measure.Settings = profile.measure("auth")
     if not settings.personal_data:
@@ -183,8 +172,8 @@ def test_personal_data_access(host, profile, evidence):
     observed: dict[str, Any] = {}
     problems: list[str] = []
     for entry in settings.personal_data:
-        stat = _stat(host, entry.path)
-        group_exists = host.run("getent group %s", entry.group).rc == 0
+        stat = _stat(obs, entry.path)
+        group_exists = obs.run(measure.group_entry(entry.group)).rc == 0
         observed[entry.path] = {"stat": stat, "group exists": group_exists}
         problems += measure.personal_data_problems(entry, stat, group_exists)
     evidence.record(expected={e.path: f"directory root:{e.group} {e.mode}, no ACL entries"
@@ -193,13 +182,11 @@ def test_personal_data_access(host, profile, evidence):
     assert not problems, "; ".join(problems)
 
 
-def _stat(host: Any, path: str) -> dict[str, str] | None:
-    out = _text(host, "stat -c '%%F|%%U|%%G|%%a' %s", path)
+def _stat(obs: Any, path: str) -> dict[str, str] | None:
+    out = _text(obs, measure.dir_stat(path))
     if out is None:
         return None
-    kind, user, group, mode = out.strip().split("|")
-    listing = _text(host, "ls -ld %s", path) or ""
-    return {"type": kind, "user": user, "group": group, "mode": mode, "acl": listing[10:11]}
+    return {**measure.parse_stat(out), "acl": measure.acl_marker(_text(obs, measure.dir_listing(path)) or "")}
 
 
 def _active(text: str) -> list[str]:

@@ -1,19 +1,23 @@
-"""admin (6-6): least administrator privilege, enforced.
+"""admin (6-6): least administrator privilege, enforced from the observed state.
 
 Order matters: the sudoers drop-in (validated with ``visudo -cf``, root:root 0440) goes live
 first, then root login over SSH (validated sshd drop-in, sshd reloaded only when it changed),
 then root's password is locked. Before anything, the deploy refuses a profile that would lock
-it out (it connects as root while the profile says ``permit_root_login: no``). It never edits
-other sudoers files; the check reports rules elsewhere that break the measure.
+it out (it connects as root while the profile says ``permit_root_login: no``).
+
+It decides from the host's observations (the same the checks judge): the sudoers policy as sudo
+would read it WITH the deploy's file in place (a copy, converted by cvtsudoers), so a rule or a
+Defaults entry in a file the tool does not own that would still break the measure makes the
+deploy refuse at its end, naming that file; it never edits or removes other sudoers files. The
+same for root login: a drop-in already in place while sshd still allows root is refused.
 """
 
 from __future__ import annotations
 
-from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.server import Command
 from pyinfra.operations import apt, server
 
+from hardening.measures import _sshd as sshd_measure
 from hardening.measures import admin as measure
 from hardening.observe import Observations
 from hardening.profiles import Resolved
@@ -36,11 +40,39 @@ def apply(profile: Resolved, obs: Observations) -> None:
                         kind="sudoers", mode="440")
     dropin = sshd.sshd_dropin("admin", measure.sshd_dropin(settings))
     sshd.reload_sshd("admin", dropin)
-    if settings.root_locked and not _root_locked():
+    if settings.root_locked and measure.root_status(obs.run(measure.PASSWD_STATUS)) != "L":
         server.shell(name="Lock root's password", commands=["passwd -l root"])
+    conflicts = _conflicts(settings, obs)
+    if conflicts:
+        refuse("admin: " + " / ".join(conflicts))
 
 
-def _root_locked() -> bool:
-    """``passwd -S root`` says L (password field starts with ! or *)."""
-    status = (host.get_fact(Command, "passwd -S root") or "").split()
-    return len(status) > 1 and status[1] == "L"
+def _conflicts(settings: measure.Settings, obs: Observations) -> list[str]:
+    """What this deploy cannot repair, from the observations (empty: it converges)."""
+    ssh = _ssh_conflict(settings, obs)
+    return _sudo_conflicts(settings, obs) + ([ssh] if ssh else [])
+
+
+def _sudo_conflicts(settings: measure.Settings, obs: Observations) -> list[str]:
+    sources = measure.sudoers_sources(obs.run(measure.SUDOERS_SOURCES).stdout)
+    if sources != ["files"]:
+        return [f"nsswitch.conf reads sudoers rules from {sources}: the tool judges only the files"]
+    try:
+        after, included = measure.read_after(obs.run(measure.policy_after_command(settings)),
+                                             obs.run(measure.SUDO_POLICY))
+        ctx = None
+        if after is not None:
+            accounts = measure.Accounts.parse(obs.run(measure.GETENT_PASSWD).stdout,
+                                              obs.run(measure.GETENT_GROUP).stdout)
+            ctx = measure.Context(after, accounts, measure.HostInfo.parse(obs.run(measure.HOST_INFO).stdout))
+        files = measure.parse_files(obs.run(measure.SUDO_FILES).stdout)
+        return measure.deploy_conflicts(ctx, included, files, settings)
+    except measure.PolicyError as exc:
+        return [f"the sudoers policy cannot be read, so the deploy cannot tell it converges: {exc}"]
+
+
+def _ssh_conflict(settings: measure.Settings, obs: Observations) -> str | None:
+    config, why = sshd_measure.effective(obs.run(sshd_measure.SSHD_T))
+    as_root, _ = sshd_measure.effective(obs.run(sshd_measure.SSHD_T_ROOT))
+    return measure.sshd_conflict(settings, obs.run(measure.SSHD_DROPIN),
+                                 measure.root_login_seen(config, as_root, why), config is not None)

@@ -1,47 +1,59 @@
 """auth (6-1, 6-2): faillock, pwquality, ageing and hash in login.defs, shadow files, personal data.
 
+Decides from the host's observations (the same the checks judge): a PAM stack that lost its
+faillock lines (or pam_pwquality) is rebuilt even when the tool's own files are unchanged; the
+shadow files and personal-data directories are fixed only where they are wrong. What no file of
+the deploy can win over (module arguments in the PAM files, a pwquality drop-in read after its
+own, a weak pam_unix hash) and what only a person can do (accounts: empty or weak passwords,
+UID 0, ageing of existing accounts) makes it refuse at its end, naming the file or the account.
+
 Lockout safety: pam_faillock is wired in through pam-auth-update (the Debian way) by a script
 that validates the resulting common-auth and common-account and restores the previous files in
 the same privileged shell when they are not sound (see ``measure.enable_script``). Root is never
 locked by faillock, so root's console login stays possible; key-based SSH logins do not pass
 through the auth stack. login.defs has no drop-in directory: its keys are replaced line by line
-(``files.line``). Existing accounts' ageing (chage) is reported by the check, never changed here.
+(``files.line``). Existing accounts (their ageing, chage) are never changed here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import shlex
 from io import StringIO
 
-from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.api.operation import OperationMeta
-from pyinfra.facts.files import File
-from pyinfra.facts.server import Command
 from pyinfra.operations import apt, files, server
 
 from hardening.measures import auth as measure
 from hardening.observe import Observations
 from hardening.profiles import Resolved
 
-from ._support import supported
+from ._support import refuse, supported
 
 
 @deploy("auth")
 def apply(profile: Resolved, obs: Observations) -> None:
-    """Enforce the auth measure from the host's resolved profile."""
+    """Enforce the auth measure from the host's resolved profile and its observed state."""
     settings: measure.Settings = profile.measure("auth")
     if not supported("auth"):
         return
     apt.packages(name="Install PAM modules and libpam-pwquality", packages=list(measure.PACKAGES))
-    _faillock(settings)
+    _faillock(settings, obs)
     _pwquality(settings)
     _login_defs(settings)
-    _shadow_files()
-    _personal_data(settings)
+    _shadow_files(obs)
+    _personal_data(settings, obs)
+    conflicts = _conflicts(settings, obs)
+    if conflicts:
+        refuse("auth: " + " / ".join(conflicts))
 
 
-def _faillock(settings: measure.Settings) -> None:
+def _text(obs: Observations, command: str) -> str:
+    out = obs.run(command)
+    return out.stdout if out.rc == 0 else ""
+
+
+def _faillock(settings: measure.Settings, obs: Observations) -> None:
     files.directory(name="Directory for hardening helpers", path=measure.LIB_DIR,
                     user="root", group="root", mode="755")
     files.put(name="PAM stack validator", src=StringIO(measure.STACK_CHECK_AWK),
@@ -57,19 +69,24 @@ def _faillock(settings: measure.Settings) -> None:
                   dest=f"{measure.PAM_CONFIGS}/{name}", user="root", group="root", mode="644")
         for name, text in measure.pam_profiles().items()
     ]
-    server.shell(name="Enable pam_faillock with pam-auth-update (validated, restored on failure)",
+    drifted = _stack_drift(obs)
+    server.shell(name="Enable pam_faillock and pam_pwquality with pam-auth-update (validated, restored on failure)"
+                      + (f": the stack drifted ({drifted})" if drifted else ""),
                  commands=[measure.enable_command()],
-                 _if=lambda: _any_changed(profiles) or _stack_unsound())
+                 _if=lambda: bool(drifted) or _any_changed(profiles))
 
 
 def _any_changed(ops: list[OperationMeta]) -> bool:
     return any(op.did_change() for op in ops)
 
 
-def _stack_unsound() -> bool:
-    auth_text = host.get_fact(Command, command="cat /etc/pam.d/common-auth") or ""
-    account_text = host.get_fact(Command, command="cat /etc/pam.d/common-account") or ""
-    return bool(measure.stack_problems(auth_text, "auth") or measure.stack_problems(account_text, "account"))
+def _stack_drift(obs: Observations) -> str:
+    """What is wrong with the observed PAM stacks (faillock, pam_pwquality); empty when sound."""
+    problems = (measure.stack_problems(_text(obs, measure.PAM_AUTH), "auth")
+                + measure.stack_problems(_text(obs, measure.PAM_ACCOUNT), "account"))
+    if not measure.pam_in_stack(_text(obs, measure.PAM_PASSWORD), "pam_pwquality.so"):
+        problems.append("no pam_pwquality.so in common-password")
+    return "; ".join(problems)
 
 
 def _pwquality(settings: measure.Settings) -> None:
@@ -89,25 +106,35 @@ def _login_defs(settings: measure.Settings) -> None:
                    line=measure.login_defs_regex(key), replace=f"{key}\t{value}")
 
 
-def _shadow_files() -> None:
+def _shadow_files(obs: Observations) -> None:
+    """Only touch a file that is looser than 0640 root:shadow (a stricter mode stays)."""
     for path in measure.SHADOW_FILES:
-        files.file(name=f"{path}: root:shadow, no bits beyond 0640", path=path,
-                   user="root", group="shadow", mode="640", _if=_shadow_needs_fix(path))
+        seen = _text(obs, measure.shadow_stat(path)).split()
+        if len(seen) == 3 and measure.shadow_mode_problems(path, int(seen[0], 8), seen[1], seen[2]):
+            files.file(name=f"{path}: root:shadow, no bits beyond 0640 (was {' '.join(seen)})", path=path,
+                       user="root", group="shadow", mode="640")
 
 
-def _shadow_needs_fix(path: str) -> Callable[[], bool]:
-    """Only touch the file when it is looser than 0640 root:shadow (a stricter mode stays)."""
-    def needs() -> bool:
-        info = host.get_fact(File, path=path)
-        if not info:
-            return False
-        mode = int(str(info["mode"]), 8)
-        return bool(measure.shadow_mode_problems(path, mode, info["user"], info["group"]))
-    return needs
-
-
-def _personal_data(settings: measure.Settings) -> None:
+def _personal_data(settings: measure.Settings, obs: Observations) -> None:
     for entry in settings.personal_data:
         server.group(name=f"Group {entry.group} for {entry.path}", group=entry.group)
+        if measure.acl_marker(_text(obs, measure.dir_listing(entry.path))) == "+":
+            why = shlex.quote(f"refused: {entry.path} has ACL entries and setfacl (package acl) is missing")
+            server.shell(name=f"{entry.path}: remove the extended ACL entries (setfacl -b)",
+                         commands=[f"command -v setfacl >/dev/null || {{ echo {why} >&2; exit 1; }}; "
+                                   f"setfacl -b {shlex.quote(entry.path)}"])
         files.directory(name=f"{entry.path}: root:{entry.group} {entry.mode}", path=entry.path,
                         user="root", group=entry.group, mode=entry.mode)
+
+
+def _conflicts(settings: measure.Settings, obs: Observations) -> list[str]:
+    """What this deploy cannot repair, from the observations (empty: it converges)."""
+    shadow = _text(obs, measure.GETENT_SHADOW)
+    accounts = measure.account_findings(shadow, _text(obs, measure.GETENT_PASSWD), settings) if shadow else [
+        "getent shadow gave nothing: the accounts cannot be judged"]
+    dropins = measure.parse_dropins(_text(obs, measure.PWQUALITY_DROPINS))
+    config = measure.config_findings(settings, _text(obs, measure.PAM_AUTH), _text(obs, measure.PAM_PASSWORD),
+                                     dropins)
+    if accounts:
+        accounts = ["accounts need a person (the deploy never changes accounts): " + "; ".join(accounts)]
+    return config + accounts

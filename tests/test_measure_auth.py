@@ -12,12 +12,16 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Literal
 
 import pydantic
 import pytest
+import yaml
 
+from hardening import HWPROFILES
 from hardening.measures import auth as measure
+from hardening.observe import parse, remote_command
 
 STOCK_AUTH = """\
 # here are the per-package modules (the "Primary" block)
@@ -247,3 +251,74 @@ def test_personal_data_paths():
         "/srv/pii has extended ACL entries (getfacl) beyond owner/group/mode"]
     with pytest.raises(pydantic.ValidationError, match="world"):
         measure.PersonalDataPath(path="/srv/pii", group="pii", mode="0754")
+
+
+# -- observations and the deploy's decisions ---------------------------------------------------------
+
+def test_defaults_equal_what_base_yaml_still_repeats():
+    """Every auth key base.yaml names has the Settings default (so base.yaml can drop them)."""
+    base = (yaml.safe_load((HWPROFILES / "base.yaml").read_text()).get("measures") or {}).get("auth", {})
+    defaults = measure.Settings().model_dump()
+    assert {k: defaults[k] for k in base} == base
+
+
+def test_observe_declares_every_command_once_with_personal_data():
+    settings = measure.Settings(personal_data=[measure.PersonalDataPath(path="/srv/p ii", group="pii")])
+    commands = measure.observe(SimpleNamespace(measure=lambda name: settings))
+    assert len(commands) == len(set(commands))
+    assert "stat -c '%F|%U|%G|%a' '/srv/p ii'" in commands and "getent group pii" in commands
+    assert "stat -c '%a %U %G' /etc/shadow" in commands
+
+
+def test_observed_stat_listing_and_dropins_read_back(tmp_path: Path):
+    (tmp_path / "a.conf").write_text("minlen = 8\n")
+    (tmp_path / "b.conf").write_text("minclass = 4\n")
+    dropins = measure.PWQUALITY_DROPINS.replace(measure.PWQUALITY_DIR, str(tmp_path))
+    commands = [measure.dir_stat(str(tmp_path)), measure.dir_listing(str(tmp_path)), dropins]
+    out = subprocess.run(["sh", "-c", remote_command(commands)], capture_output=True, text=True)
+    seen = parse(commands, out.stdout).results
+    stat = measure.parse_stat(seen[commands[0]].stdout)
+    assert stat["type"] == "directory" and stat["mode"] == f"{tmp_path.stat().st_mode & 0o7777:o}"
+    assert measure.acl_marker(seen[commands[1]].stdout) in (" ", ".", "+")
+    assert measure.parse_dropins(seen[dropins].stdout) == [(f"{tmp_path}/a.conf", "minlen = 8\n"),
+                                                          (f"{tmp_path}/b.conf", "minclass = 4\n")]
+
+
+def test_account_findings_need_a_person():
+    settings = measure.Settings(pass_max_days=365)
+    passwd = "root:x:0:0::/root:/bin/sh\ntoor:x:0:0::/root:/bin/sh\n"
+    found = measure.account_findings(SHADOW, passwd, settings)
+    assert [f.split(":")[0] for f in found] == ["empty password", "UID 0 besides root", "weak stored hash",
+                                                "password never expires or too late"]
+    assert "toor" in found[1] and "chage -M 365" in found[3]
+    clean = "root:!:19000:0:365:7:::\nhardening:*:19000:0:99999:7:::\n"
+    assert measure.account_findings(clean, "root:x:0:0::/root:/bin/sh\n", settings) == []
+
+
+PASSWORD = ("password\trequisite\t\t\tpam_pwquality.so retry=3\n"
+            "password\t[success=1 default=ignore]\tpam_unix.so obscure use_authtok try_first_pass yescrypt\n")
+
+
+def test_config_findings_what_the_deploys_files_cannot_win_over():
+    settings = measure.Settings()
+    ours = (measure.PWQUALITY_DROPIN, "minlen = 8\n")   # ours, stale: the deploy rewrites it
+    assert measure.config_findings(settings, FAILLOCK_AUTH, PASSWORD, [ours]) == []
+    assert measure.config_findings(settings, STOCK_AUTH, PASSWORD, []) == []   # faillock.conf gets the values
+    found = measure.config_findings(settings, FAILLOCK_AUTH.replace("authfail", "authfail deny=10"), PASSWORD, [])
+    assert found == ["/etc/pam.d/common-auth: pam_faillock.so arguments win over /etc/security/faillock.conf: "
+                     "deny=10, the profile wants 1..5"]
+    later = (f"{measure.PWQUALITY_DIR}/zz-local.conf", "minlen = 8\n")
+    earlier = (f"{measure.PWQUALITY_DIR}/aa-local.conf", "minlen = 8\n")
+    assert measure.config_findings(settings, FAILLOCK_AUTH, PASSWORD, [earlier]) == []
+    assert measure.config_findings(settings, FAILLOCK_AUTH, PASSWORD, [later]) == [
+        f"{later[0]}: minlen=8, the profile wants >= 12"]
+    args = PASSWORD.replace("retry=3", "retry=3 minclass=1")
+    assert measure.config_findings(settings, FAILLOCK_AUTH, args, []) == [
+        "/etc/pam.d/common-password (pam_pwquality.so arguments): minclass=1, the profile wants >= 3"]
+    weak = measure.config_findings(settings, FAILLOCK_AUTH, PASSWORD.replace("yescrypt", "sha512"), [])
+    assert weak == ["/etc/pam.d/common-password: pam_unix.so hashes with sha512, weaker than yescrypt"]
+
+
+def test_enable_script_also_enables_pwquality():
+    assert f"{' '.join(measure.pam_profiles())} {measure.PWQUALITY_PROFILE}" in measure.enable_script()
+    assert f"{measure.PAM_CONFIGS}/{measure.PWQUALITY_PROFILE}" not in measure.enable_script()  # never removed

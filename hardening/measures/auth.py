@@ -35,6 +35,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from hardening.measures._base import Measure, Strict
+from hardening.observe import quote
 
 PAM_CONFIGS = "/usr/share/pam-configs"
 FAILLOCK_CONF = "/etc/security/faillock.conf"
@@ -48,6 +49,9 @@ STACK_CHECK = f"{LIB_DIR}/pam-stack-check.awk"
 ENABLE_SCRIPT = f"{LIB_DIR}/faillock-enable.sh"
 BACKUP_DIR = "/var/backups/hardening-auth"
 PACKAGES = ("libpam-modules", "libpam-runtime", "libpam-pwquality")
+# libpam-pwquality's pam-auth-update profile: enabled with ours, so that a stack where someone
+# disabled it gets pam_pwquality back (the package's own postinst enables it on install).
+PWQUALITY_PROFILE = "pwquality"
 
 # pam_faillock's built-in defaults (pam_faillock(8)), used when nothing sets a value.
 FAILLOCK_DEFAULTS = {"deny": "3", "unlock_time": "600", "fail_interval": "900"}
@@ -82,6 +86,8 @@ class Settings(Strict):
     faillock_unlock_time: int = Field(default=900, ge=0)
     faillock_fail_interval: int = Field(default=900, ge=1)
     password_hash: Literal["yescrypt", "sha512"] = "yescrypt"
+    # Directories holding personal information: owner root, this group, no world bits. An agency's
+    # profile names them, e.g. [{path: /srv/pii, group: pii, mode: "0750"}].
     personal_data: list[PersonalDataPath] = Field(default_factory=list)
 
 
@@ -349,7 +355,7 @@ def enable_script() -> str:
     them) and exits 1 with the problems. Everything runs in one privileged shell: a broken
     account stack would stop sudo itself, so the restore cannot be a later, separate command.
     """
-    names = " ".join(pam_profiles())
+    names = " ".join([*pam_profiles(), PWQUALITY_PROFILE])
     profiles = " ".join(f"{PAM_CONFIGS}/{n}" for n in pam_profiles())
     return f"""#!/bin/sh
 # Managed by hardening (auth, 6-1): enable pam_faillock through pam-auth-update, validated.
@@ -530,9 +536,105 @@ def _int(value: str | None) -> int:
         return -1
 
 
+# -- observations (one batch per host; the check and the deploy read the same) ----------------------
+
+GETENT_SHADOW = "getent shadow"
+GETENT_PASSWD = "getent passwd"
+PAM_AUTH = "cat /etc/pam.d/common-auth"
+PAM_ACCOUNT = "cat /etc/pam.d/common-account"
+PAM_PASSWORD = "cat /etc/pam.d/common-password"
+FAILLOCK_TEXT = quote("cat %s", FAILLOCK_CONF)
+PWQUALITY_TEXT = quote("cat %s", PWQUALITY_CONF)
+LOGIN_DEFS_TEXT = quote("cat %s", LOGIN_DEFS)
+PWQUALITY_DROPINS = quote('for f in %s/*.conf; do [ -f "$f" ] && echo "### $f" && cat "$f"; done; true', PWQUALITY_DIR)
+
+
+def shadow_stat(path: str) -> str:
+    return quote("stat -c '%%a %%U %%G' %s", path)
+
+
+def dir_stat(path: str) -> str:
+    return quote("stat -c '%%F|%%U|%%G|%%a' %s", path)
+
+
+def dir_listing(path: str) -> str:
+    """``ls -ld``: its 11th character is ``+`` when the directory has ACL entries."""
+    return quote("ls -ld %s", path)
+
+
+def group_entry(group: str) -> str:
+    return quote("getent group %s", group)
+
+
 def observe(profile: Any) -> list[str]:
     """The commands this measure's checks and deploy read, in the host's one observation batch."""
-    return []
+    settings: Settings = profile.measure("auth")
+    data = [c for e in settings.personal_data for c in (dir_stat(e.path), dir_listing(e.path), group_entry(e.group))]
+    return [GETENT_SHADOW, GETENT_PASSWD, PAM_AUTH, PAM_ACCOUNT, PAM_PASSWORD, FAILLOCK_TEXT, PWQUALITY_TEXT,
+            PWQUALITY_DROPINS, LOGIN_DEFS_TEXT, *(shadow_stat(p) for p in SHADOW_FILES), *data]
+
+
+def parse_dropins(text: str) -> list[tuple[str, str]]:
+    """The output of PWQUALITY_DROPINS -> (path, text) per drop-in."""
+    found = []
+    for chunk in text.split("### ")[1:]:
+        name, _, body = chunk.partition("\n")
+        found.append((name.strip(), body))
+    return found
+
+
+def parse_stat(text: str) -> dict[str, str]:
+    """``stat -c '%F|%U|%G|%a'`` then the ACL marker of ``ls -ld`` -> the fields."""
+    kind, user, group, mode = text.strip().split("|")
+    return {"type": kind, "user": user, "group": group, "mode": mode}
+
+
+def acl_marker(listing: str) -> str:
+    return listing[10:11]
+
+
+# -- what a deploy cannot repair (it refuses, naming it) ---------------------------------------------
+
+def pam_in_stack(password_text: str, module: str) -> bool:
+    return any(ln.module == module for ln in parse_pam_stack(password_text, "password"))
+
+
+def account_findings(shadow_text: str, passwd_text: str, settings: Settings) -> list[str]:
+    """Account problems only a person can solve (the deploy never changes accounts)."""
+    found = []
+    if empty := empty_password_accounts(shadow_text):
+        found.append(f"empty password: {', '.join(empty)} (set one or lock the account: passwd -l)")
+    if (uid0 := uid0_accounts(passwd_text)) != ["root"]:
+        found.append(f"UID 0 besides root: {', '.join(u for u in uid0 if u != 'root') or 'no root'}")
+    if weak := weak_hash_accounts(shadow_text):
+        found.append(f"weak stored hash: {', '.join(weak)} (the account sets its password again: passwd)")
+    if ageing := ageing_exceeding(shadow_text, settings):
+        found.append(f"password never expires or too late: {', '.join(ageing)} "
+                     f"(chage -M {settings.pass_max_days} ACCOUNT)")
+    return found
+
+
+def config_findings(settings: Settings, auth_text: str, password_text: str,
+                    dropins: list[tuple[str, str]]) -> list[str]:
+    """What would still be wrong after the deploy wrote its files: values the deploy's files
+    cannot win over (module arguments in the PAM files, a pwquality drop-in read after its own)."""
+    found = []
+    desired_conf = "".join(f"{k} = {v}\n" for k, v in faillock_values(settings).items())
+    if problems := faillock_problems(effective_faillock(desired_conf, auth_text), settings):
+        found.append(f"/etc/pam.d/common-auth: pam_faillock.so arguments win over {FAILLOCK_CONF}: "
+                     + "; ".join(problems))
+    others = [(p, t) for p, t in dropins if p != PWQUALITY_DROPIN]
+    after = effective_pwquality([*others, (PWQUALITY_DROPIN, pwquality_conf(settings))], "", password_text)
+    if problems := pwquality_problems(after, settings):
+        args = module_args(parse_pam_stack(password_text, "password"), "pam_pwquality.so")
+        later = [p for p, t in sorted(others) if p > PWQUALITY_DROPIN and set(parse_kv_conf(t)) & set(after)]
+        where = ["/etc/pam.d/common-password (pam_pwquality.so arguments)"] if set(args) & set(after) else later
+        found.append(f"{', '.join(where) or 'pwquality'}: {'; '.join(problems)}")
+    pam_hash = pam_unix_hash(password_text)
+    if not hash_ok(pam_hash, settings):
+        found.append(f"/etc/pam.d/common-password: pam_unix.so hashes with {pam_hash or 'its default (md5)'}, "
+                     f"weaker than {settings.password_hash}")
+    return found
 
 
 MEASURE = Measure(
