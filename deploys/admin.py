@@ -38,7 +38,7 @@ def apply(profile: Resolved, obs: Observations) -> None:
     sshd.validated_file(name=f"sudoers {measure.SUDOERS_PATH} (validated with visudo -cf)",
                         text=measure.sudoers(settings), dest=measure.SUDOERS_PATH,
                         kind="sudoers", mode="440")
-    dropin = sshd.sshd_dropin("admin", measure.sshd_dropin(settings))
+    dropin = sshd.sshd_dropin("admin", measure.sshd_dropin(settings), obs)
     sshd.reload_sshd("admin", dropin)
     if settings.root_locked and measure.root_status(obs.run(measure.PASSWD_STATUS)) != "L":
         server.shell(name="Lock root's password", commands=["passwd -l root"])

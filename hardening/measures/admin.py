@@ -229,7 +229,7 @@ def observe(profile: Any) -> list[str]:
     """The commands this measure's checks and deploy read, in the host's one observation batch."""
     settings: Settings = profile.measure("admin")
     return [SUDO_POLICY, SUDO_FILES, policy_after_command(settings), SUDOERS_SOURCES, GETENT_PASSWD,
-            GETENT_GROUP, HOST_INFO, _sshd.SSHD_T, _sshd.SSHD_T_ROOT, SSHD_DROPIN, PASSWD_STATUS]
+            GETENT_GROUP, HOST_INFO, *_sshd.OBSERVE, _sshd.SSHD_T_ROOT, SSHD_DROPIN, PASSWD_STATUS]
 
 
 # -- the sudoers policy (cvtsudoers -f json) --------------------------------------------------------
