@@ -31,7 +31,8 @@ Protocol, on the target host (all as root):
    is not empty (the directories are world-listable, the markers hold no secret), runs
    ``sudo -n /usr/local/sbin/hardening-confirm`` (``hardening.measures.firewall.confirm_command()``).
    For each marker it runs the change's ``commit`` (e.g. install ``desired`` as
-   ``/etc/nftables.conf``), removes the marker, stops the timer and prints ``confirmed: <name>``.
+   ``/etc/nftables.conf``, then start nftables.service, which now loads exactly what is live),
+   removes the marker, stops the timer and prints ``confirmed: <name>``.
    Exit status: 0 all confirmed (or nothing pending); 1 a commit failed (marker and timer are
    left, so the rollback still happens); 2 a change had been rolled back before confirmation
    (printed as ``rolled back before confirmation: <name> (<when> <result>)``, and then cleared).
@@ -230,11 +231,12 @@ def install_confirm() -> OperationMeta:
     )
 
 
-def guarded(change: Change, payload: dict[str, str], needed: bool) -> OperationMeta | None:
+def guarded(change: Change, payload: dict[str, str], needed: bool, why: str = "") -> OperationMeta | None:
     """Write the change's scripts and payload; apply it with a rollback armed when ``needed``.
 
     Returns the apply operation (``None`` when not needed). ``payload`` maps file names in
-    ``$DIR`` to their content (mode 0600), e.g. ``{"desired": ruleset}``.
+    ``$DIR`` to their content (mode 0600), e.g. ``{"desired": ruleset}``. ``why``: what the measure
+    observed that makes the change needed, shown in the operation's name.
     """
     install_confirm()
     files.directory(name=f"Directory {change.directory}", path=change.directory,
@@ -250,6 +252,7 @@ def guarded(change: Change, payload: dict[str, str], needed: bool) -> OperationM
     if not needed:
         return None
     return server.shell(
-        name=f"Apply {change.name} live, rollback in {change.timeout} s unless confirmed",
+        name=f"Apply {change.name} live, rollback in {change.timeout} s unless confirmed"
+             + (f" ({why[:300]})" if why else ""),
         commands=[f"{change.directory}/apply"],
     )

@@ -1,45 +1,59 @@
 """firewall (6-7): nftables default-deny inbound with the profile's allow-list, forwarding off.
 
-The ruleset (``hardening.measures.firewall.ruleset``) goes live lockout-safe through
-deploys/_rollback.py: validated with ``nft -c -f`` on the host, applied with ``nft -f`` and an
-automatic rollback armed for ``confirm_timeout`` seconds; it becomes ``/etc/nftables.conf``
-(loaded at boot by the enabled ``nftables.service``) only when the deploy runner reconnects and
-runs ``hardening-confirm``. Run this measure LAST in deploys/main.py: the timeout has to cover
-the rest of the pyinfra run plus the reconnection.
+Decided from the host's observation batch (the same observations the checks judge,
+``hardening.measures.firewall.observe``), never from the hashes of the tool's own files alone:
 
-The ruleset is (re)applied when ``/etc/nftables.conf`` differs from the desired ruleset (first
-run, a profile change, a rollback, a reboot before the confirmation) or when the live ruleset
-(``nft -j list ruleset``) has drifted from it.
-
-Forwarding off (terminals, or ``forwarding: false``): ``net.ipv4.ip_forward = 0`` and the IPv6
-equivalent in ``/etc/sysctl.d/90-hardening-firewall.conf``, applied by restarting
-``systemd-sysctl`` on the host (never ``server.sysctl``, which would run ``sysctl -w`` wherever
-pyinfra runs its commands, e.g. the machine's own kernel through a chroot).
+* The ruleset (``hardening.measures.firewall.ruleset``) goes live lockout-safe through
+  deploys/_rollback.py: validated with ``nft -c -f`` on the host, applied with ``nft -f`` and an
+  automatic rollback armed for ``confirm_timeout`` seconds; it becomes ``/etc/nftables.conf``
+  only when the deploy runner reconnects and runs ``hardening-confirm``. It is (re)applied when
+  the observed ``/etc/nftables.conf`` is not the desired ruleset (first run, a profile change, a
+  rollback, a reboot before the confirmation) or when the observed live ruleset (``nft -j list
+  ruleset``) lacks or differs from the measure's table, or cannot be read. Run this measure LAST
+  in deploys/main.py: the timeout has to cover the rest of the pyinfra run plus the reconnection.
+* nftables.service ends enabled AND active. Enabling loads nothing, so it happens in the run.
+  Starting it runs ``nft -f /etc/nftables.conf``: while a change waits for its confirmation that
+  file is still the PREVIOUS ruleset (Debian's default even begins with ``flush ruleset``), so a
+  start in the run would replace the pending ruleset. Hence the service is started by the
+  change's commit, right after the confirmed ruleset is installed as /etc/nftables.conf (it then
+  loads exactly what is live; a failed start does not undo the confirmed ruleset, and the next
+  deploy sees the service inactive and starts it), or in the run only when nothing is re-applied
+  (then the file already is the live, desired ruleset).
+* Forwarding off (terminals, or ``forwarding: false``): ``net.ipv4.ip_forward = 0`` and the IPv6
+  equivalent persist in ``/etc/sysctl.d/90-hardening-firewall.conf``; where the observed runtime
+  value differs, the deploy sets the measure's own keys with ``sysctl -w`` on the host (so a
+  value switched on at runtime, with the file unchanged, is repaired), and only those: no
+  ``server.sysctl`` (see the shared pyinfra notes: it always writes live, whatever differs), and
+  no restart of systemd-sysctl, which would re-apply every other sysctl.d file as well. These
+  keys are per network namespace: in a lab container they change the container's own. Note the
+  kernel's own side effect: writing
+  ``net.ipv4.ip_forward`` resets ``net.ipv4.conf.all.accept_redirects`` (to 1 when forwarding goes
+  off); no measure of this tool sets that key.
 
 Example::
 
     from deploys import firewall
-    firewall.apply(profile)      # inside a pyinfra deploy, profile: hardening.profiles.Resolved
+    firewall.apply(profile, obs)  # inside a pyinfra deploy (deploys/main.py)
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import shlex
 from io import StringIO
 
-from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.facts.files import Sha256File
-from pyinfra.facts.server import Command, Which
-from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations import apt, files, server
 
 from hardening.measures import firewall as measure
 from hardening.observe import Observations
 from hardening.profiles import Resolved
 
 from ._rollback import Change, guarded
-from ._support import supported
+from ._support import refuse, supported
+
+# Run by the commit, after the confirmed ruleset became /etc/nftables.conf (see the module doc).
+START_AFTER_COMMIT = ("systemctl start nftables.service || echo 'firewall: committed, but "
+                      "nftables.service did not start (the next deploy starts it)' >&2")
 
 
 def change(timeout: int) -> Change:
@@ -54,51 +68,57 @@ def change(timeout: int) -> Change:
         # tool's own table still leaves the host reachable.
         restore="{ echo 'flush ruleset'; cat ruleset.nft; } | nft -f - "
                 f"|| nft delete table inet {measure.TABLE}",
-        commit=f'install -m 0644 -o root -g root "$DIR/desired" {measure.NFTABLES_CONF}',
+        commit=f'install -m 0644 -o root -g root "$DIR/desired" {measure.NFTABLES_CONF}\n'
+               + START_AFTER_COMMIT,
     )
 
 
-def _sha256(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _live_drift(settings: measure.Settings, role: str) -> list[str]:
-    output = host.get_fact(Command, command="nft -j list ruleset 2>/dev/null || true") or ""
-    try:
-        document = json.loads(output) if output.strip() else {}
-    except ValueError:
-        document = {}
-    return measure.live_problems(document, settings, role)
-
-
-def _forwarding(settings: measure.Settings, role: str) -> None:
+def _forwarding_file(settings: measure.Settings, role: str) -> None:
     content = measure.sysctl_conf(settings, role)
     if not content:
         files.file(name="Forwarding allowed: remove the forwarding sysctl file",
                    path=measure.SYSCTL_CONF, present=False)
         return
-    conf = files.put(
-        name="Forwarding off (net.ipv4.ip_forward = 0) in /etc/sysctl.d",
-        src=StringIO(content), dest=measure.SYSCTL_CONF, user="root", group="root", mode="644",
-    )
-    server.shell(name="Apply sysctl.d on the host (systemd-sysctl)",
-                 commands=["systemctl restart systemd-sysctl.service"], _if=conf.did_change)
+    files.put(name="Forwarding off (net.ipv4.ip_forward = 0) in /etc/sysctl.d",
+              src=StringIO(content), dest=measure.SYSCTL_CONF, user="root", group="root", mode="644")
+
+
+def _forwarding_runtime(settings: measure.Settings, role: str, obs: Observations) -> None:
+    """sysctl -w of the measure's keys whose observed runtime value differs (the file persists them)."""
+    if measure.forwarding_allowed(settings, role):
+        return
+    runtime = {key: measure.sysctl_value(obs.run(measure.sysctl_read(key))) for key in measure.FORWARD_SYSCTLS}
+    for key, value in measure.forwarding_repairs(runtime, settings, role).items():
+        server.shell(name=f"Forwarding off now: {key} is {runtime[key] or 'unreadable'}, set {value}",
+                     commands=[f"sysctl -w {shlex.quote(f'{key}={value}')}"])
+
+
+def _service(obs: Observations, reapply: bool) -> None:
+    """nftables.service enabled and active (started here only when nothing is re-applied)."""
+    enabled = obs.run(measure.NFTABLES_ENABLED).stdout.strip()
+    if enabled == "masked":
+        refuse(f"firewall: nftables.service is masked, so {measure.NFTABLES_CONF} would not load at boot: "
+               "unmask it (systemctl unmask nftables.service) or disable the firewall measure")
+        return
+    active = obs.run(measure.NFTABLES_ACTIVE).stdout.strip()
+    for command in measure.service_commands(enabled, active, reapply):
+        server.shell(name=f"nftables.service ({enabled or 'unknown'}, {active or 'unknown'}): {command}",
+                     commands=[command])
 
 
 @deploy("firewall")
 def apply(profile: Resolved, obs: Observations) -> None:
+    """Ruleset (lockout-safe), nftables.service, forwarding off: from the observed state."""
     settings: measure.Settings = profile.measure("firewall")
     if not settings.enabled or not supported("firewall"):
         return
-    if not host.get_fact(Which, command="nft"):
+    if obs.run(measure.NFT_PRESENT).rc != 0:
         apt.update(name="Update the package lists (nftables missing)", cache_time=3600)
         apt.packages(name="Install nftables", packages=["nftables"], present=True)
-    _forwarding(settings, profile.role)
-    desired = measure.ruleset(settings, profile.role)
-    committed = host.get_fact(Sha256File, path=measure.NFTABLES_CONF)
-    needed = committed != _sha256(desired) or bool(_live_drift(settings, profile.role))
-    guarded(change(settings.confirm_timeout), payload={"desired": desired}, needed=needed)
-    # Enabled, never started here: starting it would load the previous /etc/nftables.conf over
-    # the ruleset waiting for confirmation.
-    systemd.service(name="Enable nftables.service (loads /etc/nftables.conf at boot)",
-                    service="nftables.service", running=None, enabled=True)
+    _forwarding_file(settings, profile.role)
+    reasons = measure.reapply_reasons(obs.run(measure.NFTABLES_CONF_TEXT), obs.run(measure.NFT_LIST),
+                                      settings, profile.role)
+    guarded(change(settings.confirm_timeout), payload={"desired": measure.ruleset(settings, profile.role)},
+            needed=bool(reasons), why="; ".join(reasons))
+    _service(obs, reapply=bool(reasons))
+    _forwarding_runtime(settings, profile.role, obs)

@@ -15,7 +15,9 @@ import pytest
 from pydantic import ValidationError
 
 from deploys import _rollback as rb
+from deploys import firewall as deploy
 from hardening.measures import firewall as m
+from hardening.observe import Observation
 from hardening.profiles import SENSITIVITIES, Profiles
 
 # `nft -j list ruleset` on a lab host (Debian 12, nftables 1.0.6) after the terminal profile's deploy.
@@ -209,6 +211,121 @@ def test_other_tables_ignored_no_table_reported() -> None:
                            terminal(), "terminal") == ["no input chain in table inet hardening"]
 
 
+# -- deciding from the observation batch ---------------------------------------------------------
+
+def seen(command: str, stdout: str = "", rc: int = 0, stderr: str = "") -> Observation:
+    return Observation("o0", command, rc, stdout, stderr, 0.0)
+
+
+LIVE_TEXT = json.dumps(LIVE_TERMINAL)
+EMPTY_RULESET = '{"nftables": [{"metainfo": {"version": "1.0.6", "json_schema_version": 1}}]}'
+
+
+@pytest.mark.parametrize("stdout", ["", "Error: Could not process rule", "[]", '{"nftables": {}}',
+                                    '{"other": []}', '{"nftables": [1]}'])
+def test_unreadable_listing_raises(stdout: str) -> None:
+    with pytest.raises(m.Unreadable):
+        m.read_nft_json(stdout)
+
+
+def test_live_drift_from_the_observation() -> None:
+    assert m.live_drift(seen(m.NFT_LIST, LIVE_TEXT), terminal(), "terminal") == []
+    assert m.live_drift(seen(m.NFT_LIST, EMPTY_RULESET), terminal(), "terminal") == [
+        "no input chain in table inet hardening"]
+    failed = m.live_drift(seen(m.NFT_LIST, rc=127, stderr="sh: 1: nft: not found\n"), terminal(), "terminal")
+    assert failed == ["nft -j list ruleset failed (exit 127): sh: 1: nft: not found"]
+    assert m.live_drift(seen(m.NFT_LIST, "garbage"), terminal(), "terminal")[0].startswith(
+        "nft -j list ruleset: not JSON")
+
+
+def test_reapply_reasons() -> None:
+    desired = m.ruleset(terminal(), "terminal")
+    conf, live = seen(m.NFTABLES_CONF_TEXT, desired), seen(m.NFT_LIST, LIVE_TEXT)
+    assert m.reapply_reasons(conf, live, terminal(), "terminal") == []
+    # the table deleted at runtime, the file unchanged: reload
+    assert m.reapply_reasons(conf, seen(m.NFT_LIST, EMPTY_RULESET), terminal(), "terminal") == [
+        "live ruleset: no input chain in table inet hardening"]
+    # the file is Debian's default (or a previous profile's), the live ruleset fine: commit again
+    assert m.reapply_reasons(seen(m.NFTABLES_CONF_TEXT, "flush ruleset\n"), live, terminal(), "terminal") == [
+        "/etc/nftables.conf is not the profile's ruleset"]
+    absent = seen(m.NFTABLES_CONF_TEXT, rc=1, stderr="cat: /etc/nftables.conf: No such file or directory")
+    assert m.reapply_reasons(absent, live, terminal(), "terminal") == ["/etc/nftables.conf absent or unreadable"]
+    # another profile (a web server allowed) is drift of the live ruleset as well
+    web = m.Settings(allow=[m.Rule(name="web", port=443)])
+    assert m.reapply_reasons(seen(m.NFTABLES_CONF_TEXT, m.ruleset(web, "server")), live, web, "server") == [
+        "live ruleset: missing web: tcp/443 from anywhere"]
+
+
+def test_forwarding_repairs_only_what_differs() -> None:
+    keys = list(m.FORWARD_SYSCTLS)
+    off = dict.fromkeys(keys, "0")
+    assert m.forwarding_repairs(off, terminal(), "terminal") == {}
+    assert m.forwarding_repairs({**off, keys[0]: "1"}, terminal(), "terminal") == {keys[0]: "0"}
+    assert m.forwarding_repairs({keys[0]: "0", keys[1]: None}, terminal(), "terminal") == {keys[1]: "0"}
+    allowed = m.Settings(forwarding=True)
+    assert m.forwarding_repairs({**off, keys[0]: "1"}, allowed, "server") == {}
+    assert m.forwarding_repairs({**off, keys[0]: "1"}, allowed, "terminal") == {keys[0]: "0"}
+
+
+def test_sysctl_value() -> None:
+    assert m.sysctl_value(seen(m.sysctl_read("net.ipv4.ip_forward"), "1\n")) == "1"
+    assert m.sysctl_value(seen("x", "", rc=255, stderr="sysctl: cannot stat")) is None
+    assert m.sysctl_read("net.ipv4.ip_forward") == "sysctl -n net.ipv4.ip_forward"
+
+
+@pytest.mark.parametrize(("enabled", "active", "reapply", "commands"), [
+    ("enabled", "active", False, []),
+    ("enabled", "active", True, []),
+    ("disabled", "inactive", False, ["systemctl enable nftables.service", "systemctl start nftables.service"]),
+    # re-applied: the file is still the previous ruleset until the commit, which starts the service
+    ("disabled", "inactive", True, ["systemctl enable nftables.service"]),
+    ("enabled", "inactive", True, []),
+    ("enabled", "failed", False, ["systemctl start nftables.service"]),
+    ("", "", True, ["systemctl enable nftables.service"]),  # not installed when observed
+])
+def test_service_commands(enabled: str, active: str, reapply: bool, commands: list[str]) -> None:
+    assert m.service_commands(enabled, active, reapply) == commands
+
+
+def _with(profile: Any, settings: m.Settings, role: str | None = None) -> Any:
+    measures: Any = profile.measures
+    return profile.model_copy(update={"role": role or profile.role,
+                                      "measures": measures.model_copy(update={"firewall": settings})})
+
+
+def test_observe_follows_the_profile() -> None:
+    profile = Profiles().resolve("terminal")
+    commands = m.observe(profile)
+    assert commands[:5] == [m.NFT_PRESENT, m.NFT_LIST, "cat /etc/nftables.conf", m.NFTABLES_ENABLED,
+                            m.NFTABLES_ACTIVE]
+    assert [c for c in commands if c.startswith("sysctl")] == [
+        "sysctl -n net.ipv4.ip_forward", "sysctl -n net.ipv6.conf.all.forwarding"]
+    routing = _with(profile, m.Settings(forwarding=True), "server")
+    assert not [c for c in m.observe(routing) if c.startswith("sysctl")]
+    assert m.observe(_with(profile, m.Settings(enabled=False))) == []
+
+
+def test_commit_installs_then_starts_the_service() -> None:
+    commit = deploy.change(120).commit
+    install, start = commit.index("install -m 0644"), commit.index("systemctl start nftables.service")
+    assert install < start
+    assert subprocess.run(["sh", "-n", "-c", rb.commit_script(deploy.change(120))], check=False).returncode == 0
+
+
+# hwprofiles/base.yaml's firewall section before the baseline moved into the Settings defaults.
+BASE_YAML_FIREWALL: dict[str, Any] = {"management_networks": ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
+                      "ssh_port": 22, "forwarding": False, "confirm_timeout": 120}
+
+
+def test_settings_defaults_are_the_baseline() -> None:
+    """The Settings defaults are the values hwprofiles/base.yaml used to name (one place now)."""
+    assert m.Settings() == m.Settings(**BASE_YAML_FIREWALL)
+    for name in ("terminal", "server", "server-room"):
+        resolved: m.Settings = Profiles().resolve(name).measure("firewall")
+        assert (resolved.management_networks, resolved.confirm_timeout) == (
+            BASE_YAML_FIREWALL["management_networks"], 120)
+
+
 # -- the rollback protocol, run for real in a temporary directory ---------------------------------
 
 FAKES = {
@@ -346,3 +463,17 @@ def test_failed_commit_leaves_the_rollback_armed(sandbox: dict[str, Any]) -> Non
 def test_change_name_checked() -> None:
     with pytest.raises(ValueError, match="change name"):
         rb.Change(name="../x", timeout=5, validate="", save="", apply="", restore="", commit="")
+
+
+def test_a_failed_service_start_does_not_undo_the_commit(sandbox: dict[str, Any]) -> None:
+    """The firewall's commit starts nftables.service; if that fails the change stays confirmed."""
+    fake = Path(sandbox["env"]["PATH"].split(":")[0]) / "systemctl"
+    fake.write_text('#!/bin/sh\necho "systemctl $*" >> "$HARDENING_LOG"\n[ "$1" != start ]\n')
+    commit = sandbox["dir"] / "commit"
+    commit.write_text(commit.read_text() + deploy.START_AFTER_COMMIT + "\n")
+    assert run(sandbox, "apply").returncode == 0
+    out = run(sandbox, "confirm")
+    assert (out.returncode, out.stdout) == (0, "confirmed: demo\n")
+    assert "nftables.service did not start" in out.stderr
+    assert "systemctl start nftables.service" in sandbox["log"].read_text()
+    assert not (sandbox["run"] / "pending" / "demo").exists()

@@ -6,10 +6,13 @@ import datetime as dt
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from hardening.measures import patching as measure
+from hardening.observe import Observation
+from hardening.profiles import Profiles
 
 SIMULATION = """\
 Reading package lists...
@@ -93,3 +96,107 @@ def test_settings_defaults_keep_updates_a_change_management_decision():
     assert settings.apply_security_updates is False
     assert settings.anti_malware == "not-required"
     assert settings.max_pending_security_updates == 0
+
+
+# -- deciding from the observation batch ---------------------------------------------------------
+
+def seen(command: str, stdout: str = "", rc: int = 0) -> Observation:
+    return Observation("o0", command, rc, stdout, "", 0.0)
+
+
+def test_installed_and_clock_from_observations():
+    assert measure.installed(seen(measure.package_status("x"), "ii "))
+    assert not measure.installed(seen(measure.package_status("x"), "rc "))
+    assert not measure.installed(seen(measure.package_status("x"), "", rc=1))
+    assert measure.package_status("unattended-upgrades") == "dpkg-query -W -f '${db:Status-Abbrev}' unattended-upgrades"
+    assert measure.now_epoch(seen(measure.NOW, "1800000000\n")) == 1_800_000_000
+    with pytest.raises(ValueError, match="unreadable"):
+        measure.now_epoch(seen(measure.NOW, "Tue Dec  1 14:45:50 UTC 2026\n"))
+
+
+@pytest.mark.parametrize(("age", "stale"), [(None, True), (0.0, False), (1.0, False), (1.01, True), (30, True)])
+def test_lists_stale(age, stale):
+    assert measure.lists_stale(age) is stale
+
+
+def test_a_check_failure_for_old_lists_always_means_a_refresh():
+    """Whatever the profile's max_lists_age_days (at least 1), lists the check rejects are refreshed."""
+    for limit in (1, 2, 7):
+        for age in (limit + 0.01, limit * 2.0):
+            assert measure.lists_stale(age)
+
+
+@pytest.mark.parametrize(("enabled", "active", "commands"), [
+    ("enabled", "active", []),
+    ("enabled", "inactive", ["systemctl start apt-daily.timer"]),
+    ("disabled", "inactive", ["systemctl enable --now apt-daily.timer"]),
+    ("masked", "inactive", ["systemctl unmask apt-daily.timer", "systemctl enable --now apt-daily.timer"]),
+    ("", "", ["systemctl enable --now apt-daily.timer"]),
+])
+def test_timer_commands(enabled, active, commands):
+    assert measure.timer_commands("apt-daily.timer", enabled, active) == commands
+
+
+GREP = """\
+/etc/apt/apt.conf.d/50unattended-upgrades:Unattended-Upgrade::Origins-Pattern {
+/etc/apt/apt.conf.d/50unattended-upgrades://Unattended-Upgrade::Mail "";
+/etc/apt/apt.conf.d/50unattended-upgrades:Unattended-Upgrade::Package-Blacklist {
+/etc/apt/apt.conf.d/99local:APT::Periodic::Unattended-Upgrade "0";
+/etc/apt/apt.conf.d/20auto-upgrades:APT::Periodic::Update-Package-Lists "1";
+/etc/apt/apt.conf.d/20auto-upgrades:APT::Periodic::Unattended-Upgrade "1";
+/etc/apt/apt.conf.d/52hardening-unattended-upgrades:Unattended-Upgrade::Origins-Pattern {
+/etc/apt/apt.conf.d/60site:APT { Periodic { Update-Package-Lists "0"; }; };
+/etc/apt/apt.conf.d/70site:#clear Unattended-Upgrade::Origins-Pattern;
+"""
+
+
+def test_config_conflict_names_the_overriding_file():
+    problems = measure.config_problems(measure.parse_apt_config(DUMP))
+    assert problems == ["APT::Periodic::Unattended-Upgrade is '0', wanted '1'"]
+    reason = measure.config_conflict(problems, True, GREP)
+    assert reason == ("patching: APT::Periodic::Unattended-Upgrade is '0', wanted '1' "
+                      "(set in /etc/apt/apt.conf.d/99local) although the tool's files are in place")
+    assert measure.config_conflict(problems, False, GREP) is None  # writing ours repairs it
+    assert measure.config_conflict([], True, GREP) is None
+    assert "cannot name" in (measure.config_conflict(problems, True, "") or "")
+
+
+def test_setting_files_per_key():
+    assert measure.setting_files("APT::Periodic::Update-Package-Lists is '0', wanted '1'", GREP) == [
+        "/etc/apt/apt.conf.d/60site"]
+    assert measure.setting_files("no security origin in Unattended-Upgrade::Origins-Pattern", GREP) == [
+        "/etc/apt/apt.conf.d/70site"]
+    assert measure.config_problems({}) == [
+        "APT::Periodic::Update-Package-Lists is None, wanted '1'",
+        "APT::Periodic::Unattended-Upgrade is None, wanted '1'",
+        "no security origin in Unattended-Upgrade::Origins-Pattern"]
+
+
+def _with(profile, **changes):
+    settings = profile.measure("patching").model_copy(update=changes)
+    measures: Any = profile.measures
+    return profile.model_copy(update={"measures": measures.model_copy(update={"patching": settings})})
+
+
+def test_observe_follows_the_profile():
+    profile = Profiles().resolve("terminal")
+    commands = measure.observe(profile)
+    assert commands[:3] == [measure.NOW, measure.SECURITY_LISTS, measure.PENDING]
+    assert measure.KERNELS in commands and measure.APT_CONFIG in commands
+    assert "systemctl is-enabled apt-daily-upgrade.timer" in commands
+    assert measure.SIGNATURES not in commands
+    assert measure.SIGNATURES in measure.observe(_with(profile, anti_malware="clamav"))
+    assert measure.KERNELS not in measure.observe(_with(profile, reboot_required_allowed=True))
+    assert measure.APT_CONFIG not in measure.observe(_with(profile, unattended_upgrades=False))
+    assert len(set(commands)) == len(commands)
+
+
+# hwprofiles/base.yaml's patching section before the baseline moved into the Settings defaults.
+BASE_YAML_PATCHING: dict[str, Any] = {"unattended_upgrades": True, "max_pending_security_updates": 0,
+                      "reboot_required_allowed": False, "apply_security_updates": False,
+                      "max_lists_age_days": 2, "anti_malware": "not-required"}
+
+
+def test_settings_defaults_are_the_baseline():
+    """The Settings defaults are the values hwprofiles/base.yaml used to name (one place now)."""
+    assert measure.Settings() == measure.Settings(**BASE_YAML_PATCHING)

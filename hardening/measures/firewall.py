@@ -33,12 +33,14 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from hardening.measures._base import Measure, Strict, check_cidrs
+from hardening.observe import Observation, quote
 
 TABLE = "hardening"
 NFTABLES_CONF = "/etc/nftables.conf"
@@ -74,11 +76,16 @@ class Rule(Strict):
 class Settings(Strict):
     enabled: bool = True
     input_policy: Literal["drop"] = "drop"
-    management_networks: list[str] = Field(default_factory=lambda: ["127.0.0.0/8"])
+    # SSH only from the management network. These are the private ranges: narrow them in the
+    # agency's profile to the real management network.
+    management_networks: list[str] = Field(
+        default_factory=lambda: ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"])
     ssh_port: int = Field(default=22, ge=1, le=65535)
     allow: list[Rule] = Field(default_factory=list)
     forwarding: bool = False
-    confirm_timeout: int = Field(default=60, ge=5, le=3600)
+    # Seconds between the ruleset going live and the automatic rollback unless the deploy runner
+    # reconnects and confirms: covers the rest of the run on every host plus the reconnection.
+    confirm_timeout: int = Field(default=120, ge=5, le=3600)
 
     @field_validator("management_networks")
     @classmethod
@@ -369,9 +376,119 @@ def service_present(chain: Chain, service: Service) -> bool:
     return set(service.sources) <= seen
 
 
+# -- what the checks and the deploy observe (one batch per host, hardening.observe) ----------------
+
+NFT_PRESENT = "command -v nft"
+NFT_LIST = "nft -j list ruleset"
+NFTABLES_CONF_TEXT = quote("cat %s", NFTABLES_CONF)
+NFTABLES_ENABLED = "systemctl is-enabled nftables.service"
+NFTABLES_ACTIVE = "systemctl is-active nftables.service"
+
+
+def sysctl_read(key: str) -> str:
+    """The command that prints a sysctl's runtime value."""
+    return quote("sysctl -n %s", key)
+
+
+class Unreadable(ValueError):
+    """Output the measure cannot read: an error of the check, never a pass."""
+
+
+def read_nft_json(stdout: str) -> dict[str, Any]:
+    """The document of ``nft -j list ruleset``; anything but ``{"nftables": [objects]}`` raises.
+
+    >>> read_nft_json('{"nftables": []}')
+    {'nftables': []}
+    >>> read_nft_json('Error: syntax error')
+    Traceback (most recent call last):
+    ...
+    hardening.measures.firewall.Unreadable: nft -j list ruleset: not JSON (Expecting value: line 1 column 1 (char 0))
+    """
+    try:
+        document = json.loads(stdout)
+    except ValueError as exc:
+        raise Unreadable(f"{NFT_LIST}: not JSON ({exc})") from None
+    items = document.get("nftables") if isinstance(document, dict) else None
+    if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        raise Unreadable(f"{NFT_LIST}: JSON without a list of objects under 'nftables': {stdout[:120]!r}")
+    return document
+
+
+def live_drift(live: Observation, settings: Settings, role: str) -> list[str]:
+    """Why the live ruleset (the observation of ``nft -j list ruleset``) is not the profile's.
+
+    A failed or unreadable listing is drift too: the deploy then re-applies the ruleset.
+    """
+    if live.rc != 0:
+        return [f"{NFT_LIST} failed (exit {live.rc}): {live.stderr.strip()[:200]}"]
+    try:
+        document = read_nft_json(live.stdout)
+    except Unreadable as exc:
+        return [str(exc)]
+    return live_problems(document, settings, role)
+
+
+def reapply_reasons(conf: Observation, live: Observation, settings: Settings, role: str) -> list[str]:
+    """Why the deploy must (re)apply the ruleset ([] = committed file and live ruleset as desired).
+
+    ``conf`` is the observation of ``cat /etc/nftables.conf``, ``live`` that of ``nft -j list ruleset``.
+    """
+    reasons = []
+    if conf.rc != 0:
+        reasons.append(f"{NFTABLES_CONF} absent or unreadable")
+    elif conf.stdout != ruleset(settings, role):
+        reasons.append(f"{NFTABLES_CONF} is not the profile's ruleset")
+    return reasons + [f"live ruleset: {p}" for p in live_drift(live, settings, role)]
+
+
+def sysctl_value(result: Observation) -> str | None:
+    """The runtime value ``sysctl -n`` printed, or None when it could not be read."""
+    value = result.stdout.strip()
+    return value if result.rc == 0 and value else None
+
+
+def forwarding_repairs(runtime: Mapping[str, str | None], settings: Settings, role: str) -> dict[str, str]:
+    """The measure's sysctls to set now (``sysctl -w``): key -> value, where the runtime value
+    (None: unreadable) differs from the desired one. Nothing when forwarding is allowed.
+
+    >>> forwarding_repairs({"net.ipv4.ip_forward": "1", "net.ipv6.conf.all.forwarding": "0"}, Settings(), "server")
+    {'net.ipv4.ip_forward': '0'}
+    """
+    if forwarding_allowed(settings, role):
+        return {}
+    return {key: want for key, want in FORWARD_SYSCTLS.items() if runtime.get(key) != want}
+
+
+def service_commands(enabled: str, active: str, reapply: bool) -> list[str]:
+    """systemctl commands that leave nftables.service enabled and active, from its observed state
+    (``systemctl is-enabled`` / ``is-active`` output).
+
+    It is started here only when the ruleset is NOT re-applied in this run: then
+    /etc/nftables.conf already is the profile's ruleset, and starting the service (``nft -f
+    /etc/nftables.conf``) loads what is live. When it is re-applied, the file is still the
+    previous one until the confirmation, so the change's commit starts the service instead
+    (see deploys/firewall.py), never the deploy before it.
+
+    >>> service_commands("disabled", "inactive", reapply=True)
+    ['systemctl enable nftables.service']
+    >>> service_commands("enabled", "inactive", reapply=False)
+    ['systemctl start nftables.service']
+    """
+    commands = [] if enabled == "enabled" else ["systemctl enable nftables.service"]
+    if active != "active" and not reapply:
+        commands.append("systemctl start nftables.service")
+    return commands
+
+
 def observe(profile: Any) -> list[str]:
     """The commands this measure's checks and deploy read, in the host's one observation batch."""
-    return []
+    settings: Settings = profile.measure("firewall")
+    if not settings.enabled:
+        return []
+    commands = [NFT_PRESENT, NFT_LIST, NFTABLES_CONF_TEXT, NFTABLES_ENABLED, NFTABLES_ACTIVE]
+    if not forwarding_allowed(settings, profile.role):
+        commands += [sysctl_read(key) for key in FORWARD_SYSCTLS]
+    return commands
 
 
 MEASURE = Measure(

@@ -32,6 +32,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from hardening.measures._base import Measure, Strict
+from hardening.observe import Observation, quote
 
 AUTO_UPGRADES = "/etc/apt/apt.conf.d/20auto-upgrades"
 ORIGINS_CONF = "/etc/apt/apt.conf.d/52hardening-unattended-upgrades"
@@ -40,6 +41,9 @@ REBOOT_REQUIRED = "/run/reboot-required"
 CLAMAV_PACKAGES = ("clamav", "clamav-freshclam")
 FRESHCLAM_SERVICE = "clamav-freshclam.service"
 CLAMAV_DB = "/var/lib/clamav"
+LISTS = "/var/lib/apt/lists"
+# The deploy refreshes the package lists when the security suite's are older than this (days).
+LISTS_REFRESH_DAYS = 1.0
 # A Release file belongs to a security suite when one of these lines is in it.
 SECURITY_RELEASE_RE = r"^((Suite|Codename): [a-z-]*-security|Label: Debian-Security)$"
 SECURITY_ORIGIN = "origin=Debian,codename=${distro_codename}-security,label=Debian-Security"
@@ -53,6 +57,8 @@ class Settings(Strict):
     apply_security_updates: bool = False
     # The package lists the check counts from must be at most this old (apt-daily runs twice a day).
     max_lists_age_days: int = Field(default=2, ge=1)
+    # Signature scanners mostly find Windows and document malware: require clamav on hosts that
+    # pass files to Windows terminals (file, mail servers).
     anti_malware: Literal["not-required", "clamav"] = "not-required"
     malware_signatures_max_age_days: int = Field(default=2, ge=1)
 
@@ -174,9 +180,138 @@ def _version_key(release: str) -> list[int]:
     return [int(part) for part in re.findall(r"\d+", release)]
 
 
+# -- what the checks and the deploy observe (one batch per host, hardening.observe) ----------------
+
+NOW = "date +%s"
+# `<mtime> <path>` of every Release file of a security suite the host has fetched.
+SECURITY_LISTS = (f"grep -lE '{SECURITY_RELEASE_RE}' {LISTS}/*Release 2>/dev/null"
+                  " | xargs -r stat -c '%Y %n'")
+PENDING = pending_command()
+APT_CONFIG = "apt-config dump | grep -E 'APT::Periodic|Unattended-Upgrade::(Origins-Pattern|Allowed-Origins)'"
+# `file:line` of the apt configuration lines that may set these keys (to name a file that overrides
+# the tool's; comments are left out when read, see setting_files).
+APT_CONFIG_LINES = ("grep -rHsE 'Update-Package-Lists|Unattended-Upgrade|Origins-Pattern|Allowed-Origins|#clear' "
+                    "/etc/apt/apt.conf /etc/apt/apt.conf.d")
+AUTO_UPGRADES_TEXT = quote("cat %s", AUTO_UPGRADES)
+ORIGINS_TEXT = quote("cat %s", ORIGINS_CONF)
+REBOOT_FLAG = quote("test -e %s", REBOOT_REQUIRED)
+REBOOT_PACKAGES = quote("cat %s", REBOOT_REQUIRED + ".pkgs")
+KERNEL_RELEASE = "uname -r"
+KERNEL_VERSION = "uname -v"
+KERNELS = "dpkg-query -W -f '${Package} ${Version} ${db:Status-Abbrev}\\n' 'linux-image-[0-9]*'"
+FRESHCLAM_ACTIVE = quote("systemctl is-active %s", FRESHCLAM_SERVICE)
+SIGNATURES = f"sigtool --info {CLAMAV_DB}/daily.cld || sigtool --info {CLAMAV_DB}/daily.cvd"
+
+
+def package_status(package: str) -> str:
+    return quote("dpkg-query -W -f '${db:Status-Abbrev}' %s", package)
+
+
+def timer_enabled(timer: str) -> str:
+    return quote("systemctl is-enabled %s", timer)
+
+
+def timer_active(timer: str) -> str:
+    return quote("systemctl is-active %s", timer)
+
+
+def installed(result: Observation) -> bool:
+    """From the observation of ``package_status(p)``: the package is installed (``ii``)."""
+    return result.rc == 0 and result.stdout.startswith("ii")
+
+
+def now_epoch(result: Observation) -> int:
+    """The host's clock from ``date +%s``; anything else raises (a check error, never a pass)."""
+    text = result.stdout.strip()
+    if result.rc != 0 or not text.isdigit():
+        raise ValueError(f"{NOW}: unreadable output {text[:80]!r} (exit {result.rc})")
+    return int(text)
+
+
+def lists_stale(age: float | None) -> bool:
+    """Whether the deploy refreshes the package lists: the security suite's lists were never
+    fetched or are older than a day (the check's ``max_lists_age_days`` is at least 1)."""
+    return age is None or age > LISTS_REFRESH_DAYS
+
+
+def timer_commands(timer: str, enabled: str, active: str) -> list[str]:
+    """systemctl commands that leave a timer enabled and active, from its observed state.
+
+    >>> timer_commands("apt-daily.timer", "masked", "inactive")
+    ['systemctl unmask apt-daily.timer', 'systemctl enable --now apt-daily.timer']
+    >>> timer_commands("apt-daily.timer", "enabled", "active")
+    []
+    """
+    commands = [f"systemctl unmask {timer}"] if enabled == "masked" else []
+    if enabled != "enabled":
+        return [*commands, f"systemctl enable --now {timer}"]
+    return [f"systemctl start {timer}"] if active != "active" else []
+
+
+def config_problems(config: dict[str, list[str]]) -> list[str]:
+    """What the check finds wrong in apt's effective configuration (periodic runs, security origin)."""
+    problems = periodic_problems(config)
+    if not security_origin_configured(config):
+        problems.append("no security origin in Unattended-Upgrade::Origins-Pattern")
+    return problems
+
+
+def setting_files(problem: str, grep_lines: str) -> list[str]:
+    """The files (not the tool's) whose uncommented lines may set the key of one problem of
+    :func:`config_problems`, from ``APT_CONFIG_LINES`` output (``file:line``).
+
+    A periodic value is set by ``...Key "value";``; a missing security origin means a later file
+    cleared the list the tool's file adds to (``#clear``).
+    """
+    if problem.startswith("APT::Periodic::"):
+        key = problem.split()[0].rsplit("::", 1)[-1]
+        pattern = re.compile(rf'(^|[\s:{{;]){re.escape(key)}\s+"')
+    else:
+        pattern = re.compile(r"#clear")
+    found: list[str] = []
+    for line in grep_lines.splitlines():
+        path, sep, text = line.partition(":")
+        if sep and path not in (AUTO_UPGRADES, ORIGINS_CONF) and not text.strip().startswith("//") \
+                and pattern.search(text) and path not in found:
+            found.append(path)
+    return found
+
+
+def config_conflict(problems: list[str], ours_in_place: bool, grep_lines: str) -> str | None:
+    """Why the deploy refuses: the tool's own files are already in place, yet apt's effective
+    configuration still differs, so another file overrides them (writing ours again changes nothing).
+
+    >>> lines = '/etc/apt/apt.conf.d/99local:APT::Periodic::Unattended-Upgrade "0";'
+    >>> config_conflict(["APT::Periodic::Unattended-Upgrade is '0', wanted '1'"], True, lines)
+    "patching: APT::Periodic::Unattended-Upgrade is '0', wanted '1' (set in /etc/apt/apt.conf.d/99local) \
+although the tool's files are in place"
+    >>> config_conflict(["APT::Periodic::Unattended-Upgrade is '0'"], False, lines)  # writing ours repairs it
+    """
+    if not problems or not ours_in_place:
+        return None
+    named = []
+    for problem in problems:
+        files = setting_files(problem, grep_lines)
+        named.append(f"{problem} (set in {', '.join(files) if files else 'a file the tool cannot name'})")
+    return f"patching: {'; '.join(named)} although the tool's files are in place"
+
+
 def observe(profile: Any) -> list[str]:
-    """The commands this measure's checks and deploy read, in the host's one observation batch."""
-    return []
+    """The commands this measure's checks and deploy read, in the host's one observation batch.
+
+    Those of a check that the profile makes not applicable are left out (unattended-upgrades,
+    reboot, ClamAV), and so is what the deploy then does not touch.
+    """
+    settings: Settings = profile.measure("patching")
+    commands = [NOW, SECURITY_LISTS, PENDING, package_status("unattended-upgrades")]
+    if settings.unattended_upgrades:
+        commands += [APT_CONFIG, APT_CONFIG_LINES, AUTO_UPGRADES_TEXT, ORIGINS_TEXT]
+        commands += [c for t in TIMERS for c in (timer_enabled(t), timer_active(t))]
+    if not settings.reboot_required_allowed:
+        commands += [REBOOT_FLAG, REBOOT_PACKAGES, KERNEL_RELEASE, KERNEL_VERSION, KERNELS]
+    if settings.anti_malware == "clamav":
+        commands += [*(package_status(p) for p in CLAMAV_PACKAGES), FRESHCLAM_ACTIVE, SIGNATURES]
+    return commands
 
 
 MEASURE = Measure(
