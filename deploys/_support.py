@@ -34,6 +34,33 @@ def refuse(reason: str) -> OperationMeta:
                         commands=[f"echo {shlex.quote('refused: ' + reason)} >&2; exit 1"])
 
 
+# Per host: conflicts found by measures that need not stop the others (see refuse_at_end).
+_DEFERRED: dict[str, list[str]] = {}
+
+
+def refuse_at_end(reason: str) -> None:
+    """Fail this host's run with ``reason`` once every measure has run.
+
+    For what a person must settle (an account, a file the tool does not own) and that does not
+    make the later measures unsafe: the firewall, USB and sshd measures still go live, and the
+    host is still reported failed, never "no change". A refusal that protects what follows (an
+    unsupported system, a lockout) uses :func:`refuse`, which stops the host at once.
+    """
+    _DEFERRED.setdefault(host.name, []).append(reason)
+
+
+def refuse_deferred() -> OperationMeta | None:
+    """The one refusing operation for what :func:`refuse_at_end` collected on this host."""
+    reasons = _DEFERRED.pop(host.name, [])
+    if not reasons:
+        return None
+    text = "refused: " + " // ".join(reasons)
+    # Last operation of the host: ignoring its error keeps pyinfra's per-host results (what did
+    # change) while it is still reported as a failed operation and fails the deploy.
+    return server.shell(name=f"Refused: {' // '.join(reasons)}",
+                        commands=[f"echo {shlex.quote(text)} >&2; exit 1"], _ignore_errors=True)
+
+
 def supported(measure: str) -> bool:
     """True on a supported system; otherwise adds the refusing operation and returns False.
 

@@ -23,7 +23,7 @@ from hardening.observe import Observations
 from hardening.profiles import Resolved
 
 from . import _sshd as sshd
-from ._support import refuse, unsupported_reason
+from ._support import refuse, refuse_at_end, unsupported_reason
 
 
 @deploy("admin")
@@ -44,7 +44,7 @@ def apply(profile: Resolved, obs: Observations) -> None:
         server.shell(name="Lock root's password", commands=["passwd -l root"])
     conflicts = _conflicts(settings, obs)
     if conflicts:
-        refuse("admin: " + " / ".join(conflicts))
+        refuse_at_end("admin: " + " / ".join(conflicts))
 
 
 def _conflicts(settings: measure.Settings, obs: Observations) -> list[str]:

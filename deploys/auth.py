@@ -28,7 +28,7 @@ from hardening.measures import auth as measure
 from hardening.observe import Observations
 from hardening.profiles import Resolved
 
-from ._support import refuse, supported
+from ._support import refuse_at_end, supported
 
 
 @deploy("auth")
@@ -45,7 +45,7 @@ def apply(profile: Resolved, obs: Observations) -> None:
     _personal_data(settings, obs)
     conflicts = _conflicts(settings, obs)
     if conflicts:
-        refuse("auth: " + " / ".join(conflicts))
+        refuse_at_end("auth: " + " / ".join(conflicts))
 
 
 def _text(obs: Observations, command: str) -> str:

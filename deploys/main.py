@@ -25,3 +25,6 @@ obs = host.get_fact(_observed.Observed, commands=plan.commands)
 
 for _name in plan.measures:
     importlib.import_module(f"{_PACKAGE}.{_name}").apply(plan.profile, obs)
+# What a person must settle (accounts, files the tool does not own) fails the host at the end,
+# after every measure that could still be applied safely.
+importlib.import_module(f"{_PACKAGE}._support").refuse_deferred()

@@ -63,7 +63,7 @@ class DeployResult:
     @property
     def exit_code(self) -> Exit:
         codes = [Exit.OK]
-        if self.pyinfra_exit != 0 or self.failed:
+        if self.pyinfra_exit != 0 or self.failed or any(h.failed for h in self.hosts.values()):
             codes.append(Exit.NONCOMPLIANT)
         if self.unreachable:
             codes.append(Exit.UNREACHABLE)
@@ -144,7 +144,7 @@ def confirm_remote(sudo: bool) -> str:
 def _reconnect(config: Path, t: Plan) -> subprocess.CompletedProcess[str] | None:
     """A new connection, retried for a few seconds: sshd refuses connections while it reloads.
 
-    The rollback timeout (60 s by default) leaves room for these retries; a host key mismatch
+    The rollback timeout (confirm_timeout, 120 s by default) leaves room for these retries; a host key mismatch
     or a refused login is never retried.
     """
     proc = None
