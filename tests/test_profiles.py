@@ -118,3 +118,20 @@ def test_invalid_yaml_names_the_line(profiles_dir: Path) -> None:
 def test_profile_without_role_is_abstract(profiles_dir: Path) -> None:
     with pytest.raises(ConfigError, match="no role"):
         Profiles(profiles_dir).resolve("base")
+
+
+def test_shipped_profiles_state_each_value_once() -> None:
+    """The baseline lives in the measures' Settings defaults; a shipped profile names only what
+    differs from what it inherits (plain values; levels are overrides by design)."""
+    from hardening import measures
+
+    store = Profiles()
+    for name in store.names():
+        inherited: dict[str, dict[str, object]] = {m: measures.get(m).settings().model_dump(mode="json")
+                                                   for m in measures.MEASURES}
+        for pf in store.chain(name):
+            for measure, values in (pf.data.get("measures") or {}).items():
+                for key, value in (values or {}).items():
+                    assert inherited[measure].get(key) != value, (
+                        f"{pf.path}: measures.{measure}.{key} restates the value it inherits ({value!r})")
+                    inherited[measure][key] = value
