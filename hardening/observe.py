@@ -26,6 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MARK = "HARDENING-OBS"
+# First line of every batch: a host that printed it was reached, so a batch cut after it is a
+# connection lost during the run, not an unreachable host.
+STARTED = MARK + "-START"
 # Exit status of the whole batch when the host could not even make its scratch directory.
 NO_SCRATCH = 97
 
@@ -108,7 +111,7 @@ def unique(commands: Iterable[str]) -> list[str]:
 
 def script(commands: list[str]) -> str:
     """The shell script that runs ``commands`` and frames their results (POSIX sh, coreutils)."""
-    lines = ['d=$(mktemp -d) || exit 97', "trap 'rm -rf \"$d\"' EXIT INT TERM"]
+    lines = [f"echo {STARTED}", 'd=$(mktemp -d) || exit 97', "trap 'rm -rf \"$d\"' EXIT INT TERM"]
     for index, command in enumerate(commands):
         lines += [
             's=$(date +%s%N)',
@@ -152,6 +155,13 @@ def parse(commands: list[str], output: str | Iterable[str], *, exit_code: int = 
         raise ObservationError(f"{len(missing)} of {len(commands)} observations missing "
                                f"(first: {missing[0][:120]!r}): {why}")
     return Observations(results)
+
+
+def progress(output: str) -> int | None:
+    """How many observations a (possibly cut) batch delivered; None when it never started."""
+    if STARTED not in output:
+        return None
+    return sum(1 for line in output.splitlines() if line.startswith(MARK + " "))
 
 
 def _decode(text: str) -> str:

@@ -117,11 +117,12 @@ def test_host_lost_in_the_middle_of_a_run(lab: Lab, lab_host, tmp_path: Path) ->
     host = lab.host("v-lost")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if host.run("pgrep -f 'base64 -d' >/dev/null", check=False).returncode == 0:
+        if host.run("pgrep -f 'base64 -[d]' >/dev/null", check=False).returncode == 0:  # [d]: not itself
             break
         time.sleep(0.2)
     else:
         pytest.fail("the observation batch never started on v-lost")
+    time.sleep(2)  # into the batch (it runs for seconds under emulation), past its first line
     lab.stop("v-lost")
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 3, out + err

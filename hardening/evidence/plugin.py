@@ -30,7 +30,7 @@ import testinfra
 
 from hardening import __version__, catalogue
 from hardening.evidence import model
-from hardening.observe import ObservationError, Observations, excerpt, parse, remote_command
+from hardening.observe import ObservationError, Observations, excerpt, parse, progress, remote_command
 from hardening.plan import Plan
 from hardening.plan import read as read_plans
 from hardening.transport import classify_ssh_failure
@@ -169,7 +169,13 @@ class Session:
 
     def _read_batch(self, state: HostState, result: Any) -> None:
         if result.rc == 255 and not state.plan.local:
-            state.failure = classify_ssh_failure(result.rc, result.stderr, state.plan.sudo)
+            delivered = progress(result.stdout or "")
+            if delivered is not None:
+                last = (result.stderr or "").strip().splitlines()[-1:] or ["ssh exit 255"]
+                state.failure = ("connection-lost", f"connection lost during the run: the observation batch "
+                                 f"stopped after {delivered} of {len(state.plan.commands)} commands ({last[0]})")
+            else:
+                state.failure = classify_ssh_failure(result.rc, result.stderr, state.plan.sudo)
             return
         try:
             state.observations = parse(state.plan.commands, result.stdout, exit_code=result.rc,
