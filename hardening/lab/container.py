@@ -32,6 +32,11 @@ from hardening.lab.ssh import locked
 
 SUBNET = "10.233"
 PIDFILE = "nspawn.pid"
+# Each booted container's systemd holds several inotify instances, all counted against root. With
+# Debian's default of 128 the 17th container cannot get one, and nspawn then fails with the
+# misleading "Attempted to remove disk file system under /run/systemd/nspawn/propagate/...".
+INOTIFY_INSTANCES = Path("/proc/sys/fs/inotify/max_user_instances")
+MIN_INOTIFY_INSTANCES = 1024
 
 
 def veth_prefix(labdir: Path) -> str:
@@ -118,6 +123,7 @@ def launch(labdir: Path, image: Image, directory: Path, name: str, mac: str, ind
 
     Returns once the machine side of the veth has its address (SSH may need a second more).
     """
+    ensure_inotify_instances()
     rootfs = ensure_rootfs(image)
     root, upper, work = directory / "root", directory / "upper", directory / "work"
     for path in (root, upper, work):
@@ -137,6 +143,31 @@ def launch(labdir: Path, image: Image, directory: Path, name: str, mac: str, ind
     (directory / PIDFILE).write_text(f"{proc.pid}\n")
     _address_veth(veth, index, proc, directory)
     return keys
+
+
+def ensure_inotify_instances(path: Path = INOTIFY_INSTANCES,
+                             minimum: int = MIN_INOTIFY_INSTANCES) -> None:
+    """Raise ``fs.inotify.max_user_instances`` to `minimum` when it is lower; LabError if we cannot.
+
+    This writes a sysctl of the machine the lab runs on. It is harmless: the limit only caps how
+    many inotify instances one user may hold (a guard against leaks), costs no memory until
+    instances exist, and is never lowered here. It is not persisted: a reboot restores the default.
+    """
+    try:
+        current = int(path.read_text().strip())
+    except (OSError, ValueError) as exc:
+        raise LabError(f"cannot read fs.inotify.max_user_instances ({path}): {exc}") from None
+    if current >= minimum:
+        return
+    try:
+        path.write_text(f"{minimum}\n")
+    except OSError as exc:
+        raise LabError(
+            f"fs.inotify.max_user_instances is {current}: containers need at least {minimum} (each "
+            f"holds several; past about 16 nspawn fails with \"Attempted to remove disk file system\"). "
+            f"Raise it as root: sysctl -w fs.inotify.max_user_instances={minimum} ({exc.strerror})"
+        ) from None
+    say(f"raised fs.inotify.max_user_instances from {current} to {minimum} (containers need more)")
 
 
 def _address_veth(veth: str, index: int, proc: subprocess.Popen[bytes], directory: Path) -> None:
