@@ -14,7 +14,10 @@ its own) as the lab's account with ``sudo``; the scan's own time is measured on 
 
 from __future__ import annotations
 
+import shlex
+import statistics
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -122,3 +125,28 @@ def audit(ssh_config: Path, name: str, tool: str, workdir: Path, profile: str = 
     sample["scan_seconds"] = float(info.pop("scan_seconds"))
     sample["counts"] = {k: int(v) for k, v in info.items() if k != "rc" and v.isdigit()}
     return sample
+
+
+def framing_probe(ssh_config: Path, name: str, count: int, repeat: int) -> dict[str, Any]:
+    """What the observation batch costs beyond its commands: `count` times `true`, three ways.
+
+    ``ssh_sudo``: one SSH connection and ``sudo -n true``; ``framed``: hardening.observe's batch of
+    `count` ``true`` (subshell, timestamps and base64 framing per command); ``plain``: the same
+    commands in one ``sh -c`` without framing. Medians over `repeat` rounds, each round in turn.
+    """
+    from hardening.observe import remote_command
+
+    commands = [f"true {i}" for i in range(count)]
+    ways = {"ssh_sudo": "sudo -n true",
+            "framed": "sudo -n sh -c " + shlex.quote(remote_command(commands)),
+            "plain": "sudo -n sh -c " + shlex.quote("; ".join(commands))}
+    seconds: dict[str, list[float]] = {way: [] for way in ways}
+    for _ in range(repeat):
+        for way, remote in ways.items():
+            began = time.perf_counter()
+            subprocess.run([*ssh_command(ssh_config, name)[:-1], remote], capture_output=True, check=True,
+                           stdin=subprocess.DEVNULL, timeout=600)
+            seconds[way].append(time.perf_counter() - began)
+    result: dict[str, Any] = {"commands": count, "repeat": repeat}
+    result.update({f"{way}_median_s": round(statistics.median(v), 3) for way, v in seconds.items()})
+    return result

@@ -87,8 +87,20 @@ def vm_section(vm: dict[str, Any]) -> list[str]:
               "ssg-debian 0.1.65 has data streams for Debian 10 and 11 only; run unchanged on Debian 12 every "
               "rule is `notapplicable` (its platform test wants `^11.[0-9]+$` in /etc/debian_version), so the "
               "copy used accepts 12 (that pattern replaced, twice; nothing else). No Debian source package was "
-              "available from the archive to build newer content.", ""]
+              "available from the archive to build newer content.", "", *framing(vm.get("framing"))]
     return lines
+
+
+def framing(f: dict[str, Any] | None) -> list[str]:
+    if not f:
+        return []
+    extra = f["framed_median_s"] - f["plain_median_s"]
+    return [f"Cost of the observation batch's framing on this guest (medians of {f['repeat']}): one SSH "
+            f"connection with `sudo -n true` {f['ssh_sudo_median_s']:.2f} s; {f['commands']} × `true` framed as "
+            f"hardening.observe frames them {f['framed_median_s']:.2f} s; the same commands in one plain "
+            f"`sh -c` {f['plain_median_s']:.2f} s. The framing (per command a subshell, two `date`, two "
+            f"`base64`, temporary files) costs {extra:.1f} s here, {extra / f['commands']:.3f} s per "
+            "observation under emulation.", ""]
 
 
 def judged(side: str, x: dict[str, Any]) -> str:

@@ -230,6 +230,9 @@ def vm_phase(bench: Bench) -> dict[str, Any]:
     }
     chosen = {k: v for k, v in sides.items() if k not in args.skip_side}
     samples = alternate(chosen, args.repeat, "vm")
+    observed = [p["observations"] for s in samples.get("new", []) for p in s["profiles"]]
+    if observed:
+        result["framing"] = guest.framing_probe(config, VM, int(statistics.median(observed)), args.repeat)
     bench.stop([VM])
     result["summary"] = {k: summary(v) for k, v in samples.items()}
     result["timing"] = timings(samples, args.top)
@@ -274,11 +277,14 @@ def machine(args: argparse.Namespace) -> dict[str, Any]:
            if ln.startswith("model name")]
     mem = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
     rev = first_line(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"])
-    dirty = first_line(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"])
+    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                           capture_output=True, text=True, check=False).stdout.split("\n")
+    changed = sorted(line[3:] for line in dirty if line.strip())
     return {
         "cpus": os.cpu_count(), "cpu_model": cpu[0] if cpu else "?", "memory_mib": mem,
         "kernel": platform.release(), "debian": Path("/etc/debian_version").read_text().strip(),
-        "python": platform.python_version(), "checkout": rev + (" (uncommitted changes)" if dirty != "?" else ""),
+        "python": platform.python_version(),
+        "checkout": rev + (f" + uncommitted changes in {', '.join(changed)}" if changed else ""),
         "before": BEFORE + " " + first_line(["git", "-C", str(ROOT), "log", "-1", "--format=%s", BEFORE]),
         "qemu": first_line(["qemu-system-x86_64", "--version"]),
         "nspawn": first_line(["systemd-nspawn", "--version"]), "openssh": first_line(["ssh", "-V"]),
