@@ -255,7 +255,7 @@ def test_runtime_drift_is_repaired_by_the_next_deploy(inventory: Path, evidence:
     code, output, table = deploy(inventory, "-l", "d-srv1", "-m", "firewall", "-m", "usb")
     assert code == 0, output
     assert table["d-srv1"]["changed"] >= 2, output  # never "no change" on a host whose checks fail
-    assert srv.run("sysctl -n net.ipv4.ip_forward").stdout.strip() == "0"
+    assert srv.run("cat /proc/sys/net/ipv4/ip_forward").stdout.strip() == "0"
     assert "usb_storage" not in srv.run("cat /proc/modules").stdout
     repaired = measure_statuses(inventory, evidence, "d-srv1", "firewall", "usb")
     assert {k: v for k, v in repaired.items() if v == "fail"} == {}
