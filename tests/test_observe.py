@@ -48,15 +48,25 @@ def test_an_undeclared_command_is_a_defect() -> None:
         obs.run("false")
 
 
-def test_a_missing_or_malformed_frame_is_an_error_never_a_pass() -> None:
+def test_a_cut_or_unreadable_batch_is_an_error_never_a_pass() -> None:
     commands = ["true", "echo x"]
     out = run_batch(commands).stdout
-    cut = "\n".join(out.splitlines()[:-1])
-    with pytest.raises(observe.ObservationError, match="1 of 2 observations missing"):
+    cut = "\n".join(line for line in out.splitlines() if not line.startswith(observe.PACKED))
+    with pytest.raises(observe.ObservationError, match=r"did not finish \(2 of 2 commands ran\): Connection closed"):
         observe.parse(commands, cut, exit_code=255, stderr="Connection closed")
-    with pytest.raises(observe.ObservationError, match="malformed"):
-        observe.parse(commands, out.replace(" 0 ", " zero ", 1))
-    assert observe.progress(cut) == 1 and observe.progress("") is None
+    assert observe.progress(cut) == 2 and observe.progress("") is None
+    with pytest.raises(observe.ObservationError, match="cannot be read"):
+        observe.parse(commands, out.replace(observe.PACKED + " ", observe.PACKED + " !!", 1))
+    with pytest.raises(observe.ObservationError, match=r"observation 2 \('echo y'\) is missing"):
+        observe.parse([*commands, "echo y"], out)
+
+
+def test_without_bash_the_batch_still_runs_durations_unknown() -> None:
+    commands = ["echo a", "exit 4"]
+    proc = subprocess.run(["dash", "-c", observe.script(commands)], capture_output=True, text=True, check=False)
+    obs = observe.parse(commands, proc.stdout)
+    assert obs.run("echo a").stdout == "a\n" and obs.run("exit 4").rc == 4
+    assert {o.duration for o in obs.all()} == {0.0}
 
 
 def test_reads_are_reported_to_the_listener() -> None:
