@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import json
 import shlex
 import tarfile
 from collections.abc import Callable, Iterable
@@ -102,6 +103,17 @@ class Observations:
 
     def all(self) -> list[Observation]:
         return list(self.results.values())
+
+
+def json_output(rc: int, stdout: str, what: str) -> Any:
+    """The JSON a command printed; ValueError when it failed or printed something else: output a
+    check cannot read is an error, never a pass (nor a fail as if it had read it)."""
+    if rc != 0:
+        raise ValueError(f"{what} failed (exit {rc})")
+    try:
+        return json.loads(stdout)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{what} printed no JSON ({exc}): {stdout[:200]!r}") from None
 
 
 def unique(commands: Iterable[str]) -> list[str]:

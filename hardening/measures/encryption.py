@@ -17,14 +17,13 @@ What the checks verify:
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
 from hardening.measures import _sshd
 from hardening.measures._base import Measure, Strict
-from hardening.observe import quote
+from hardening.observe import json_output, quote
 
 Requirement = Literal["required", "optional"]
 # What pyinfra's SSH client (paramiko 4) can negotiate: the profile must keep one of each, or the
@@ -161,12 +160,7 @@ SECURE_BOOT_EFIVAR = quote("od -An -tu1 %s", SECURE_BOOT_VAR)
 def parse_lsblk(rc: int, stdout: str) -> list[Node]:
     """The device tree of ``lsblk -J``; ValueError when lsblk failed or printed no such tree (an
     unreadable tree must not read as "no encrypted device")."""
-    if rc != 0:
-        raise ValueError(f"lsblk failed (exit {rc})")
-    try:
-        data = json.loads(stdout)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"lsblk printed no JSON ({exc}): {stdout[:200]!r}") from None
+    data = json_output(rc, stdout, "lsblk")
     devices = data.get("blockdevices") if isinstance(data, dict) else None
     if not isinstance(devices, list):
         raise ValueError(f"lsblk printed no blockdevices list: {stdout[:200]!r}")

@@ -12,13 +12,13 @@ and addresses (a terminal taken out and seen elsewhere, 6-14).
 from __future__ import annotations
 
 import ipaddress
-import json
 from typing import Any
 
 from pydantic import Field, field_validator
 
 from hardening.measures import _sshd
 from hardening.measures._base import Measure, Strict, check_cidrs
+from hardening.observe import json_output
 
 
 class Settings(Strict):
@@ -115,12 +115,7 @@ IP_ROUTES = ("ip -j route show default", "ip -j -6 route show default")
 def parse_ip_json(rc: int, stdout: str, command: str) -> list[dict[str, Any]]:
     """The list ``ip -j`` prints; ValueError when it failed or printed something else (a check
     that cannot read the network must not pass or fail as if it had)."""
-    if rc != 0:
-        raise ValueError(f"{command} failed (exit {rc})")
-    try:
-        data = json.loads(stdout)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{command} printed no JSON ({exc}): {stdout[:200]!r}") from None
+    data = json_output(rc, stdout, command)
     if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
         raise ValueError(f"{command} printed JSON that is not a list of objects: {stdout[:200]!r}")
     return data
