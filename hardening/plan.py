@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -21,7 +21,7 @@ from hardening import measures as registry
 from hardening.inventory import Asset, Host
 from hardening.profiles import Resolved
 
-SCHEMA = "hardening.plans/1"
+SCHEMA: Literal["hardening.plans/1"] = "hardening.plans/1"
 
 
 class SSH(BaseModel):
@@ -62,10 +62,10 @@ class Plan(BaseModel):
 
 
 class Plans(BaseModel):
-    schema_: str = SCHEMA
-    plans: list[Plan]
+    """The file a parent hands to its children (``plans.json``)."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    format: Literal["hardening.plans/1"] = SCHEMA
+    plans: list[Plan]
 
 
 def observation_commands(profile: Resolved, measures: list[str]) -> list[str]:
@@ -104,7 +104,7 @@ def for_local(profile: Resolved, measures: list[str],
 
 
 def write(plans: list[Plan], path: Path) -> Path:
-    path.write_text(Plans(plans=plans).model_dump_json(by_alias=True), encoding="utf-8")
+    path.write_text(Plans(plans=plans).model_dump_json(), encoding="utf-8")
     return path
 
 
