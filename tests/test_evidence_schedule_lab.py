@@ -29,13 +29,14 @@ DEV_ONLY = re.compile(r"^(mypy|mypyc|ruff|pip|setuptools|pkg_resources|_distutil
 
 
 def _bundle() -> bytes:
-    """The checkout's code and the venv's runtime packages, for a machine without network."""
+    """The checkout's code (all of it: the registry needs checks and deploys side by side) and the
+    venv's runtime packages, for a machine without network."""
     def skip(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
         return None if "__pycache__" in info.name or info.name.endswith(".pyc") else info
 
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for part in ("hardening", "checks", "hwprofiles", "docs"):
+        for part in ("hardening", "checks", "deploys", "hwprofiles", "docs"):
             tar.add(ROOT / part, f"src/{part}", filter=skip)
         for path in sorted(SITE.iterdir()):
             if not DEV_ONLY.match(path.name):
