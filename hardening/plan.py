@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from hardening import attestations as attestations_mod
 from hardening import measures as registry
 from hardening.inventory import Asset, Host
+from hardening.observe import unique
 from hardening.profiles import Resolved
 
 SCHEMA: Literal["hardening.plans/1"] = "hardening.plans/1"
@@ -72,7 +73,7 @@ def observation_commands(profile: Resolved, measures: list[str]) -> list[str]:
     """Identity first (every run records who the host says it is), then the measures'."""
     from hardening.evidence.model import IDENTITY_COMMANDS
 
-    return list(dict.fromkeys([*IDENTITY_COMMANDS.values(), *registry.observations(profile, measures)]))
+    return unique([*IDENTITY_COMMANDS.values(), *registry.observations(profile, measures)])
 
 
 def for_host(host: Host, profile: Resolved, measures: list[str],

@@ -40,6 +40,12 @@ def ssh_config(plans: list[Plan], workdir: Path) -> Path:
     return path
 
 
+def sudo_refused(stderr: str) -> bool:
+    """sudo said no (a password or a terminal wanted, no rule for the account)."""
+    return any(s in stderr for s in ("password is required", "terminal is required", "sudoers",
+                                     "may not run sudo", "not allowed"))
+
+
 def classify_ssh_failure(rc: int, stderr: str, sudo: bool) -> tuple[str, str]:
     """(reason, message) for a host that did not answer, from what ssh and sudo printed."""
     text = stderr.strip()
@@ -52,7 +58,6 @@ def classify_ssh_failure(rc: int, stderr: str, sudo: bool) -> tuple[str, str]:
         if any(s in text for s in ("closed by remote host", "Broken pipe", "Connection reset", "not responding")):
             return "connection-lost", f"connection lost during the run: {last}"
         return "unreachable", f"unreachable: {last}"
-    if sudo and any(s in text for s in ("password is required", "terminal is required", "sudoers",
-                                        "may not run sudo", "not allowed")):
+    if sudo and sudo_refused(text):
         return "sudo", f"sudo refused for the checking account (needs passwordless sudo): {last}"
     return "unreachable", f"preflight failed: {last}"

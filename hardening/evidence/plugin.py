@@ -33,7 +33,7 @@ from hardening.evidence import model
 from hardening.observe import ObservationError, Observations, excerpt, parse, progress, remote_command
 from hardening.plan import Plan
 from hardening.plan import read as read_plans
-from hardening.transport import classify_ssh_failure
+from hardening.transport import classify_ssh_failure, sudo_refused
 
 NOT_APPLICABLE = "not applicable: "
 RESULTS = ".results.json"
@@ -181,7 +181,7 @@ class Session:
             state.observations = parse(state.plan.commands, result.stdout, exit_code=result.rc,
                                        stderr=result.stderr)
         except ObservationError as exc:
-            if state.plan.sudo and result.rc != 0 and _sudo_refused(result.stderr):
+            if state.plan.sudo and result.rc != 0 and sudo_refused(result.stderr):
                 state.failure = classify_ssh_failure(result.rc, result.stderr, True)
             else:
                 state.failure = ("crashed", f"observation unreadable: {exc}")
@@ -359,11 +359,6 @@ class Session:
 def _host_param(item: pytest.Item) -> object:
     callspec = getattr(item, "callspec", None)
     return callspec.params.get("hardening_host") if callspec is not None else None
-
-
-def _sudo_refused(stderr: str) -> bool:
-    return any(s in stderr for s in ("password is required", "terminal is required", "sudoers",
-                                     "may not run sudo", "not allowed"))
 
 
 def _short(report: pytest.TestReport) -> str:
