@@ -128,7 +128,8 @@ def test_statuses_are_kept_apart(doc: dict) -> None:
     assert status == {"demo.passes": "pass", "demo.fails": "fail", "demo.not_applicable": "not_applicable",
                       "demo.errors": "error", "demo.undeclared": "error", "demo.own_call": "pass",
                       "demo.chained_comparison_fails": "fail"}
-    assert doc["summary"] == {"pass": 2, "fail": 2, "error": 2, "not_applicable": 1, "total": 7}
+    assert doc["summary"] == {"pass": 2, "fail": 2, "error": 2, "not_applicable": 1, "not_configured": 0,
+                              "advisory": 0, "total": 7}
     assert doc["verdict"] == "error"
 
 

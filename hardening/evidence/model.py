@@ -13,7 +13,7 @@ from hardening.plan import Plan
 SCHEMA = "hardening.evidence/2"
 # Documents of earlier versions stay readable (the history and the chain read old runs).
 SCHEMAS = ("hardening.evidence/1", SCHEMA)
-STATUSES = ("pass", "fail", "error", "not_applicable")
+STATUSES = ("pass", "fail", "error", "not_applicable", "not_configured", "advisory")
 ATTESTATION_STATUSES = ("pass", "fail", "expired", "missing")
 
 IDENTITY_COMMANDS = {

@@ -36,6 +36,10 @@ from hardening.plan import read as read_plans
 from hardening.transport import classify_ssh_failure, sudo_refused
 
 NOT_APPLICABLE = "not applicable: "
+NOT_CONFIGURED = "not configured: "
+ADVISORY = "advisory: "
+# How a check ends when it gives no pass or fail: the prefix of its skip reason -> its status.
+ENDINGS = {NOT_APPLICABLE: "not_applicable", NOT_CONFIGURED: "not_configured", ADVISORY: "advisory"}
 RESULTS = ".results.json"
 RESULT_KEY = pytest.StashKey["CheckRecord"]()
 OBSERVE_TIMEOUT = 300
@@ -100,8 +104,21 @@ class Evidence:
 
     @staticmethod
     def not_applicable(reason: str) -> None:
-        """Ends the check as 'not applicable' (kept apart from pass, fail and error)."""
+        """Ends the check as 'not applicable': the role or the hardware has no such thing."""
         pytest.skip(NOT_APPLICABLE + reason)
+
+    @staticmethod
+    def not_configured(reason: str) -> None:
+        """Ends the check as 'not configured': the role needs data that the profile or the
+        inventory lacks (say which key). Never counted as passed."""
+        pytest.skip(NOT_CONFIGURED + reason)
+
+    @staticmethod
+    def advisory(reason: str) -> None:
+        """Ends the check as 'advisory': something the profile expects but does not require is
+        missing. Shown in the evidence and the summary, not counted as a failure. Call
+        ``record`` first so that both sides are kept."""
+        pytest.skip(ADVISORY + reason)
 
 
 def _jsonable(value: Any) -> Any:
@@ -241,8 +258,9 @@ class Session:
         if report.skipped:
             reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
             reason = reason.removeprefix("Skipped: ")
-            record.status = "not_applicable"
-            record.message = reason.removeprefix(NOT_APPLICABLE)
+            prefix = next((p for p in ENDINGS if reason.startswith(p)), NOT_APPLICABLE)
+            record.status = ENDINGS[prefix]
+            record.message = reason.removeprefix(prefix)
         elif report.failed:
             is_assert = report.when == "call" and record.assertion_failed
             record.status = "fail" if is_assert and record.status != "error" else "error"
