@@ -19,12 +19,14 @@ from hardening.profiles import SENSITIVITIES, Profiles, validate_all
 
 EXIT_CODES_HELP = """
 \b
-Exit codes:
-  0  every check on every host passed (not applicable counts as passed)
+Exit codes (when several apply: 2, 3, 4, 1, then 5):
+  0  every check on every host passed (not applicable and advisory count as passed)
   1  at least one check failed or errored: not compliant
   2  usage or configuration error: nothing was verified or changed
   3  at least one host could not be verified (unreachable, host key, sudo)
   4  a host regressed against its previous run
+  5  nothing failed, but some checks are not configured: the profile or the
+     inventory lacks data they need (never counted as passed)
 """
 
 
@@ -158,7 +160,7 @@ def profiles_show(host: str | None, inventory: Path | None, profile_name: str | 
     click.echo(yaml.safe_dump(resolved.canonical(), allow_unicode=True, sort_keys=False), nl=False)
 
 
-@main.command()
+@main.command(epilog=EXIT_CODES_HELP)
 @click.argument("inventory", required=False, type=click.Path(path_type=Path))
 @click.option("--local", is_flag=True, help="Verify the machine this runs on (read-only, no SSH).")
 @click.option("--profile", "profile_name", default="terminal", show_default=True,
@@ -183,6 +185,12 @@ def verify(inventory: Path | None, local: bool, profile_name: str, sensitivity: 
     inventory's known_hosts file, passwordless sudo for a non-root account), or on this machine
     with --local. Writes one JSON and one HTML document per host, and a run index, under
     --evidence/<run id>/. Read-only: a check never changes a host.
+
+    A check ends as pass, fail, error, n/a (not applicable: the role or hardware has no such
+    thing), n/c (not configured: the profile or inventory lacks data the check needs; listed
+    after the table with the key to fill; never a pass) or adv (advisory: expected, not
+    required; shown, not a failure). A host's result is the worst of ERROR, FAIL, NOT
+    CONFIGURED and PASS.
     """
     from hardening import verify as verify_mod
 
@@ -293,21 +301,46 @@ def _attestations_path(given: Path | None, inventory: Path | None) -> Path | Non
 
 
 def _summary(result: Any) -> None:
+    from hardening.verify import SHORT, verdict_label
+
     click.echo("")
-    click.echo(f"{'host':<24} {'profile':<12} {'level':<7} {'result':<12} pass fail error n/a")
+    click.echo(f"{'host':<24} {'profile':<12} {'level':<7} {'result':<15} "
+               + " ".join(f"{short:>{_WIDTH[s]}}" for s, short in SHORT.items()))
     for h in result.hosts:
-        s = h.summary
-        click.echo(f"{h.name:<24} {h.profile or '-':<12} {h.sensitivity or '-':<7} {h.verdict.upper():<12} "
-                   f"{s.get('pass', '-')!s:>4} {s.get('fail', '-')!s:>4} {s.get('error', '-')!s:>5} "
-                   f"{s.get('not_applicable', '-')!s:>3}")
+        counts = " ".join(f"{h.summary.get(s, '-')!s:>{_WIDTH[s]}}" for s in SHORT)
+        click.echo(f"{h.name:<24} {h.profile or '-':<12} {h.sensitivity or '-':<7} "
+                   f"{verdict_label(h.verdict):<15} {counts}")
         if h.message:
             click.echo(f"    {h.message}")
+    _ended(result, "not_configured", "not configured (data the check needs is missing; never a pass)")
+    _ended(result, "advisory", "advisory (expected, not required; not a failure)")
     for line in result.regressions:
         click.echo(f"REGRESSION {line}")
     for line in result.notes:
         click.echo(f"note: {line}")
     click.echo(f"\nevidence: {result.run_dir / 'index.html'}")
     click.echo(f"exit {int(result.exit_code)} ({Exit(result.exit_code).name.lower()})")
+
+
+_WIDTH = {"pass": 4, "fail": 4, "error": 5, "not_applicable": 3, "not_configured": 3, "advisory": 3}
+EXAMPLE_INVENTORY = "inventories/example_agency.py (with its agency profiles in inventories/profiles/)"
+
+
+def _ended(result: Any, status: str, title: str) -> None:
+    """Per host, each check that ended with ``status`` and its message (which names the key)."""
+    items = result.ended(status)
+    if not items:
+        return
+    click.echo(f"\n{title}:")
+    host = None
+    for item in items:
+        if item.host != host:
+            host = item.host
+            click.echo(f"  {host}:")
+        click.echo(f"    {item.check} — {' '.join(item.message.split()) or '(no message)'}")
+    if status == "not_configured":
+        click.echo(f"  fill the keys named above in the host's profile or inventory entry; "
+                   f"{EXAMPLE_INVENTORY} shows each one")
 
 
 def _register_subsystems() -> None:

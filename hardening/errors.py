@@ -2,13 +2,16 @@
 
 | code | meaning |
 |------|---------|
-| 0 | every check on every host passed (not applicable counts as passed) |
+| 0 | every check on every host passed (not applicable and advisory count as passed) |
 | 1 | verification ran and at least one check failed or errored: the fleet is not compliant |
 | 2 | usage or configuration error (bad flag, broken inventory, profile or catalogue): nothing ran |
 | 3 | at least one host could not be verified (unreachable, host key mismatch, sudo refused) |
 | 4 | verification ran and a host regressed against its previous run (see `hardening diff`) |
+| 5 | verification ran, nothing failed, but checks are not configured: data they need is missing |
 
-When several apply, the highest-priority code wins: 2, then 3, then 4, then 1.
+When several apply, the highest-priority code wins: 2, then 3, then 4, then 1, then 5.
+Code 5 (INCOMPLETE) names hosts whose profile or inventory lacks data a check needs (expected
+networks, personal-data paths, asset register fields): never a pass, but nothing found wrong.
 """
 
 from __future__ import annotations
@@ -22,9 +25,10 @@ class Exit(IntEnum):
     CONFIG = 2
     UNREACHABLE = 3
     REGRESSION = 4
+    INCOMPLETE = 5
 
 
-_PRIORITY = [Exit.CONFIG, Exit.UNREACHABLE, Exit.REGRESSION, Exit.NONCOMPLIANT, Exit.OK]
+_PRIORITY = [Exit.CONFIG, Exit.UNREACHABLE, Exit.REGRESSION, Exit.NONCOMPLIANT, Exit.INCOMPLETE, Exit.OK]
 
 
 def worst(*codes: Exit) -> Exit:

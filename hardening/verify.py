@@ -28,6 +28,7 @@ from hardening import attestations as attestations_mod
 from hardening import measures as registry
 from hardening import plan as plan_mod
 from hardening.errors import ConfigError, Exit, worst
+from hardening.evidence.model import STATUSES
 from hardening.evidence.plugin import RESULTS
 from hardening.evidence.render import render_index
 from hardening.inventory import Inventory
@@ -43,13 +44,22 @@ class HostResult:
     name: str
     profile: str | None
     sensitivity: str | None
-    verdict: str  # pass | fail | error | unreachable
+    verdict: str  # pass | not_configured | fail | error | unreachable
     summary: dict[str, int] = field(default_factory=dict)
     json: str | None = None
     html: str | None = None
     message: str = ""
     reason: str = ""  # for unreachable: unreachable | host-key | auth | sudo | connection-lost | crashed
     retention_days: int | None = None  # from the plan: how long this host's evidence is kept
+
+
+@dataclass(frozen=True)
+class Ended:
+    """One check of one host, with the message it ended with."""
+
+    host: str
+    check: str
+    message: str
 
 
 @dataclass
@@ -67,9 +77,22 @@ class RunResult:
                 codes.append(Exit.UNREACHABLE)
             elif host.verdict in ("fail", "error"):
                 codes.append(Exit.NONCOMPLIANT)
+            elif host.verdict == "not_configured":
+                codes.append(Exit.INCOMPLETE)
         if self.regressions:
             codes.append(Exit.REGRESSION)
         return worst(*codes)
+
+    def ended(self, status: str) -> list[Ended]:
+        """Every check of the run that ended with ``status`` (e.g. not_configured), per host."""
+        out = []
+        for host in self.hosts:
+            if not host.json or not host.summary.get(status):
+                continue
+            doc = json.loads((self.run_dir / host.json).read_text(encoding="utf-8"))
+            out += [Ended(host.name, c["id"], c.get("message") or "")
+                    for c in doc.get("checks", []) if c.get("status") == status]
+        return out
 
 
 Progress = Callable[[str], None]
@@ -135,7 +158,7 @@ class _Watcher:
         self._thread.join()
 
     def counts(self) -> tuple[int, int, dict[str, int]]:
-        counts = {"pass": 0, "fail": 0, "error": 0, "not_applicable": 0}
+        counts = dict.fromkeys(STATUSES, 0)
         observed = done = 0
         if self.events.exists():
             for line in self.events.read_text(encoding="utf-8").splitlines():
@@ -153,8 +176,7 @@ class _Watcher:
         while not self._stop.wait(self.every):
             observed, done, c = self.counts()
             line = (f"  [{time.monotonic() - self._start:4.0f}s] {observed}/{self.total} hosts observed, "
-                    f"{done} written · checks: {c['pass']} pass, {c['fail']} fail, {c['error']} error, "
-                    f"{c['not_applicable']} n/a")
+                    f"{done} written · checks: {counts_text(c)}")
             if line.split("]", 1)[1] != self._last:
                 self._last = line.split("]", 1)[1]
                 self.progress(line)
@@ -218,9 +240,22 @@ def _results(run_dir: Path, plans: list[Plan], returncode: int, log: Path) -> li
 def _host_line(r: HostResult) -> str:
     if r.verdict == "unreachable":
         return f"  {r.name}: NOT VERIFIED ({r.reason}) {r.message}"
-    s = r.summary
-    return (f"  {r.name}: {r.verdict.upper()} — {s.get('pass', 0)} pass, {s.get('fail', 0)} fail, "
-            f"{s.get('error', 0)} error, {s.get('not_applicable', 0)} n/a")
+    return f"  {r.name}: {verdict_label(r.verdict)} — {counts_text(r.summary)}"
+
+
+# How the terminal names each status (the HTML pages label them in Japanese and English).
+SHORT = {"pass": "pass", "fail": "fail", "error": "error", "not_applicable": "n/a",
+         "not_configured": "n/c", "advisory": "adv"}
+
+
+def counts_text(summary: dict[str, int]) -> str:
+    """``30 pass, 0 fail, 0 error, 3 n/a, 2 n/c, 1 adv`` (n/c = not configured, adv = advisory)."""
+    return ", ".join(f"{summary.get(status, 0)} {short}" for status, short in SHORT.items())
+
+
+def verdict_label(verdict: str) -> str:
+    """A host verdict as the terminal shows it: PASS, FAIL, NOT CONFIGURED ..."""
+    return verdict.replace("_", " ").upper()
 
 
 def _close_masters(plans: list[Plan], config: Path) -> None:

@@ -1,4 +1,4 @@
-"""The evidence document (schema ``hardening.evidence/2``, documented in docs/evidence.md)."""
+"""The evidence document (schema ``hardening.evidence/3``, documented in docs/evidence.md)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ from hardening.evidence.render import render_host
 from hardening.observe import Observations
 from hardening.plan import Plan
 
-SCHEMA = "hardening.evidence/2"
+SCHEMA = "hardening.evidence/3"
 # Documents of earlier versions stay readable (the history and the chain read old runs).
-SCHEMAS = ("hardening.evidence/1", SCHEMA)
+# /2 has no not_configured or advisory checks; /1 has per-check commands instead of observations.
+SCHEMAS = ("hardening.evidence/1", "hardening.evidence/2", SCHEMA)
 STATUSES = ("pass", "fail", "error", "not_applicable", "not_configured", "advisory")
 ATTESTATION_STATUSES = ("pass", "fail", "expired", "missing")
 
@@ -50,12 +51,16 @@ def summarize(checks: list[dict[str, Any]]) -> dict[str, int]:
     return _count(checks, STATUSES)
 
 
+# A host's verdict, worst first. A host with a check not configured (and none failed or errored)
+# is "not_configured", never "pass"; advisory checks do not change the verdict.
+VERDICTS = ("error", "fail", "not_configured", "pass")
+
+
 def verdict(summary: dict[str, int], error: str | None = None) -> str:
-    if error or summary.get("error"):
+    """The host's verdict from its check counts: error > fail > not_configured > pass."""
+    if error:
         return "error"
-    if summary.get("fail"):
-        return "fail"
-    return "pass"
+    return next((v for v in VERDICTS[:-1] if summary.get(v)), "pass")
 
 
 def document(*, run_id: str, plan: Plan, mode: str, started: str, finished: str,
@@ -105,7 +110,7 @@ def write(doc: dict[str, Any], out: Path) -> Path:
 def read(path: Path) -> dict[str, Any]:
     doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     if doc.get("schema") not in SCHEMAS:
-        raise ValueError(f"{path}: not a {SCHEMA} document")
+        raise ValueError(f"{path}: not an evidence document (schemas: {', '.join(SCHEMAS)})")
     return doc
 
 
