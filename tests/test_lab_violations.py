@@ -1,0 +1,150 @@
+"""The planted-violation corpus on real lab hosts (tests/violations/).
+
+A container (shipped "server" profile, high) and a VM ("terminal", high) are deployed and
+verified once: that is the baseline. Then, per group of violations (hardening's grouping:
+distinct target checks, distinct ``touches``), the test plants every script of the group as
+root and asserts, through the real command line:
+
+1. every check a violation names in ``fails:`` is "fail";
+2. no other check changed its verdict against the baseline;
+3. the next ``hardening deploy`` exits 0 and the following verify is exactly the baseline.
+
+HARDENING_VIOLATIONS selects violations by id glob (``auth/*,usb/sr-*``);
+HARDENING_VIOLATIONS_ALONE=1 plants each one alone (one group each: exact attribution, slower);
+HARDENING_VIOLATIONS_REPORT names a file for the result table (markdown), which is also printed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from hardening.lab import Lab, LabHost
+from hardening.measures import MEASURES
+from tests import violations as corpus
+from tests.helpers import cli
+
+pytestmark = pytest.mark.lab
+
+HOSTS = {"container": ("vc-srv", "server", "high"), "vm": ("vm-term", "terminal", "high")}
+# A container shares the machine's kernel: no modules, USB, audit or LUKS.
+NOT_IN_CONTAINER = ("usb",)
+SELECTED = corpus.select(corpus.load(), os.environ.get("HARDENING_VIOLATIONS", ""))
+GROUPS = corpus.groups(SELECTED, alone=os.environ.get("HARDENING_VIOLATIONS_ALONE") == "1")
+ROWS: list[dict[str, str]] = []
+
+
+@dataclass
+class Target:
+    host: LabHost
+    measures: list[str]
+    inventory: Path
+    evidence: Path
+    baseline: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def measure_args(self) -> list[str]:
+        return [a for m in self.measures for a in ("-m", m)]
+
+    def verify(self) -> dict[str, str]:
+        before = set(self.evidence.glob("*/index.json"))
+        proc = cli("verify", self.inventory, "-l", self.host.name, "--evidence", self.evidence,
+                   *self.measure_args, timeout=900)
+        assert proc.returncode in (0, 1, 4, 5), proc.stdout + proc.stderr
+        [index] = set(self.evidence.glob("*/index.json")) - before
+        [entry] = json.loads(index.read_text())["hosts"]
+        assert entry["verdict"] != "unreachable", entry
+        doc = json.loads((index.parent / entry["json"]).read_text())
+        return {c["id"]: c["status"] for c in doc["checks"]}
+
+    def deploy(self) -> tuple[int, str]:
+        proc = cli("deploy", self.inventory, "-l", self.host.name, *self.measure_args, timeout=1800)
+        return proc.returncode, proc.stdout[-4000:] + proc.stderr[-4000:]
+
+    def plant(self, violation: corpus.Violation) -> None:
+        encoded = base64.b64encode(violation.script().encode()).decode()
+        self.host.run(f"echo {encoded} | base64 -d > /tmp/violation.sh && sudo sh /tmp/violation.sh", timeout=300)
+
+
+@pytest.fixture(scope="module")
+def targets(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Target]]:
+    kinds = [k for k in corpus.HOSTS if any(v.host == k for v in SELECTED)]
+    started: dict[str, Target] = {}
+    try:
+        for kind in kinds:
+            name, profile, sensitivity = HOSTS[kind]
+            host = lab.start(name, profile, sensitivity, kind=kind)
+            measures = [m for m in MEASURES if kind == "vm" or m not in NOT_IN_CONTAINER]
+            started[kind] = Target(host, measures, Path(), tmp_path_factory.mktemp(f"evidence-{kind}"))
+        inventory = lab.write_inventory(tmp_path_factory.mktemp("inv") / "lab.py")
+        for target in started.values():
+            target.inventory = inventory
+            code, output = target.deploy()
+            assert code == 0, f"the first deploy of {target.host.name} failed:\n{output}"
+            target.baseline = target.verify()
+        yield started
+    finally:
+        for target in started.values():
+            lab.stop(target.host.name)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if not ROWS:
+        return
+    lines = ["| violation | by | host | what | expected to fail | failed | other verdicts changed | "
+             "repaired |", "|---|---|---|---|---|---|---|---|"]
+    lines += [f"| {r['id']} | {r['by']} | {r['host']} | {r['what']} | {r['expected']} | {r['failed']} | "
+              f"{r['others']} | {r['repaired']} |" for r in ROWS]
+    text = "\n".join(lines) + "\n"
+    path = os.environ.get("HARDENING_VIOLATIONS_REPORT")
+    if path:
+        Path(path).write_text(text, encoding="utf-8")
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("")
+        for line in lines:
+            reporter.write_line(line)
+
+
+def _changed(baseline: dict[str, str], now: dict[str, str]) -> dict[str, str]:
+    return {c: f"{baseline.get(c, 'absent')} -> {now.get(c, 'absent')}"
+            for c in sorted(set(baseline) | set(now)) if baseline.get(c) != now.get(c)}
+
+
+@pytest.mark.parametrize(("group_id", "group"), GROUPS, ids=[g for g, _ in GROUPS])
+def test_planted_violations_fail_their_checks_and_are_repaired(targets: dict[str, Target], group_id: str,
+                                                               group: list[corpus.Violation]) -> None:
+    target = targets[group[0].host]
+    start = time.monotonic()
+    for violation in group:
+        target.plant(violation)
+    planted = target.verify()
+    changed = _changed(target.baseline, planted)
+    expected = {c for v in group for c in v.fails}
+    others = {c: d for c, d in changed.items() if c not in expected}
+    code, output = target.deploy()
+    repaired = target.verify()
+    after = _changed(target.baseline, repaired)
+    for violation in group:
+        ROWS.append({
+            "id": violation.id, "by": violation.by, "host": violation.host, "what": violation.what,
+            "expected": ", ".join(violation.fails),
+            "failed": ", ".join(f"{c}: {planted.get(c, 'absent')}" for c in violation.fails),
+            "others": ", ".join(f"{c} {d}" for c, d in others.items()) or "none",
+            "repaired": "yes" if code == 0 and not after else f"NO (deploy exit {code}; {after or 'verdicts back'})",
+        })
+    elapsed = round(time.monotonic() - start)
+    assert all(planted.get(c) == "fail" for c in expected), \
+        f"{group_id}: not every target check failed: { {c: planted.get(c) for c in expected} }"
+    assert not others, f"{group_id}: other checks changed verdict: {others}"
+    assert code == 0, f"{group_id}: the repairing deploy failed:\n{output}"
+    assert not after, f"{group_id}: not back to the baseline after the deploy ({elapsed} s): {after}\n{output}"
