@@ -6,10 +6,13 @@ then root's password is locked. Before anything, the deploy refuses a profile th
 it out (it connects as root while the profile says ``permit_root_login: no``).
 
 It decides from the host's observations (the same the checks judge): the sudoers policy as sudo
-would read it WITH the deploy's file in place (a copy, converted by cvtsudoers), so a rule or a
-Defaults entry in a file the tool does not own that would still break the measure makes the
-deploy refuse at its end, naming that file; it never edits or removes other sudoers files. The
-same for root login: a drop-in already in place while sshd still allows root is refused.
+would read it WITH the deploy's file in place (a copy, converted by cvtsudoers). A file of
+/etc/sudoers.d that would still break the measure (a rule, a Defaults entry) is set aside: renamed
+to ``<name>.hardening-quarantine``, which sudo skips, kept for a person to read, and put back in
+the same shell when sudoers no longer parses without it. A finding in /etc/sudoers itself, or one
+no file can be named for, makes the deploy refuse at its end, naming it; it never edits the
+content of other sudoers files. The same for root login: a drop-in already in place while sshd
+still allows root is refused.
 """
 
 from __future__ import annotations
@@ -48,15 +51,22 @@ def apply(profile: Resolved, obs: Observations) -> None:
 
 
 def _conflicts(settings: measure.Settings, obs: Observations) -> list[str]:
-    """What this deploy cannot repair, from the observations (empty: it converges)."""
+    """Set aside the sudoers.d files that break the measure; what this deploy cannot repair, from
+    the observations (empty: it converges)."""
     ssh = _ssh_conflict(settings, obs)
-    return _sudo_conflicts(settings, obs) + ([ssh] if ssh else [])
+    repair = _sudo_repair(settings, obs)
+    if repair.quarantine:
+        server.shell(name=f"Set aside sudoers files that break the measure: {', '.join(repair.quarantine)} "
+                          f"(renamed *{measure.QUARANTINE_SUFFIX}, visudo -c, put back if it fails)",
+                     commands=[measure.quarantine_command(repair.quarantine)])
+    return list(repair.conflicts) + ([ssh] if ssh else [])
 
 
-def _sudo_conflicts(settings: measure.Settings, obs: Observations) -> list[str]:
+def _sudo_repair(settings: measure.Settings, obs: Observations) -> measure.SudoRepair:
     sources = measure.sudoers_sources(obs.run(measure.SUDOERS_SOURCES).stdout)
     if sources != ["files"]:
-        return [f"nsswitch.conf reads sudoers rules from {sources}: the tool judges only the files"]
+        return measure.SudoRepair(conflicts=(f"nsswitch.conf reads sudoers rules from {sources}: "
+                                             "the tool judges only the files",))
     try:
         after, included = measure.read_after(obs.run(measure.policy_after_command(settings)),
                                              obs.run(measure.SUDO_POLICY))
@@ -66,9 +76,10 @@ def _sudo_conflicts(settings: measure.Settings, obs: Observations) -> list[str]:
                                               obs.run(measure.GETENT_GROUP).stdout)
             ctx = measure.Context(after, accounts, measure.HostInfo.parse(obs.run(measure.HOST_INFO).stdout))
         files = measure.parse_files(obs.run(measure.SUDO_FILES).stdout)
-        return measure.deploy_conflicts(ctx, included, files, settings)
+        return measure.deploy_plan(ctx, included, files, settings)
     except measure.PolicyError as exc:
-        return [f"the sudoers policy cannot be read, so the deploy cannot tell it converges: {exc}"]
+        return measure.SudoRepair(conflicts=(f"the sudoers policy cannot be read, so the deploy cannot tell "
+                                             f"it converges: {exc}",))
 
 
 def _ssh_conflict(settings: measure.Settings, obs: Observations) -> str | None:

@@ -21,9 +21,12 @@ include directory skipped, aliases kept), judged here with the accounts and grou
 
 JSON this module does not understand raises :class:`PolicyError`: an error, never a pass.
 
-The deploy never edits other sudoers files: a rule elsewhere that grants ALL outside the admin
-group, a blanket NOPASSWD outside the exceptions, or a Defaults entry that switches the logging
-off for an account with rights makes the deploy refuse, naming the file, for a person to fix.
+Blanket rights are ALL commands as root, or ONE command that gives a root shell (a shell, an
+editor, a pager, ``find``, ``env``...: :data:`ROOT_SHELLS`). The deploy never edits the content of
+other sudoers files: a file of /etc/sudoers.d behind a rule that grants such rights outside the
+admin group, a blanket NOPASSWD outside the exceptions, or a Defaults entry that switches the
+logging off (use_pty, logfile, syslog, log_allowed) for an account with rights is set aside
+(renamed with a dot, which sudo skips); the same in /etc/sudoers makes the deploy refuse.
 """
 
 from __future__ import annotations
@@ -716,6 +719,69 @@ def _is_ip(text: str) -> bool:
         return False
 
 
+# Commands that give whoever may run them as root a root shell: shells, interpreters, and programs
+# with a documented shell escape (an editor's ``:!sh``, a pager's ``!sh``, ``find -exec``, ``env sh``;
+# see GTFOBins' "sudo" entries). Not exhaustive: the common ones an admin hands out "just for this".
+ROOT_SHELLS = frozenset({
+    "sh", "bash", "dash", "zsh", "ksh", "ksh93", "mksh", "csh", "tcsh", "fish", "ash", "busybox", "rbash",
+    "su", "sudo", "login", "runuser", "setpriv", "nsenter", "unshare", "chroot",
+    "env", "nice", "ionice", "timeout", "stdbuf", "taskset", "xargs", "flock", "time", "strace", "ltrace",
+    "script", "expect", "socat", "nohup", "watch", "start-stop-daemon", "systemd-run", "capsh",
+    "python", "python3", "perl", "ruby", "lua", "php", "node", "tclsh", "wish", "gdb", "awk", "gawk",
+    "mawk", "nawk", "sed", "find", "make", "git", "tar", "zip", "rsync", "scp", "ssh", "cpio", "dd",
+    "cp", "mv", "tee", "install", "chmod", "chown", "ln", "crontab", "at", "journalctl", "systemctl",
+    "dmesg", "apt", "apt-get", "dpkg", "pip", "pip3", "docker", "mount",
+    "vi", "vim", "vim.basic", "vim.tiny", "view", "rvim", "nvim", "ex", "ed", "red", "nano", "rnano", "pico",
+    "emacs", "joe", "mcedit", "editor", "sensible-editor", "less", "more", "most", "pg", "man", "pager",
+    "sensible-pager", "visudo", "vipw", "vigr", "mc", "screen", "tmux",
+})
+# Programs whose escape is interactive (an editor, a pager): a root shell whatever their arguments.
+# The others escape through arguments, so a rule that fixes their arguments (no wildcard) does not.
+INTERACTIVE_SHELLS = frozenset({
+    "vi", "vim", "vim.basic", "vim.tiny", "view", "rvim", "nvim", "ex", "ed", "red", "nano", "rnano", "pico",
+    "emacs", "joe", "mcedit", "editor", "sensible-editor", "less", "more", "most", "pg", "man", "pager",
+    "sensible-pager", "visudo", "vipw", "vigr", "mc", "screen", "tmux", "journalctl", "su", "sudo", "login",
+})
+_SHELL_DIRS = ("/bin", "/usr/bin", "/sbin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin")
+_GLOB = re.compile(r"[*?\[]")
+
+
+def root_shell(command: str) -> str | None:
+    """Why a sudoers command (as cvtsudoers prints it: path, then its argument pattern) gives a
+    root shell, or None: a shell or escape-capable program by name (its base name, ``python3.11``
+    as ``python3``), or a path pattern (``/usr/bin/*``) that matches one."""
+    if command in ("sudoedit",) or command.startswith("sudoedit "):
+        return None  # sudoedit edits a copy as the invoking user: no shell escape (sudoers(5))
+    path, _, args = command.partition(" ")
+    names = [path.rsplit("/", 1)[-1]]
+    if _GLOB.search(path):
+        names = [n for n in ROOT_SHELLS for d in _SHELL_DIRS if fnmatch.fnmatchcase(f"{d}/{n}", path)]
+        if names:
+            return f"{path} matches {sorted(set(names))[0]}"
+    name = re.sub(r"[0-9.]+$", "", names[0]) or names[0]
+    for candidate in (names[0], name):
+        if candidate in ROOT_SHELLS:
+            fixed = args and not _GLOB.search(args)
+            if candidate in INTERACTIVE_SHELLS or not fixed:
+                return f"{command} is a root shell ({candidate})"
+    return None
+
+
+def shell_commands(ctx: Context, members: Iterable[Member], depth: int = 0) -> list[str]:
+    """The commands of a list (aliases followed) that give a root shell, with why."""
+    found: list[str] = []
+    for m in members:
+        if m.negated:
+            continue
+        if m.kind == "cmndalias":
+            if depth > 32:
+                raise PolicyError(f"alias {m.value} nests too deep (a cycle?)")
+            found += shell_commands(ctx, ctx.policy.alias("cmnd", str(m.value)), depth + 1)
+        elif m.kind == "command" and (why := root_shell(str(m.value))):
+            found.append(why)
+    return found
+
+
 def command_outcomes(ctx: Context, members: Iterable[Member], depth: int = 0) -> Outcomes:
     """Does this command list allow ANY command (ALL, directly or through an alias)?"""
     def match(m: Member) -> Outcomes:
@@ -744,8 +810,17 @@ def as_root(ctx: Context, spec: CmndSpec, user: str) -> bool:
 
 
 def is_blanket(ctx: Context, spec: CmndSpec, user: str) -> bool:
-    """ALL commands as root (a negated command after ALL does not narrow it: sudoers(5))."""
-    return ALLOW in command_outcomes(ctx, spec.commands) and as_root(ctx, spec, user)
+    """ALL commands as root (a negated command after ALL does not narrow it: sudoers(5)), or one
+    command that gives a root shell (:func:`root_shell`): the same rights in one more step."""
+    if not as_root(ctx, spec, user):
+        return False
+    return ALLOW in command_outcomes(ctx, spec.commands) or bool(shell_commands(ctx, spec.commands))
+
+
+def _describe(ctx: Context, spec: CmndSpec) -> str:
+    shells = shell_commands(ctx, spec.commands)
+    return f"{spec} (root shell: {'; '.join(shells)})" if shells and ALLOW not in command_outcomes(
+        ctx, spec.commands) else str(spec)
 
 
 def _applies(ctx: Context, entry: DefaultsEntry, user: str) -> Literal["yes", "maybe", "no"]:
@@ -809,13 +884,17 @@ def _may_run_as_bound(ctx: Context, binding: tuple[Member, ...], user: str) -> b
 
 def logging_defaults(settings: Settings) -> dict[str, str]:
     """The Defaults the accounts with rights must have in effect (as sudoers writes them)."""
-    return {"use_pty": "use_pty", "logfile": f"logfile={settings.sudo_logfile}"}
+    return {"use_pty": "use_pty", "logfile": f"logfile={settings.sudo_logfile}",
+            "syslog": "syslog (not !syslog)", "log_allowed": "log_allowed (not !log_allowed)"}
 
 
 def _logging(settings: Settings) -> dict[str, tuple[Any, Callable[[Any], bool]]]:
-    # sudo 1.9.13 (Debian 12) has use_pty off and no log file unless sudoers sets them.
+    # sudo 1.9.13 (Debian 12) has use_pty off and no log file unless sudoers sets them; it logs
+    # to syslog (authpriv) and logs allowed commands unless ``!syslog`` / ``!log_allowed`` say not.
     return {"use_pty": (False, lambda v: v is True),
-            "logfile": (False, lambda v: v == settings.sudo_logfile)}
+            "logfile": (False, lambda v: v == settings.sudo_logfile),
+            "syslog": ("authpriv", lambda v: v is not False),
+            "log_allowed": (True, lambda v: v is not False)}
 
 
 def accounts_with_rights(ctx: Context) -> dict[str, list[str]]:
@@ -839,11 +918,11 @@ def violations(ctx: Context, settings: Settings) -> dict[str, list[str]]:
         authenticate = setting(ctx, user, "authenticate", True, lambda v: v is not False)
         for spec in (s for s in specs if is_blanket(ctx, s, user)):
             if user != "root" and user not in admins and user not in exceptions:
-                found.append(f"ALL rights outside group {settings.admin_group}: {spec}")
+                found.append(f"ALL rights outside group {settings.admin_group}: {_describe(ctx, spec)}")
             passwordless = spec.option("authenticate") is False or (
                 spec.option("authenticate") is None and authenticate.value is False)
             if passwordless and user not in exceptions:
-                found.append(f"blanket NOPASSWD outside the exceptions: {spec}")
+                found.append(f"blanket NOPASSWD outside the exceptions: {_describe(ctx, spec)}")
         if authenticate.value is False and user not in exceptions:
             found.append("Defaults !authenticate: sudo asks no password")
         if found:
@@ -859,7 +938,8 @@ def _unresolved_principals(ctx: Context) -> dict[str, list[str]]:
             continue
         for m in us.users:
             if m.kind in ("netgroup", "nonunixgroup", "nonunixgid") and not m.negated:
-                blanket = [s for s in us.cmnds if ALLOW in command_outcomes(ctx, s.commands)
+                blanket = [s for s in us.cmnds if (ALLOW in command_outcomes(ctx, s.commands)
+                                                   or shell_commands(ctx, s.commands))
                            and (s.runasusers is None or ALLOW in runas_outcomes(ctx, s.runasusers, "root", ""))]
                 out.update({str(m): [f"ALL rights for {m}, whose members getent cannot list: {s}"
                                      for s in blanket]} if blanket else {})
@@ -919,25 +999,61 @@ def _harmful_entries(ctx: Context, user: str, names: dict[str, tuple[Any, Callab
             and (entry.kinds & {"command", "runas"} or _applies(ctx, entry, user) != "no")]
 
 
-def deploy_conflicts(after: Context | None, included: bool, files: dict[str, Policy | str],
-                     settings: Settings, own: str = SUDOERS_PATH) -> list[str]:
-    """What the sudoers policy would still get wrong with the deploy's file in place, each a
-    reason to refuse naming the files behind it (never ``SUDOERS_PATH``: the deploy writes it)."""
+QUARANTINE_SUFFIX = ".hardening-quarantine"
+
+
+@dataclass(frozen=True)
+class SudoRepair:
+    """What the deploy does about the sudoers policy beyond writing its own file: the files of the
+    include directory it sets aside (renamed with a ``.``, which sudo skips), and what it cannot
+    repair (a reason to refuse, naming the files)."""
+
+    quarantine: tuple[str, ...] = ()
+    conflicts: tuple[str, ...] = ()
+
+
+def deploy_plan(after: Context | None, included: bool, files: dict[str, Policy | str], settings: Settings,
+                own: str = SUDOERS_PATH, directory: str = SUDOERS_DIR) -> SudoRepair:
+    """What the sudoers policy would still get wrong with the deploy's file in place. A file of
+    the include directory behind it (a rule, a Defaults entry) is set aside, kept under a name
+    sudo skips (``<name>.hardening-quarantine``) for a person to read; a finding in the main file,
+    or one no file can be named for, is a refusal. Never ``own``: the deploy writes it."""
     if after is None:
-        return []
+        return SudoRepair()
     if not included:
-        return [f"{SUDOERS} does not read {SUDOERS_DIR} (no @includedir): {own} would have no effect"]
+        return SudoRepair(conflicts=(f"{SUDOERS} does not read {SUDOERS_DIR} (no @includedir): "
+                                     f"{own} would have no effect",))
     found = violations(after, settings)
     missing = missing_logging(after, settings, sorted(accounts_with_rights(after)) or ["root"])
     if not found and not missing:
-        return []
+        return SudoRepair()
     named = {p: w for p, w in files_behind(after, files, settings, found, missing).items() if p != own}
+    movable = tuple(p for p in named if p.startswith(directory.rstrip("/") + "/") and "/" not in
+                    p[len(directory.rstrip("/")) + 1:] and not isinstance(files.get(p), str))
+    stay = {p: w for p, w in named.items() if p not in movable}
+    if named and not stay:
+        return SudoRepair(quarantine=movable)
     problems = [f"{u}: {'; '.join(v)}" for u, v in found.items()]
     problems += [f"{u}: not in effect: {', '.join(m)}" for u, m in missing.items()]
-    where = "; ".join(f"{p} [{' | '.join(w)}]" for p, w in named.items()) or "no single file (see the check)"
-    return [f"the sudoers policy still breaks the measure with {own} in place: "
-            f"{' / '.join(problems)}. Caused by: {where}. The deploy does not edit or remove other "
-            "sudoers files: fix or remove them"]
+    where = "; ".join(f"{p} [{' | '.join(w)}]" for p, w in stay.items()) or "no single file (see the check)"
+    return SudoRepair(movable, (f"the sudoers policy still breaks the measure with {own} in place: "
+                                f"{' / '.join(problems)}. Caused by: {where}. The deploy sets aside files of "
+                                f"{directory} only; fix these",))
+
+
+def quarantine_command(paths: Iterable[str]) -> str:
+    """Rename each file to a name sudo skips, then ``visudo -c``: when the policy no longer parses
+    (an alias the file defined is used elsewhere) every file is put back and the command fails, in
+    the same shell (a broken policy would stop sudo itself)."""
+    pairs = [(shlex.quote(p), shlex.quote(p + QUARANTINE_SUFFIX)) for p in paths]
+    move = " && ".join(f"mv -f {a} {b}" for a, b in pairs)
+    back = "; ".join(f"if [ -e {b} ]; then mv -f {b} {a}; fi" for a, b in pairs)
+    names = " ".join(a for a, _ in pairs)
+    return (f"set -u; restore() {{ {back}; }}; "
+            f"if ! {{ {move}; }}; then restore; echo 'refused: could not rename' {names} >&2; exit 1; fi; "
+            "if ! out=$(visudo -c 2>&1); then restore; "
+            'echo "refused: sudoers does not parse without the files, put back: $out" >&2; exit 1; fi; '
+            f"echo 'set aside (sudo skips a name with a dot):' {names}")
 
 
 MEASURE = Measure(
