@@ -17,12 +17,14 @@ from tests.test_evidence_support import all_pass, make_run
 
 @pytest.fixture
 def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Four hosts: one passing, one failing 6-7, one with an error on 6-11, one unreachable."""
+    """Five hosts: one passing, one failing 6-7, one with an error on 6-11, one with a check not
+    configured on 6-6 and an advisory one on 6-11, one unreachable."""
     monkeypatch.setenv("HARDENING_KEY_DIR", str(tmp_path / "keys"))
     failing = all_pass() | {"firewall.default_deny_inbound": "fail"}
     erroring = all_pass() | {"usb.storage_blocked": "error", "timeouts.shell_tmout": "not_applicable"}
+    unset = all_pass() | {"admin.root_login_disabled": "not_configured", "usb.storage_blocked": "advisory"}
     run_dir = make_run(tmp_path / "evidence", 28, {"pc01": all_pass(), "web01": failing,
-                                                   "db01": erroring, "pc02": None})
+                                                   "db01": erroring, "pc03": unset, "pc02": None})
     history.after_run(run_dir)
     return run_dir
 
@@ -34,7 +36,7 @@ def test_csv_round_trips_japanese_with_bom_and_bilingual_headers(run: Path) -> N
         rows = list(csv.reader(fh))
     assert rows[0] == ["条項 clause", "項目 item", "結果 result", "証跡 evidence", "実施日 date",
                        "ホスト host", "プロファイル profile"]
-    assert len(rows) == 1 + 3 * 5 + 1  # header, three hosts × five checks, one unreachable host
+    assert len(rows) == 1 + 4 * 5 + 1  # header, four hosts × five checks, one unreachable host
     fail = next(r for r in rows if r[5] == "web01" and "firewall" in r[1])
     assert fail[0] == "6-7 外部からの不正アクセスの防止"
     assert fail[1] == "受信は既定で拒否 Inbound default deny (firewall.default_deny_inbound)"
@@ -46,6 +48,9 @@ def test_csv_round_trips_japanese_with_bom_and_bilingual_headers(run: Path) -> N
     assert auth[0] == "6-1 アクセス制御; 6-2 パスワード等の管理"
     unreachable = next(r for r in rows if r[5] == "pc02")
     assert unreachable[2] == "接続不可 unreachable" and "No route to host" in unreachable[1]
+    unset = {r[1].rsplit("(", 1)[1].rstrip(")"): r[2] for r in rows if r[5] == "pc03"}
+    assert unset["admin.root_login_disabled"] == "未設定 not configured"
+    assert unset["usb.storage_blocked"] == "推奨 advisory" and unset["auth.no_empty_passwords"] == "適合 pass"
 
 
 def test_report_is_sealed_and_regenerates_byte_identical(run: Path, tmp_path: Path) -> None:
@@ -98,9 +103,11 @@ def test_fleet_html_renders_in_chromium_with_the_right_counts(run: Path, tmp_pat
     parsed = _Counts()
     parsed.feed(dom.stdout)
     assert parsed.counts == {
-        "count-hosts": "4", "count-host-pass": "1", "count-host-fail": "1", "count-host-error": "1",
-        "count-host-unreachable": "1", "count-checks": "15", "count-check-pass": "12",
-        "count-check-fail": "1", "count-check-error": "1", "count-check-not_applicable": "1"}
+        "count-hosts": "5", "count-host-pass": "1", "count-host-not_configured": "1", "count-host-fail": "1",
+        "count-host-error": "1", "count-host-unreachable": "1", "count-checks": "20", "count-check-pass": "15",
+        "count-check-fail": "1", "count-check-error": "1", "count-check-not_applicable": "1",
+        "count-check-not_configured": "1", "count-check-advisory": "1"}
+    assert ("pc03", "6-6", "not_configured") in parsed.cells and ("pc03", "6-11", "advisory") in parsed.cells
     assert ("web01", "6-7", "fail") in parsed.cells and ("db01", "6-11", "error") in parsed.cells
     assert ("db01", "6-15", "not_applicable") in parsed.cells and ("pc01", "6-7", "pass") in parsed.cells
     assert "pc02" not in {host for host, _, _ in parsed.cells}  # unreachable: one spanning cell

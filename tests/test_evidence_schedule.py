@@ -105,7 +105,7 @@ def test_service_command_verifies_prunes_and_logs_one_line(tmp_path: Path, capfd
     assert len(lines) == 3
     last = lines[-1]
     assert last.startswith("<4>hardening-verify-lab: exit 4 (regression); run 20261122T100000Z-2210: "
-                           "2 hosts (0 pass, 1 fail, 0 error, 1 unreachable); seal sha256:")
+                           "2 hosts (0 pass, 0 not_configured, 1 fail, 0 error, 1 unreachable); seal sha256:")
     assert last.endswith("signed; pruned 1")
     assert lines[0].startswith("<6>") and "pruned 0" in lines[0]
     runs = chain.run_dirs(root)

@@ -254,8 +254,8 @@ def diff(runs: tuple[str, ...], evidence_root: Path, as_json: bool, exit_code: b
     hardening diff RUN             RUN against the run before it
     hardening diff RUN_A RUN_B     RUN_A (earlier) against RUN_B (later)
 
-    Lists per host and clause the checks that got worse (pass/n-a -> fail/error), better,
-    otherwise changed, new or gone. A run is a run id, a unique prefix, a directory or `latest`.
+    Lists per host and clause the checks that got worse (pass/n-a/advisory -> fail/error or
+    not configured, not configured -> fail/error), better, otherwise changed, new or gone. A run is a run id, a unique prefix, a directory or `latest`.
     """
     before, after = _pair(evidence_root, runs)
     diffs = diff_mod.compare_runs(diff_mod.load_run(before), diff_mod.load_run(after))

@@ -1,9 +1,16 @@
 """Drift between two runs: per host and clause, what became worse, better, new or gone.
 
-A check is *good* when it passed or was not applicable and *bad* when it failed or errored.
-``worse`` = good → bad (a regression: ``hardening verify`` exits 4), ``better`` = bad → good,
-``changed`` = any other change of status (fail ↔ error, pass ↔ not applicable), ``new`` and
-``gone`` = a check (or host) present in only one of the two runs.
+A check is *good* when it passed, was not applicable or ended advisory (expected, not required),
+*bad* when it failed or errored, and *unjudged* when it was not configured (the profile or the
+inventory lacks data it needs).
+
+- ``worse`` (a regression: ``hardening verify`` exits 4): anything not bad → bad, and good →
+  not configured. A check that stops being judged is flagged like one that fails: removing
+  ``expected_networks`` from a profile must not go unnoticed.
+- ``better``: bad or not configured → good.
+- ``changed``: any other change of status (fail ↔ error, pass ↔ not applicable ↔ advisory, and
+  fail → not configured, which hides a finding rather than fixing it).
+- ``new`` and ``gone``: a check (or host) present in only one of the two runs.
 """
 
 from __future__ import annotations
@@ -15,8 +22,9 @@ from typing import Any
 
 from hardening.evidence import chain
 
-GOOD = {"pass", "not_applicable"}
+GOOD = {"pass", "not_applicable", "advisory"}
 BAD = {"fail", "error"}
+UNJUDGED = {"not_configured"}
 KINDS = ("worse", "better", "changed", "new", "gone")
 
 
@@ -82,9 +90,9 @@ def classify(before: str | None, after: str | None) -> str | None:
         return "new"
     if after is None:
         return "gone"
-    if before in GOOD and after in BAD:
+    if (before not in BAD and after in BAD) or (before in GOOD and after in UNJUDGED):
         return "worse"
-    if before in BAD and after in GOOD:
+    if before in BAD | UNJUDGED and after in GOOD:
         return "better"
     return "changed"
 

@@ -19,15 +19,17 @@ from typing import Any
 
 from hardening import catalogue
 from hardening.evidence import chain
-from hardening.evidence.render import STATUS_LABEL, _env
+from hardening.evidence.render import COUNTED, STATUS_LABEL, _env
 
 JST = dt.timezone(dt.timedelta(hours=9), "JST")
 HTML = "fleet.html"
 CSV = "fleet.csv"
 HEADERS = ["条項 clause", "項目 item", "結果 result", "証跡 evidence", "実施日 date", "ホスト host",
            "プロファイル profile"]
-# Worst first: the status a clause cell shows when several checks cover the clause.
-SEVERITY = ("fail", "error", "pass", "not_applicable")
+# Worst first: the status a clause cell shows when several checks cover the clause. Not
+# configured is never shown as a pass; advisory is shown over pass (something expected is missing).
+SEVERITY = ("fail", "error", "not_configured", "advisory", "pass", "not_applicable")
+HOST_VERDICTS = ("pass", "not_configured", "fail", "error", "unreachable")
 
 
 @dataclass
@@ -98,9 +100,9 @@ def jst_date(timestamp: str | None) -> str:
 def counts(rows: list[HostRow]) -> dict[str, int]:
     """The numbers the page shows: hosts per verdict and checks per status."""
     out = {"hosts": len(rows)}
-    for verdict in ("pass", "fail", "error", "unreachable"):
+    for verdict in HOST_VERDICTS:
         out[f"host_{verdict}"] = sum(1 for r in rows if r.verdict == verdict)
-    for status in ("pass", "fail", "error", "not_applicable"):
+    for status in COUNTED:
         out[f"check_{status}"] = sum(int(r.summary.get(status, 0) or 0) for r in rows)
     out["checks"] = sum(int(r.summary.get("total", 0) or 0) for r in rows)
     return out
@@ -108,7 +110,7 @@ def counts(rows: list[HostRow]) -> dict[str, int]:
 
 def clause_counts(rows: list[HostRow], clause_ids: list[str]) -> dict[str, dict[str, int]]:
     """Per clause, how many hosts show each status in their cell."""
-    out = {c: dict.fromkeys(("pass", "fail", "error", "not_applicable"), 0) for c in clause_ids}
+    out = {c: dict.fromkeys(COUNTED, 0) for c in clause_ids}
     for row in rows:
         for clause, status in row.cells.items():
             if clause in out and status in out[clause]:
@@ -122,6 +124,7 @@ def render_html(run_dir: Path, rows: list[HostRow]) -> str:
     return _env.get_template("fleet.html.j2").render(
         run_id=run_dir.name, index=index, rows=rows, clauses=clauses, labels=STATUS_LABEL,
         counts=counts(rows), by_clause=clause_counts(rows, [c.id for c in clauses]),
+        counted=COUNTED, host_verdicts=HOST_VERDICTS,
         date=jst_date(index.get("started")))
 
 

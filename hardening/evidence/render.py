@@ -38,10 +38,16 @@ STATUS_LABEL = {
     "fail": "不適合 fail",
     "error": "エラー error",
     "not_applicable": "対象外 n/a",
+    "not_configured": "未設定 not configured",
+    "advisory": "推奨 advisory",
     "unreachable": "接続不可 unreachable",
     "missing": "未確認 missing",
     "expired": "期限切れ expired",
 }
+
+
+# The check statuses in the order the pages count them (the host verdict is one of the first four).
+COUNTED = ("pass", "fail", "error", "not_applicable", "not_configured", "advisory")
 
 
 def _headings() -> dict[str, str]:
@@ -50,9 +56,9 @@ def _headings() -> dict[str, str]:
 
 def render_host(doc: dict[str, Any]) -> str:
     return _env.get_template("host.html.j2").render(
-        doc=doc, labels=STATUS_LABEL, headings=_headings(),
+        doc=doc, labels=STATUS_LABEL, headings=_headings(), counted=COUNTED,
         observations={o["id"]: o for o in doc.get("observations") or []})
 
 
 def render_index(index: dict[str, Any]) -> str:
-    return _env.get_template("index.html.j2").render(index=index, labels=STATUS_LABEL)
+    return _env.get_template("index.html.j2").render(index=index, labels=STATUS_LABEL, counted=COUNTED)

@@ -130,7 +130,7 @@ Environment=PYTHONUNBUFFERED=1
 {extra}ExecStart={exec_start(s)}
 SyslogIdentifier={s.unit}
 # Exit codes are verify's: 0 compliant, 1 not compliant, 2 configuration, 3 unreachable,
-# 4 regression. Anything but 0 leaves the unit failed, which monitoring sees.
+# 4 regression, 5 checks not configured. Anything but 0 leaves the unit failed, which monitoring sees.
 TimeoutStartSec=6h
 Nice=10
 UMask=0027
@@ -240,7 +240,8 @@ def describe_run(run_dir: Path) -> str:
     """``run <id>: <n> hosts (<counts>); seal <digest> signed|UNSIGNED``."""
     index = chain.read_json(run_dir / chain.INDEX) if (run_dir / chain.INDEX).exists() else {}
     verdicts = [h.get("verdict") for h in index.get("hosts", [])]
-    counts = ", ".join(f"{verdicts.count(v)} {v}" for v in ("pass", "fail", "error", "unreachable"))
+    counts = ", ".join(f"{verdicts.count(v)} {v}"
+                       for v in ("pass", "not_configured", "fail", "error", "unreachable"))
     seal = "not sealed"
     if (run_dir / chain.SEAL).exists():
         sealed = chain.load_sealed(run_dir)
@@ -282,7 +283,7 @@ def run(name: str, inventory: Path | None, evidence: Path, keep: int,
         decisions = history.prune(evidence, keep)
         pruned = sum(1 for d in decisions if d.prune)
     line = summary_line(name, code, new[-1] if new else None, pruned)
-    level = 6 if code == 0 else 4 if code in (Exit.NONCOMPLIANT, Exit.REGRESSION) else 3
+    level = 6 if code == 0 else 4 if code in (Exit.NONCOMPLIANT, Exit.REGRESSION, Exit.INCOMPLETE) else 3
     print(f"<{level}>{line}", flush=True)
     return code
 

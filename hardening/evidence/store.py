@@ -5,6 +5,11 @@ indexed in one transaction: a process killed mid-run leaves the runs indexed bef
 the half-written one absent. The store is an index, not the source of truth: the sealed files are.
 ``Store.reindex`` rebuilds it from them, and sealed runs the store lacks (a crash between the seal
 and the commit) are indexed the next time a run is sealed.
+
+Store versions: 1 counted pass, fail, error and not applicable per host and run; 2 (evidence
+schema 3) adds ``not_configured`` and ``advisory``. Opening a version 1 store adds the two
+columns (NULL for the runs indexed before: their documents had no such status) and records
+version 2; nothing else changes, so an old store keeps every row.
 """
 
 from __future__ import annotations
@@ -18,7 +23,12 @@ from typing import Any
 from hardening.evidence import chain
 
 FILE = "history.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Columns of host_runs added after version 1, in the order they are appended.
+ADDED_COLUMNS = {"not_configured": "INTEGER", "advisory": "INTEGER"}
+HOST_RUN_COLUMNS = ("run_id", "host", "profile", "sensitivity", "verdict", "document", "document_sha256",
+                    "pass", "fail", "error", "not_applicable", "total", "retention_days", "message",
+                    *ADDED_COLUMNS)
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -44,6 +54,7 @@ CREATE TABLE IF NOT EXISTS host_runs (
     pass INTEGER, fail INTEGER, error INTEGER, not_applicable INTEGER, total INTEGER,
     retention_days INTEGER,
     message TEXT,
+    not_configured INTEGER, advisory INTEGER,
     PRIMARY KEY (run_id, host)
 );
 CREATE TABLE IF NOT EXISTS results (
@@ -59,6 +70,9 @@ CREATE TABLE IF NOT EXISTS result_clauses (
 CREATE INDEX IF NOT EXISTS results_by_host ON results(host, check_id);
 CREATE INDEX IF NOT EXISTS clauses_by_clause ON result_clauses(clause, host);
 """
+
+_INSERT_HOST_RUN = (f"INSERT INTO host_runs ({', '.join(HOST_RUN_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' for _ in HOST_RUN_COLUMNS)})")
 
 
 class Store:
@@ -76,6 +90,22 @@ class Store:
         self.db.executescript(f"BEGIN IMMEDIATE;{_DDL}"
                               f"INSERT OR IGNORE INTO meta VALUES ('schema_version', '{SCHEMA_VERSION}');"
                               "COMMIT;")
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring an older store up to SCHEMA_VERSION (adds columns; keeps every row)."""
+        with self.transaction() as db:
+            have = {r["name"] for r in db.execute("PRAGMA table_info(host_runs)")}
+            for column, kind in ADDED_COLUMNS.items():
+                if column not in have:
+                    db.execute(f"ALTER TABLE host_runs ADD COLUMN {column} {kind}")
+            db.execute("UPDATE meta SET value = ? WHERE key = 'schema_version' AND CAST(value AS INTEGER) < ?",
+                       (str(SCHEMA_VERSION), SCHEMA_VERSION))
+
+    def version(self) -> int:
+        """The store's schema version (meta.schema_version)."""
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0])
 
     def checkpoint(self) -> None:
         """Move the WAL into the database file, so a plain copy of the evidence root is complete."""
@@ -128,13 +158,14 @@ class Store:
         doc = _read_doc(sealed.dir, entry.get("document"))
         summary = (doc or {}).get("summary") or listed.get("summary") or {}
         profile = (doc or {}).get("profile") or {}
-        db.execute("INSERT INTO host_runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", (
+        db.execute(_INSERT_HOST_RUN, (
             run_id, host, profile.get("name") or listed.get("profile"),
             profile.get("sensitivity") or listed.get("sensitivity"), entry.get("verdict"),
             entry.get("document"), entry.get("sha256"),
             summary.get("pass"), summary.get("fail"), summary.get("error"),
             summary.get("not_applicable"), summary.get("total"), entry.get("retention_days"),
-            (doc or {}).get("error") or listed.get("message")))
+            (doc or {}).get("error") or listed.get("message"),
+            summary.get("not_configured"), summary.get("advisory")))
         self.insert_results(db, run_id, host, (doc or {}).get("checks", []))
 
     def insert_results(self, db: sqlite3.Connection, run_id: str, host: str,
