@@ -49,7 +49,7 @@ from hardening.observe import Observations
 from hardening.profiles import Resolved
 
 from ._rollback import Change, guarded
-from ._support import refuse, supported
+from ._support import refuse, refuse_at_end, supported
 
 # Run by the commit, after the confirmed ruleset became /etc/nftables.conf (see the module doc).
 START_AFTER_COMMIT = ("systemctl start nftables.service || echo 'firewall: committed, but "
@@ -117,8 +117,43 @@ def apply(profile: Resolved, obs: Observations) -> None:
         apt.packages(name="Install nftables", packages=["nftables"], present=True)
     _forwarding_file(settings, profile.role)
     reasons = measure.reapply_reasons(obs.run(measure.NFTABLES_CONF_TEXT), obs.run(measure.NFT_LIST),
-                                      settings, profile.role)
+                                      settings, profile.role, obs.run(measure.NFT_BOOT))
     guarded(change(settings.confirm_timeout), payload={"desired": measure.ruleset(settings, profile.role)},
             needed=bool(reasons), why="; ".join(reasons))
     _service(obs, reapply=bool(reasons))
+    _foreign(obs, settings, profile.role)
     _forwarding_runtime(settings, profile.role, obs)
+    _forwarding_boot(settings, profile.role, obs)
+
+
+def _foreign(obs: Observations, settings: measure.Settings, role: str) -> None:
+    """What this tool does not own and cannot settle by re-applying its table: refused at the end,
+    named (another table's queue/helper/tproxy, keys outside the grammar, a changed ExecStart)."""
+    live = obs.run(measure.NFT_LIST)
+    if live.rc == 0:
+        try:
+            document = measure.read_nft_json(live.stdout)
+        except measure.Unreadable:
+            document = None
+        for problem in measure.foreign_problems(document, settings, role) if document else []:
+            refuse_at_end(f"firewall: {problem}: remove it (it is not this tool's table)")
+    runs = measure.exec_start_problem(obs.run(measure.NFTABLES_EXEC))
+    if runs:
+        refuse_at_end(f"firewall: {runs}: {measure.NFTABLES_CONF} would not be what loads at boot; "
+                      "remove the override (systemctl revert nftables.service)")
+
+
+def _forwarding_boot(settings: measure.Settings, role: str, obs: Observations) -> None:
+    """Comment out the sysctl.d lines (in /etc or /run) that would switch forwarding on at boot;
+    a vendor file (/usr/lib/sysctl.d) is refused, naming it: override it in /etc/sysctl.d."""
+    config = obs.run(measure.SYSCTL_CONFIG)
+    if measure.forwarding_allowed(settings, role) or config.rc != 0:
+        return
+    for line in measure.forwarding_persist_repairs(measure.sysctl_assignments(config.stdout), settings, role):
+        if not line.path.startswith(("/etc/", "/run/")):
+            refuse_at_end(f"firewall: {line.where} sets {line.key} = {line.value} at boot: override that file "
+                          f"in /etc/sysctl.d (a file of the same name) without the line")
+            continue
+        edit = f"{line.line}s/^/# disabled by hardening (firewall, 6-7): /"
+        server.shell(name=f"Forwarding off at boot: comment out {line.key} = {line.value} in {line.where}",
+                     commands=[f"sed -i --follow-symlinks {shlex.quote(edit)} {shlex.quote(line.path)}"])

@@ -163,7 +163,7 @@ def test_live_terminal_ruleset_is_as_desired() -> None:
 def test_extra_accept_is_reported() -> None:
     doc = with_rule(LIVE_TERMINAL, [dport(8080), ACCEPT], "web test")
     assert m.live_problems(doc, terminal(), "terminal") == [
-        'unexpected accept: tcp/8080 from anywhere (handle 99 "web test")']
+        'unexpected: accepts tcp 8080 from anywhere (inet hardening input handle 99 "web test")']
 
 
 @pytest.mark.parametrize("expr", [

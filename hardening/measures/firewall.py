@@ -30,6 +30,7 @@ Examples::
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
 import json
 import socket
@@ -201,69 +202,343 @@ def sysctl_conf(settings: Settings, role: str) -> str:
     return HEADER + "".join(f"{key} = {value}\n" for key, value in FORWARD_SYSCTLS.items())
 
 
-# -- reading the ruleset as the kernel has it (nft -j list ruleset) -------------------------------
+# -- reading the ruleset as the kernel has it (nft -j list ruleset, libnftables-json(5)) ---------
+#
+# The judgement over-approximates what the input hook accepts: every accept reachable from a base
+# chain hooked at input (through jump, goto and verdict maps) is reduced to the protocols, ports
+# and source networks its conditions restrict it to; a condition it cannot read restricts
+# nothing (so the accept only looks wider). Every key outside the JSON grammar, and every
+# statement whose effect the judgement does not model, counts as unexpected, never as nothing.
+
+Conditions = tuple[dict[str, Any], ...]
+
+# Statements per libnftables-json(5) (nft 1.0.6), with their properties; "E" marks a property that
+# holds an expression, "S" a statement, "*" a property of plain values.
+_STATEMENTS: dict[str, dict[str, str] | None] = {
+    "accept": None, "drop": None, "continue": None, "return": None,
+    "jump": {"target": "*"}, "goto": {"target": "*"},
+    "match": {"left": "E", "right": "E", "op": "*"},
+    "counter": {"packets": "*", "bytes": "*"}, "quota": {"val": "*", "val_unit": "*", "used": "*",
+                                                          "used_unit": "*", "inv": "*"},
+    "limit": {"rate": "*", "rate_unit": "*", "per": "*", "burst": "*", "burst_unit": "*", "inv": "*"},
+    "log": {"prefix": "*", "group": "*", "snaplen": "*", "queue-threshold": "*", "level": "*", "flags": "*"},
+    "ct count": {"val": "*", "inv": "*"}, "last": {"used": "*"},
+    "mangle": {"key": "E", "value": "E"}, "notrack": None,
+    "fwd": {"dev": "E", "family": "*", "addr": "E"}, "dup": {"addr": "E", "dev": "E"},
+    "snat": {"addr": "E", "family": "*", "port": "E", "flags": "*"},
+    "dnat": {"addr": "E", "family": "*", "port": "E", "flags": "*"},
+    "masquerade": {"port": "E", "flags": "*"}, "redirect": {"port": "E", "flags": "*"},
+    "tproxy": {"family": "*", "addr": "E", "port": "E"},
+    "reject": {"type": "*", "expr": "E"}, "set": {"op": "*", "elem": "E", "set": "*"},
+    "map": {"op": "*", "elem": "E", "data": "E", "map": "*"},
+    "ct helper": {}, "ct timeout": {}, "ct expectation": {}, "secmark": {}, "synproxy": {
+        "mss": "*", "wscale": "*", "flags": "*"},
+    "meter": {"name": "*", "key": "E", "stmt": "S", "size": "*"},
+    "queue": {"num": "E", "flags": "*"}, "vmap": {"key": "E", "data": "E"},
+    "xt": {"type": "*", "name": "*"},
+}
+_EXPRESSIONS: dict[str, dict[str, str] | str | None] = {
+    "concat": "list", "set": "set", "map": {"key": "E", "data": "E"},
+    "prefix": {"addr": "E", "len": "*"}, "range": "list", "elem": {"val": "E", "timeout": "*",
+                                                                   "expires": "*", "comment": "*"},
+    "payload": {"base": "*", "offset": "*", "len": "*", "protocol": "*", "field": "*"},
+    "exthdr": {"name": "*", "field": "*", "offset": "*"}, "tcp option": {"name": "*", "field": "*"},
+    "ip option": {"name": "*", "field": "*"}, "sctp chunk": {"name": "*", "field": "*"},
+    "meta": {"key": "*"}, "rt": {"key": "*", "family": "*"}, "ct": {"key": "*", "family": "*", "dir": "*"},
+    "numgen": {"mode": "*", "mod": "*", "offset": "*"},
+    "jhash": {"mod": "*", "offset": "*", "expr": "E", "seed": "*"}, "symhash": {"mod": "*", "offset": "*"},
+    "fib": {"result": "*", "flags": "*"}, "socket": {"key": "*", "level": "*"},
+    "osf": {"key": "*", "ttl": "*"},
+    "|": "list", "^": "list", "&": "list", "<<": "list", ">>": "list",
+    "accept": None, "drop": None, "continue": None, "return": None,
+    "jump": {"target": "*"}, "goto": {"target": "*"},
+}
+_OBJECTS = {"metainfo", "table", "chain", "rule", "set", "map", "element", "flowtable", "counter",
+            "quota", "ct helper", "limit", "ct timeout", "ct expectation", "secmark", "synproxy"}
+# Statements that neither decide nor change the packet: counting, logging, rate conditions.
+_HARMLESS = {"match", "counter", "quota", "limit", "log", "ct count", "last"}
+_VERDICTS = {"accept", "drop", "reject", "continue", "return", "jump", "goto", "queue", "vmap"}
+# In ANY table's input chain these can let a packet past this table's drop: a queue program may
+# answer NF_STOP (skip the rest of the hook), a helper or expectation makes connections "related"
+# (which the essentials accept), tproxy hands a packet to another socket than its port's, and an
+# iptables-nft (xt) statement can be any of these.
+_HAZARDS = {"queue", "ct helper", "ct expectation", "tproxy", "xt"}
+_TRANSLATIONS = {"dnat", "redirect"}
+_L4 = ("tcp", "udp", "sctp", "dccp", "udplite")
+_PROTO_NUMBERS = {6: "tcp", 17: "udp", 132: "sctp", 33: "dccp", 136: "udplite"}
+
+
+def grammar_errors(value: Any, where: str = "statement") -> list[str]:
+    """Keys of a rule's statements (or an expression) outside libnftables-json(5) ([] = all known).
+
+    >>> grammar_errors({"match": {"left": {"meta": {"key": "iif"}}, "right": "lo", "op": "=="}})
+    []
+    >>> grammar_errors({"inner": {"type": 1}}, "expression")
+    ["unknown expression 'inner'"]
+    """
+    if isinstance(value, list):
+        return [e for v in value for e in grammar_errors(v, where)]
+    if not isinstance(value, dict):
+        return []
+    table: Mapping[str, Any] = _STATEMENTS if where == "statement" else _EXPRESSIONS
+    if len(value) != 1 or next(iter(value)) not in table:
+        return [f"unknown {where} {', '.join(map(repr, value)) or '{}'}"]
+    key, body = next(iter(value.items()))
+    shape = table[key]
+    if shape in ("list", "set"):
+        return grammar_errors(body, "expression")
+    if shape is None or not isinstance(body, dict) or not shape:
+        return [] if shape is None or not isinstance(body, dict) else grammar_errors(body, "expression")
+    errors = [f"unknown property {key}.{prop}" for prop in body if prop not in shape]
+    for prop, kind in shape.items():
+        if kind in ("E", "S") and prop in body:
+            errors += grammar_errors(body[prop], "expression" if kind == "E" else "statement")
+    return errors
+
+
+@dataclass(frozen=True)
+class ChainRef:
+    family: str
+    table: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.family} {self.table} {self.name}"
+
+
+@dataclass
+class ChainDef:
+    """A chain of the listing: base-chain properties (hook None for a regular chain) and rules."""
+
+    ref: ChainRef
+    hook: str | None = None
+    type: str | None = None
+    prio: int = 0
+    policy: str | None = None
+    rules: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def families(self) -> set[int]:
+        """The IP versions this chain sees (an inet table both, ip/ip6 one, others none)."""
+        return {"inet": {4, 6}, "ip": {4}, "ip6": {6}}.get(self.ref.family, set())
+
 
 @dataclass
 class Accept:
-    """An accept rule of the input chain, reduced to what it lets in."""
+    """An accept reachable from an input base chain, reduced to what its conditions let in.
+
+    ``None`` means not restricted (any protocol, any port, from anywhere); ``()`` nothing."""
 
     text: str
-    proto: str | None = None
-    port: int | None = None
-    sources: tuple[str, ...] = ()
-    kind: str = "service"  # service | essential | unknown
+    protos: frozenset[str] | None = None
+    ports: frozenset[int] | None = None
+    sources: tuple[str, ...] | None = None
+    kind: str = "service"  # service | essential
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def proto(self) -> str | None:
+        return next(iter(self.protos)) if self.protos and len(self.protos) == 1 else None
+
+    @property
+    def port(self) -> int | None:
+        return next(iter(self.ports)) if self.ports and len(self.ports) == 1 else None
+
+    def describe(self) -> str:
+        protos = "/".join(sorted(self.protos)) if self.protos is not None else "any protocol"
+        ports = ",".join(map(str, sorted(self.ports)[:8])) if self.ports is not None else "any port"
+        where = "anywhere" if self.sources is None else ", ".join(self.sources) or "nowhere"
+        why = f"; {self.notes[0]}" if self.notes and (self.sources is None or self.ports is None) else ""
+        return f"{protos} {ports} from {where} ({self.text}{why})"
 
 
 @dataclass
 class Chain:
-    name: str
+    """A base chain hooked at input (or prerouting), with what is reachable from it."""
+
+    ref: ChainRef
     hook: str | None
     policy: str | None
+    prio: int = 0
+    families: set[int] = field(default_factory=set)
     accepts: list[Accept] = field(default_factory=list)
-    jumps: list[str] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)  # unexpected whatever the allow-list
+    hazards: list[str] = field(default_factory=list)   # unexpected in any table (see _HAZARDS)
+    translations: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.ref.name
 
 
-def parse_nft_json(document: dict[str, Any], table: str = TABLE, family: str = "inet") -> dict[str, Chain]:
-    """The chains of one table from ``nft -j list ruleset``, each with its accept rules."""
-    chains: dict[str, Chain] = {}
-    for item in document.get("nftables", []):
-        chain = item.get("chain")
-        if chain and chain.get("table") == table and chain.get("family") == family:
-            chains[chain["name"]] = Chain(chain["name"], chain.get("hook"), chain.get("policy"))
-    for item in document.get("nftables", []):
-        rule = item.get("rule")
-        if not rule or rule.get("table") != table or rule.get("family") != family:
-            continue
-        target = chains.get(rule.get("chain", ""))
-        if target is not None:
-            label = f"handle {rule.get('handle')}" + (f" \"{rule['comment']}\"" if rule.get("comment") else "")
-            _add_rule(target, rule.get("expr", []), label)
-    return chains
+class Ruleset:
+    """``nft -j list ruleset`` read whole: chains with their rules in order, sets and maps."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.chains: dict[ChainRef, ChainDef] = {}
+        self.sets: dict[ChainRef, dict[str, Any]] = {}
+        self.unknown: list[str] = []
+        items = document.get("nftables", [])
+        for item in items:
+            kind = next(iter(item), "") if len(item) == 1 else ""
+            if kind not in _OBJECTS:
+                self.unknown.append(f"unknown object {', '.join(map(repr, item))}")
+            elif kind == "chain":
+                self._chain(item["chain"])
+            elif kind in ("set", "map"):
+                body = item[kind]
+                self.sets[ChainRef(body.get("family", ""), body.get("table", ""), body.get("name", ""))] = body
+        for item in items:
+            if "rule" in item:
+                self._rule(item["rule"])
+
+    def _chain(self, body: dict[str, Any]) -> None:
+        ref = ChainRef(body.get("family", ""), body.get("table", ""), body.get("name", ""))
+        self.chains[ref] = ChainDef(ref, body.get("hook"), body.get("type"), int(body.get("prio", 0)),
+                                    body.get("policy"))
+
+    def _rule(self, rule: dict[str, Any]) -> None:
+        ref = ChainRef(rule.get("family", ""), rule.get("table", ""), rule.get("chain", ""))
+        chain = self.chains.get(ref)
+        if chain is None:
+            self.unknown.append(f"rule handle {rule.get('handle')} of a chain not listed: {ref}")
+            return
+        chain.rules.append(rule)
+        self.unknown += [f"{ref} handle {rule.get('handle')}: {e}"
+                         for e in grammar_errors(rule.get("expr", []))]
+
+    def base(self, hook: str) -> list[ChainDef]:
+        return sorted((c for c in self.chains.values() if c.hook == hook), key=lambda c: c.prio)
+
+    def elements(self, ref: ChainRef) -> list[Any] | None:
+        """A named set's or map's elements; None when they are not fixed (absent, or filled at
+        runtime: flags dynamic/timeout), so a match on it restricts nothing."""
+        body = self.sets.get(ref)
+        if body is None or {"dynamic", "timeout"} & set(body.get("flags", [])):
+            return None
+        elem = body.get("elem", [])
+        return list(elem) if isinstance(elem, list) else [elem]
 
 
-def _add_rule(chain: Chain, exprs: list[dict[str, Any]], label: str) -> None:
-    verdicts = [key for e in exprs for key in e if key in ("accept", "jump", "goto")]
-    if not verdicts:
-        return
-    if verdicts[0] in ("jump", "goto"):
-        chain.jumps.append(f"{label}: {verdicts[0]} {json.dumps(exprs)[:200]}")
-        return
-    accept = Accept(text=label)
-    for expr in exprs:
-        if "match" in expr:
-            _apply_match(accept, expr["match"])
-        elif not ({"accept", "counter", "log", "limit"} & set(expr)):
-            accept.kind, accept.notes = "unknown", [*accept.notes, f"statement {sorted(expr)}"]
-    if accept.kind == "service" and accept.port is None:
-        accept.kind = "unknown"
-    chain.accepts.append(accept)
+def _label(rule: dict[str, Any], via: str) -> str:
+    comment = f' "{rule["comment"]}"' if rule.get("comment") else ""
+    return (f"{rule.get('family')} {rule.get('table')} {rule.get('chain')} handle {rule.get('handle')}"
+            f"{comment}{via}")
 
 
-def _values(right: Any) -> list[Any]:
+class _Walk:
+    """Everything reachable from one base chain: accepts with their conditions, and findings."""
+
+    def __init__(self, rs: Ruleset, base: ChainDef) -> None:
+        self.rs, self.base = rs, base
+        self.out = Chain(base.ref, base.hook, base.policy, base.prio, base.families)
+
+    def chain(self, ref: ChainRef, conds: Conditions, stack: tuple[ChainRef, ...], via: str) -> None:
+        target = self.rs.chains.get(ref)
+        if target is None or ref in stack or len(stack) > 16:
+            self.out.findings.append(f"{via.strip()}: jump/goto to {ref}: "
+                                     + ("no such chain" if target is None else "a loop"))
+            return
+        for rule in target.rules:
+            self.rule(rule, conds, (*stack, ref), via)
+
+    def rule(self, rule: dict[str, Any], conds: Conditions, stack: tuple[ChainRef, ...], via: str) -> None:
+        label = _label(rule, via)
+        for stmt in rule.get("expr", []):
+            key = next(iter(stmt), "") if isinstance(stmt, dict) and len(stmt) == 1 else ""
+            if key == "match":
+                conds = (*conds, stmt["match"])
+            elif key in _HARMLESS:
+                continue
+            elif key in _VERDICTS:
+                self.verdict(key, stmt[key], conds, stack, label, rule)
+                return
+            else:
+                self.statement(key or repr(stmt), conds, label)
+
+    def statement(self, key: str, conds: Conditions, label: str) -> None:
+        text = f"{label}: statement {key!r}"
+        if key in _HAZARDS and (self.base.hook == "input" or key != "queue"):
+            self.out.hazards.append(text + _hazard_why(key))
+        elif key in _TRANSLATIONS:
+            self.out.translations.append(text + " (" + ", ".join(_cond_text(c) for c in conds) + ")")
+        else:
+            self.out.findings.append(text + ": its effect is not modelled by this check")
+
+    def verdict(self, key: str, body: Any, conds: Conditions, stack: tuple[ChainRef, ...],
+                label: str, rule: dict[str, Any]) -> None:
+        if key == "accept":
+            self.out.accepts.append(reduce_accept(conds, label, self.rs, rule.get("family", ""),
+                                                  rule.get("table", "")))
+        elif key in ("jump", "goto"):
+            ref = ChainRef(rule.get("family", ""), rule.get("table", ""), str(body.get("target")))
+            self.chain(ref, conds, stack, f" via {key} from {label}")
+        elif key == "queue":
+            self.statement("queue", conds, label)
+        elif key == "vmap":
+            self.vmap(body, conds, stack, label, rule)
+        # drop, reject: nothing gets in; continue, return: the packet goes on to later rules or
+        # the caller, which this walk visits anyway (a return to a base chain meets its policy).
+
+    def vmap(self, body: dict[str, Any], conds: Conditions, stack: tuple[ChainRef, ...],
+             label: str, rule: dict[str, Any]) -> None:
+        data = body.get("data")
+        if isinstance(data, str) and data.startswith("@"):
+            ref = ChainRef(rule.get("family", ""), rule.get("table", ""), data[1:])
+            pairs = self.rs.elements(ref)
+            if pairs is None:
+                self.out.findings.append(f"{label}: verdict map {data}: its elements are not fixed")
+                return
+        elif isinstance(data, dict) and isinstance(data.get("set"), list):
+            pairs = data["set"]
+        else:
+            self.out.findings.append(f"{label}: verdict map data not read: {json.dumps(data)[:120]}")
+            return
+        for pair in pairs:
+            if not (isinstance(pair, list) and len(pair) == 2 and isinstance(pair[1], dict) and len(pair[1]) == 1):
+                self.out.findings.append(f"{label}: verdict map element not read: {json.dumps(pair)[:120]}")
+                continue
+            verdict = next(iter(pair[1]))
+            entry = (*conds, *_key_conditions(body.get("key"), _elem_value(pair[0])))
+            if verdict not in ("accept", "drop", "continue", "return", "jump", "goto"):
+                self.out.findings.append(f"{label}: verdict map verdict {verdict!r}")
+            else:
+                self.verdict(verdict, pair[1][verdict], entry, stack, f"{label} (verdict map entry)", rule)
+
+
+def _hazard_why(key: str) -> str:
+    return {
+        "queue": ": a userspace program decides (NF_STOP skips every later chain of the hook)",
+        "ct helper": ": a conntrack helper makes connections 'related', which the essentials accept",
+        "ct expectation": ": an expectation makes connections 'related', which the essentials accept",
+        "tproxy": ": the packet goes to another socket than its destination port's",
+        "xt": ": an iptables-nft statement nft cannot show (it may queue, tproxy or set a helper)",
+    }.get(key, "")
+
+
+def _elem_value(value: Any) -> Any:
+    return value["elem"].get("val") if isinstance(value, dict) and isinstance(value.get("elem"), dict) else value
+
+
+def _key_conditions(key: Any, value: Any) -> list[dict[str, Any]]:
+    """The match conditions a verdict map entry stands for (a concatenation: one per part)."""
+    if isinstance(key, dict) and "concat" in key and isinstance(value, dict) and "concat" in value:
+        return [{"op": "==", "left": k, "right": v} for k, v in zip(key["concat"], value["concat"], strict=False)]
+    return [{"op": "==", "left": key, "right": value}]
+
+
+def _cond_text(cond: dict[str, Any]) -> str:
+    return f"{json.dumps(cond.get('left'))} {cond.get('op')} {json.dumps(cond.get('right'))}"[:160]
+
+
+def _values(right: Any, rs: Ruleset | None, family: str, table: str) -> list[Any] | None:
+    """The values a match compares with; None when they are not known (a set filled at runtime)."""
+    if isinstance(right, str) and right.startswith("@"):
+        return rs.elements(ChainRef(family, table, right[1:])) if rs else None
     if isinstance(right, dict) and "set" in right:
-        return list(right["set"])
-    return list(right) if isinstance(right, list) else [right]
+        inner = right["set"]
+        return [_elem_value(v) for v in (inner if isinstance(inner, list) else [inner])]
+    return [_elem_value(v) for v in right] if isinstance(right, list) else [right]
 
 
 def _network(value: Any) -> list[str]:
@@ -275,10 +550,21 @@ def _network(value: Any) -> list[str]:
     return [str(ipaddress.ip_network(str(value), strict=False))]
 
 
+def _ports(values: list[Any], proto: str) -> frozenset[int]:
+    ports: set[int] = set()
+    for value in values:
+        if isinstance(value, dict) and "range" in value:
+            low, high = (_port(v, proto) for v in value["range"])
+            ports |= set(range(low, high + 1))
+        else:
+            ports.add(_port(value, proto))
+    return frozenset(ports)
+
+
 def _port(value: Any, proto: str) -> int:
     if isinstance(value, int) or str(value).isdigit():
         return int(value)
-    return socket.getservbyname(str(value), proto)
+    return socket.getservbyname(str(value), proto if proto in ("tcp", "udp") else "tcp")
 
 
 def _essential(left: Any, values: list[Any]) -> bool:
@@ -288,45 +574,87 @@ def _essential(left: Any, values: list[Any]) -> bool:
     payload, meta, ct = left.get("payload", {}), left.get("meta", {}), left.get("ct", {})
     icmp = {"icmp": ICMP_TYPES, "icmpv6": ICMPV6_TYPES}.get(payload.get("protocol", ""), ())
     return bool(
-        (ct.get("key") == "state" and set(values) <= {"established", "related"})
+        (ct.get("key") == "state" and "dir" not in ct and set(values) <= {"established", "related"})
         or (meta.get("key") in ("iif", "iifname") and values == ["lo"])
         or (payload.get("field") == "type" and icmp and set(values) <= set(icmp))
     )
 
 
-def _apply_match(accept: Accept, match: dict[str, Any]) -> None:
-    left, right, op = match.get("left", {}), match.get("right"), match.get("op", "==")
-    payload = left.get("payload", {}) if isinstance(left, dict) else {}
-    meta = left.get("meta", {}) if isinstance(left, dict) else {}
-    values = _values(right)
-    if op not in ("==", "in"):
-        accept.kind, accept.notes = "unknown", [*accept.notes, f"operator {op}"]
-    elif payload.get("field") == "dport" and payload.get("protocol") in ("tcp", "udp"):
-        accept.proto = payload["protocol"]
-        ports = [_port(v, payload["protocol"]) for v in values]
-        accept.port = ports[0] if len(ports) == 1 else None
-        if len(ports) != 1:
-            accept.notes.append(f"ports {ports}")
+def reduce_accept(conds: Conditions, text: str, rs: Ruleset | None = None, family: str = "inet",
+                  table: str = TABLE) -> Accept:
+    """What an accept under these match conditions lets in (a condition not read restricts nothing)."""
+    accept = Accept(text=text)
+    for cond in conds:
+        left, op = cond.get("left"), cond.get("op", "==")
+        values = _values(cond.get("right"), rs, family, table)
+        if op not in ("==", "in") or values is None or not isinstance(left, dict):
+            accept.notes.append(f"not restricting: {_cond_text(cond)}")
+            continue
+        try:
+            _restrict(accept, left, values)
+        except (ValueError, TypeError, KeyError, OSError) as exc:
+            accept.notes.append(f"not read ({exc}): {_cond_text(cond)}")
+    return accept
+
+
+def _restrict(accept: Accept, left: dict[str, Any], values: list[Any]) -> None:
+    payload, meta = left.get("payload", {}), left.get("meta", {})
+    if _essential(left, values):
+        accept.kind = "essential"
+    elif payload.get("field") == "dport" and payload.get("protocol") in (*_L4, "th"):
+        proto = payload["protocol"]
+        if proto != "th":
+            accept.protos = frozenset({proto}) & accept.protos if accept.protos is not None else frozenset({proto})
+        accept.ports = _ports(values, proto)
     elif payload.get("field") == "saddr" and payload.get("protocol") in ("ip", "ip6"):
         accept.sources = tuple(n for v in values for n in _network(v))
-    elif _essential(left, values):
-        accept.kind = "essential"
-    elif meta.get("key") in ("l4proto", "nfproto") or payload.get("field") in ("protocol", "nexthdr"):
-        pass  # protocol dependency, e.g. meta l4proto tcp
+    elif meta.get("key") == "l4proto" or payload.get("field") in ("protocol", "nexthdr"):
+        protos = frozenset(_PROTO_NUMBERS.get(v, str(v)) for v in values)
+        accept.protos = protos & accept.protos if accept.protos is not None else protos
     else:
-        accept.kind, accept.notes = "unknown", [*accept.notes, f"match {left} {op} {right}"]
+        accept.notes.append(f"not restricting: {json.dumps(left)[:80]}")
+
+
+def walk_chain(rs: Ruleset, base: ChainDef) -> Chain:
+    """A base chain with every accept, finding and hazard reachable from it."""
+    walk = _Walk(rs, base)
+    for rule in base.rules:
+        walk.rule(rule, (), (base.ref,), "")
+    if base.policy not in ("drop", "accept", None):
+        walk.out.findings.append(f"{base.ref}: policy {base.policy!r}")
+    return walk.out
+
+
+def parse_nft_json(document: dict[str, Any], table: str = TABLE, family: str = "inet") -> dict[str, Chain]:
+    """The base chains of one table (by name), each walked (see :func:`walk_chain`)."""
+    rs = Ruleset(document)
+    return {c.ref.name: walk_chain(rs, c) for c in rs.chains.values()
+            if c.hook and c.ref.table == table and c.ref.family == family}
 
 
 def covered_by(accept: Accept, service: Service) -> bool:
     """Whether an accept rule lets in no more than the service allows."""
-    if accept.kind != "service" or (accept.proto, accept.port) != (service.proto, service.port):
-        return False
-    if not service.sources:
+    return accept.kind == "service" and allowed(accept, [service])
+
+
+def allowed(accept: Accept, services: list[Service]) -> bool:
+    """Whether everything the accept lets in is an essential or allowed by one of the services."""
+    if accept.kind == "essential":
         return True
-    if not accept.sources:
+    if accept.protos is None or accept.ports is None:
         return False
-    allowed = [ipaddress.ip_network(s) for s in service.sources]
-    return all(any(_subnet(ipaddress.ip_network(src), a) for a in allowed) for src in accept.sources)
+    for proto in accept.protos:
+        for port in accept.ports:
+            matching = [s for s in services if (s.proto, s.port) == (proto, port)]
+            if not matching:
+                return False
+            if any(not s.sources for s in matching):
+                continue
+            nets = [ipaddress.ip_network(n) for s in matching for n in s.sources]
+            if accept.sources is None or not all(
+                    any(_subnet(ipaddress.ip_network(src), a) for a in nets) for src in accept.sources):
+                return False
+    return True
 
 
 def _subnet(net: Any, of: Any) -> bool:
@@ -334,16 +662,68 @@ def _subnet(net: Any, of: Any) -> bool:
 
 
 def unexpected_accepts(chain: Chain, settings: Settings) -> list[str]:
-    """Accept rules (and jumps) of the input chain that the allow-list does not account for."""
+    """What the chain lets in (or does) that the allow-list does not account for."""
     services = inbound_services(settings)
-    extra = [f"jump/goto: {j}" for j in chain.jumps]
-    for accept in chain.accepts:
-        if accept.kind == "essential":
+    extra = [f"accepts {a.describe()}" for a in chain.accepts if not allowed(a, services)]
+    return extra + chain.findings + chain.hazards
+
+
+def service_present(chain: Chain, service: Service) -> bool:
+    """Whether the input chain accepts the service from all of its sources (or from anywhere)."""
+    rules = [a for a in chain.accepts if a.kind == "service" and covered_by(a, service)]
+    if not service.sources:
+        return any(a.sources is None for a in rules)
+    seen = {s for a in rules for s in (a.sources or ())}
+    return set(service.sources) <= seen
+
+
+@dataclass
+class Inbound:
+    """The judgement of the whole ruleset for inbound traffic."""
+
+    ours: Chain | None
+    chains: list[Chain]
+    unexpected: list[str]
+    notes: list[str]
+
+
+def judge_inbound(document: dict[str, Any], settings: Settings, role: str) -> Inbound:
+    """What the input hook lets in beyond the allow-list, over EVERY table.
+
+    A packet gets in only if every base chain hooked at input accepts it, so an IP version is
+    safe when at least one chain seeing it is tight (policy drop, every accept allowed, nothing
+    unmodelled): another table's accept cannot undo that drop. Hazards (:data:`_HAZARDS`) and
+    keys outside the grammar count in any table; address translation counts where forwarding is
+    allowed (it then exposes what it points at)."""
+    rs = Ruleset(document)
+    services = inbound_services(settings)
+    chains = [walk_chain(rs, c) for c in rs.base("input") if c.families]
+    ours = next((c for c in chains if (c.ref.family, c.ref.table) == ("inet", TABLE)), None)
+    unexpected = list(rs.unknown) + [h for c in chains for h in c.hazards]
+    notes: list[str] = []
+    for pre in (walk_chain(rs, c) for c in [*rs.base("prerouting"), *rs.base("input")]):
+        unexpected += [h for h in pre.hazards if h not in unexpected]
+        if forwarding_allowed(settings, role):
+            unexpected += [f"{t}: forwarding is allowed, so it exposes what it points at" for t in pre.translations]
+        else:
+            notes += [f"{t}: not judged (the input chain judges the translated packet; forwarding is off)"
+                      for t in pre.translations]
+    tight = {c.ref: c.policy == "drop" and not c.findings and not c.hazards
+             and all(allowed(a, services) for a in c.accepts) for c in chains}
+    for version in (4, 6):
+        deciders = [c for c in chains if version in c.families]
+        if any(tight[c.ref] for c in deciders):
+            notes += [f"IPv{version}: {c.ref} decides (policy drop, nothing else accepted)"
+                      for c in deciders if tight[c.ref]][:1]
             continue
-        if not any(covered_by(accept, s) for s in services):
-            where = ", ".join(accept.sources) or "anywhere"
-            extra.append(f"{accept.proto}/{accept.port} from {where} ({accept.text}) {' '.join(accept.notes)}".strip())
-    return extra
+        for chain in deciders or []:
+            unexpected += [f"{chain.ref}: {x}" for x in unexpected_accepts(chain, settings)
+                           if f"{chain.ref}: {x}" not in unexpected]
+            if chain.policy != "drop":
+                unexpected.append(f"{chain.ref}: policy {chain.policy}: IPv{version} is accepted unless dropped")
+        if not deciders:
+            unexpected.append(f"IPv{version}: no chain hooked at input")
+    return Inbound(ours, chains, unexpected, notes)
 
 
 def live_problems(document: dict[str, Any], settings: Settings, role: str) -> list[str]:
@@ -352,28 +732,49 @@ def live_problems(document: dict[str, Any], settings: Settings, role: str) -> li
     >>> live_problems({"nftables": []}, Settings(), "terminal")
     ['no input chain in table inet hardening']
     """
-    chains = parse_nft_json(document)
-    chain = next((c for c in chains.values() if c.hook == "input"), None)
+    inbound = judge_inbound(document, settings, role)
+    chain = inbound.ours
     if chain is None:
         return [f"no input chain in table inet {TABLE}"]
     problems = [] if chain.policy == "drop" else [f"input policy {chain.policy}"]
     problems += [f"missing {s.name}: {s.describe()}" for s in inbound_services(settings)
                  if not service_present(chain, s)]
-    problems += [f"unexpected accept: {x}" for x in unexpected_accepts(chain, settings)]
-    forward = next((c for c in chains.values() if c.hook == "forward"), None)
+    problems += [f"unexpected: {x}" for x in unexpected_accepts(chain, settings)]
+    problems += [f"unexpected: {x}" for x in inbound.unexpected if not x.startswith(f"{chain.ref}: ")
+                 and f"unexpected: {x}" not in problems]
+    forward = parse_nft_json(document).get("forward")
     want = "accept" if forwarding_allowed(settings, role) else "drop"
     if forward is None or forward.policy != want:
         problems.append(f"forward policy {forward.policy if forward else 'missing'}, want {want}")
     return problems
 
 
-def service_present(chain: Chain, service: Service) -> bool:
-    """Whether the input chain accepts the service from all of its sources (or from anywhere)."""
-    rules = [a for a in chain.accepts if covered_by(a, service)]
-    if not service.sources:
-        return any(not a.sources for a in rules)
-    seen = {s for a in rules for s in a.sources}
-    return set(service.sources) <= seen
+def table_objects(document: dict[str, Any], family: str = "inet", table: str = TABLE) -> list[str]:
+    """One table's objects in listing order, without handles and counters' values: the form in
+    which the live table and the one /etc/nftables.conf loads are compared."""
+    def strip(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if k not in ("handle", "packets", "bytes", "used")}
+        return [strip(v) for v in value] if isinstance(value, list) else value
+    out = []
+    for item in document.get("nftables", []):
+        kind, body = next(iter(item.items())) if len(item) == 1 else ("", {})
+        if not isinstance(body, dict) or kind == "metainfo":
+            continue
+        if body.get("family") == family and body.get("table", body.get("name")) == table:
+            out.append(json.dumps({kind: strip(body)}, sort_keys=True))
+    return out
+
+
+def table_difference(live: dict[str, Any], boot: dict[str, Any]) -> list[str]:
+    """How table inet hardening differs between two listings ([] = the same), a few lines."""
+    a, b = table_objects(live), table_objects(boot)
+    only_live = [x for x in a if x not in b]
+    only_boot = [x for x in b if x not in a]
+    lines = [f"only live: {x[:200]}" for x in only_live[:3]] + [f"only at boot: {x[:200]}" for x in only_boot[:3]]
+    if not lines and a != b:
+        lines.append("same objects in another order")
+    return lines
 
 
 # -- what the checks and the deploy observe (one batch per host, hardening.observe) ----------------
@@ -383,6 +784,33 @@ NFT_LIST = "nft -j list ruleset"
 NFTABLES_CONF_TEXT = quote("cat %s", NFTABLES_CONF)
 NFTABLES_ENABLED = "systemctl is-enabled nftables.service"
 NFTABLES_ACTIVE = "systemctl is-active nftables.service"
+NFTABLES_EXEC = "systemctl show --property=ExecStart --value nftables.service"
+# What nftables.service would load at boot, without touching the live ruleset: the file loaded
+# into a fresh, empty network namespace and listed there (exit 3: the file does not load).
+NFT_BOOT = (f"unshare --net sh -c 'nft -f {NFTABLES_CONF} || exit 3; nft -j list ruleset'")
+BOOT_DOES_NOT_LOAD = 3
+# The sysctl.d files systemd-sysctl applies at boot, in its order, each after a "# PATH" line.
+SYSCTL_CONFIG = "systemd-analyze cat-config sysctl.d"
+SYSCTL_DIRS = ("/etc/sysctl.d/", "/run/sysctl.d/", "/usr/local/lib/sysctl.d/", "/usr/lib/sysctl.d/",
+               "/lib/sysctl.d/")
+
+
+def exec_start_problem(shown: Observation) -> str | None:
+    r"""Why nftables.service would not load /etc/nftables.conf at boot (None: it loads exactly that),
+    from ``systemctl show --property=ExecStart --value``: one ``{ path=... ; argv[]=... ; ... }``
+    per command.
+
+    >>> exec_start_problem(Observation("o", "s", 0, "{ path=/usr/sbin/nft ; argv[]=/usr/sbin/nft -f "
+    ...     "/etc/nftables.conf ; ignore_errors=no ; start_time=[n/a] }\n", "", 0.0)) is None
+    True
+    """
+    commands = [part.split(" ; ")[0] for part in shown.stdout.split("argv[]=")[1:]]
+    if shown.rc != 0 or len(commands) != 1:
+        return f"nftables.service runs {commands or shown.stdout.strip()[:200] or 'nothing'}"
+    argv = commands[0].split()
+    if len(argv) != 3 or argv[0].rsplit("/", 1)[-1] != "nft" or argv[1:] != ["-f", NFTABLES_CONF]:
+        return f"nftables.service runs {commands[0]!r}, not nft -f {NFTABLES_CONF}"
+    return None
 
 
 def sysctl_read(key: str) -> str:
@@ -399,18 +827,18 @@ def read_nft_json(stdout: str) -> dict[str, Any]:
 
     >>> read_nft_json('{"nftables": []}')
     {'nftables': []}
-    >>> read_nft_json('Error: syntax error')
+    >>> read_nft_json('Error: syntax error')  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    hardening.measures.firewall.Unreadable: nft -j list ruleset: not JSON (Expecting value: line 1 column 1 (char 0))
+    hardening.measures.firewall.Unreadable: nft -j list ruleset: not JSON (...): 'Error: syntax error'
     """
     try:
         document = json.loads(stdout)
     except ValueError as exc:
-        raise Unreadable(f"{NFT_LIST}: not JSON ({exc})") from None
+        raise Unreadable(f"{NFT_LIST}: not JSON ({exc}): {stdout[:500]!r}") from None
     items = document.get("nftables") if isinstance(document, dict) else None
     if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
-        raise Unreadable(f"{NFT_LIST}: JSON without a list of objects under 'nftables': {stdout[:120]!r}")
+        raise Unreadable(f"{NFT_LIST}: JSON without a list of objects under 'nftables': {stdout[:500]!r}")
     return document
 
 
@@ -419,26 +847,153 @@ def live_drift(live: Observation, settings: Settings, role: str) -> list[str]:
 
     A failed or unreadable listing is drift too: the deploy then re-applies the ruleset.
     """
+    document = _listing(live)
+    return [document] if isinstance(document, str) else live_problems(document, settings, role)
+
+
+def _listing(live: Observation) -> dict[str, Any] | str:
+    """The listing, or why it cannot be read."""
     if live.rc != 0:
-        return [f"{NFT_LIST} failed (exit {live.rc}): {live.stderr.strip()[:200]}"]
+        return f"{NFT_LIST} failed (exit {live.rc}): {live.stderr.strip()[:200]}"
     try:
-        document = read_nft_json(live.stdout)
+        return read_nft_json(live.stdout)
     except Unreadable as exc:
-        return [str(exc)]
-    return live_problems(document, settings, role)
+        return str(exc)
 
 
-def reapply_reasons(conf: Observation, live: Observation, settings: Settings, role: str) -> list[str]:
+def foreign_problems(document: dict[str, Any], settings: Settings, role: str) -> list[str]:
+    """What lets traffic in from OTHER tables, whatever this tool's table does: hazards, keys
+    outside the grammar, translations where forwarding is allowed (re-applying cannot fix these).
+    """
+    inbound = judge_inbound(document, settings, role)
+    ours = f"inet {TABLE} "
+    return [x for x in inbound.unexpected
+            if not x.startswith(ours) and f" {ours}" not in x.split(":")[0] and not x.startswith("IPv")]
+
+
+def boot_listing(boot: Observation) -> dict[str, Any] | str:
+    """What /etc/nftables.conf loads at boot (the listing), or why it loads nothing (a string).
+    An observation that failed otherwise (e.g. no ``unshare``) raises: an error, never a pass."""
+    if boot.rc == BOOT_DOES_NOT_LOAD:
+        return f"nft -f {NFTABLES_CONF} fails, so the next boot loads no ruleset: {boot.stderr.strip()[:300]}"
+    if boot.rc != 0:
+        raise Unreadable(f"{NFT_BOOT} failed (exit {boot.rc}): {boot.stderr.strip()[:300]}")
+    try:
+        return read_nft_json(boot.stdout)
+    except Unreadable as exc:
+        raise Unreadable(f"{NFT_BOOT}: {exc}") from None
+
+
+def stale(conf: Observation, live: dict[str, Any], boot: dict[str, Any] | str, settings: Settings,
+          role: str) -> list[str]:
+    """Whether the live table and the one /etc/nftables.conf loads at boot differ, and which is
+    stale ([] = the file is the profile's ruleset and loads exactly the live table).
+
+    >>> stale(Observation("o", "cat", 1, "", "", 0.0), {"nftables": []}, {"nftables": []}, Settings(), "server")
+    ['/etc/nftables.conf is absent or unreadable: the next boot loads no ruleset of this tool']
+    """
+    if conf.rc != 0:
+        return [f"{NFTABLES_CONF} is absent or unreadable: the next boot loads no ruleset of this tool"]
+    current = conf.stdout == ruleset(settings, role)
+    if isinstance(boot, str):
+        return [boot]
+    difference = table_difference(live, boot)
+    at_boot = [f"at boot: {p}" for p in live_problems(boot, settings, role)]
+    if not difference:
+        return [] if current else [f"{NFTABLES_CONF} is not the profile's ruleset (though it loads the live "
+                                   "table)", *at_boot]
+    if current:
+        return [f"the live table inet {TABLE} drifted from {NFTABLES_CONF} (the file is the profile's; "
+                "the live ruleset is the stale one)", *difference]
+    if not live_problems(live, settings, role):
+        return [f"{NFTABLES_CONF} is stale: the next boot would load another table inet {TABLE} than the "
+                "live, compliant one", *at_boot, *difference]
+    return [f"neither the live table nor {NFTABLES_CONF} is the profile's ruleset", *at_boot, *difference]
+
+
+def reapply_reasons(conf: Observation, live: Observation, settings: Settings, role: str,
+                    boot: Observation | None = None) -> list[str]:
     """Why the deploy must (re)apply the ruleset ([] = committed file and live ruleset as desired).
 
-    ``conf`` is the observation of ``cat /etc/nftables.conf``, ``live`` that of ``nft -j list ruleset``.
+    ``conf`` is the observation of ``cat /etc/nftables.conf``, ``live`` that of ``nft -j list
+    ruleset``, ``boot`` that of :data:`NFT_BOOT` (the table the file loads, compared with live).
     """
     reasons = []
     if conf.rc != 0:
         reasons.append(f"{NFTABLES_CONF} absent or unreadable")
     elif conf.stdout != ruleset(settings, role):
         reasons.append(f"{NFTABLES_CONF} is not the profile's ruleset")
-    return reasons + [f"live ruleset: {p}" for p in live_drift(live, settings, role)]
+    reasons += [f"live ruleset: {p}" for p in live_drift(live, settings, role)]
+    document = _listing(live)
+    if boot is not None and not reasons and not isinstance(document, str):
+        try:
+            loaded = boot_listing(boot)
+        except Unreadable as exc:
+            return [str(exc)]
+        reasons += stale(conf, document, loaded, settings, role)
+    return reasons
+
+
+@dataclass(frozen=True)
+class Assignment:
+    """One ``key = value`` line of a sysctl.d file, as systemd-sysctl reads it."""
+
+    key: str
+    value: str
+    path: str
+    line: int
+
+    @property
+    def where(self) -> str:
+        return f"{self.path}:{self.line}"
+
+
+def sysctl_assignments(text: str) -> list[Assignment]:
+    r"""The assignments of ``systemd-analyze cat-config sysctl.d``, in the order systemd applies them.
+
+    >>> sysctl_assignments("# /etc/sysctl.d/99-x.conf\n# c\n-net/ipv4/ip_forward=1\n")
+    [Assignment(key='net.ipv4.ip_forward', value='1', path='/etc/sysctl.d/99-x.conf', line=2)]
+    """
+    out: list[Assignment] = []
+    path, line = "", 0
+    for raw in text.splitlines():
+        header = raw[2:].strip() if raw.startswith("# /") else ""
+        if header.startswith(SYSCTL_DIRS) and header.endswith(".conf") and " " not in header:
+            path, line = header, 0
+            continue
+        line += 1
+        text_line = raw.strip()
+        if not path or not text_line or text_line[0] in "#;" or "=" not in text_line:
+            continue
+        key, value = (part.strip() for part in text_line.split("=", 1))
+        out.append(Assignment(key.lstrip("-").replace("/", "."), value, path, line))
+    return out
+
+
+def persisted(assignments: list[Assignment], key: str) -> Assignment | None:
+    """The assignment systemd-sysctl leaves in force at boot: the last explicit one, else the last
+    glob that matches (an explicit key wins over a glob, sysctl.d(5))."""
+    explicit = [a for a in assignments if a.key == key]
+    if explicit:
+        return explicit[-1]
+    globs = [a for a in assignments if any(c in a.key for c in "*?[") and fnmatch.fnmatchcase(key, a.key)]
+    return globs[-1] if globs else None
+
+
+def forwarding_persist_repairs(assignments: list[Assignment], settings: Settings,
+                               role: str) -> list[Assignment]:
+    """The lines that would switch forwarding on at boot: every assignment of a forwarding key to
+    another value than the profile's that systemd-sysctl applies after (or without) this tool's
+    file. Empty when forwarding is allowed."""
+    if forwarding_allowed(settings, role):
+        return []
+    out = []
+    for key, want in FORWARD_SYSCTLS.items():
+        for item in assignments:
+            matches = item.key == key or (any(c in item.key for c in "*?[") and fnmatch.fnmatchcase(key, item.key))
+            if matches and item.value != want and item.path != SYSCTL_CONF:
+                out.append(item)
+    return out
 
 
 def sysctl_value(result: Observation) -> str | None:
@@ -485,9 +1040,10 @@ def observe(profile: Any) -> list[str]:
     settings: Settings = profile.measure("firewall")
     if not settings.enabled:
         return []
-    commands = [NFT_PRESENT, NFT_LIST, NFTABLES_CONF_TEXT, NFTABLES_ENABLED, NFTABLES_ACTIVE]
+    commands = [NFT_PRESENT, NFT_LIST, NFTABLES_CONF_TEXT, NFTABLES_ENABLED, NFTABLES_ACTIVE,
+                NFTABLES_EXEC, NFT_BOOT]
     if not forwarding_allowed(settings, profile.role):
-        commands += [sysctl_read(key) for key in FORWARD_SYSCTLS]
+        commands += [sysctl_read(key) for key in FORWARD_SYSCTLS] + [SYSCTL_CONFIG]
     return commands
 
 
