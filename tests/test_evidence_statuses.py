@@ -127,6 +127,24 @@ def test_diff_classifies_the_new_statuses(before: str, after: str, kind: str) ->
     assert diff.classify(before, after) == kind
 
 
+def test_not_applicable_in_schema_2_then_not_configured_is_changed_not_a_regression(tmp_path: Path) -> None:
+    """Before schema 3 a missing setting ended as not applicable: the first run after the upgrade
+    shows it as changed, without exit 4 for every host of the fleet."""
+    root = tmp_path / "evidence"
+    before = make_run(root, 27, {"pc03": all_pass() | {"admin.root_login_disabled": "not_applicable"}})
+    path = before / "pc03.json"
+    old = json.loads(path.read_text())
+    path.write_text(json.dumps({**old, "schema": "hardening.evidence/2"}), encoding="utf-8")
+    history.seal_run(before)
+    outcome = history.seal_run(make_run(root, 28, {"pc03": UNSET}))
+    assert outcome.regressions == []
+    [host] = outcome.diffs
+    assert [(c.check, c.kind, c.before, c.after) for c in host.changes] == [
+        ("admin.root_login_disabled", "changed", "not_applicable", "not_configured"),
+        ("usb.storage_blocked", "changed", "pass", "advisory")]
+    assert diff.classify("not_applicable", "not_configured") == "worse"  # within schema 3 it is
+
+
 V1_HOST_RUNS = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT INTO meta VALUES ('schema_version', '1');

@@ -11,6 +11,10 @@ inventory lacks data it needs).
 - ``changed``: any other change of status (fail ↔ error, pass ↔ not applicable ↔ advisory, and
   fail → not configured, which hides a finding rather than fixing it).
 - ``new`` and ``gone``: a check (or host) present in only one of the two runs.
+
+Documents before schema 3 had no "not configured": a missing setting ended as not applicable. So
+not applicable (schema 1 or 2) → not configured is ``changed``, not a regression: the first run
+after an upgrade shows what was never judged without claiming the host got worse.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from hardening.evidence import chain
 GOOD = {"pass", "not_applicable", "advisory"}
 BAD = {"fail", "error"}
 UNJUDGED = {"not_configured"}
+# Schemas whose "not_applicable" may have meant "not configured" (no such status before schema 3).
+BEFORE_NOT_CONFIGURED = {"hardening.evidence/1", "hardening.evidence/2"}
 KINDS = ("worse", "better", "changed", "new", "gone")
 
 
@@ -83,7 +89,11 @@ def _read(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def classify(before: str | None, after: str | None) -> str | None:
+def classify(before: str | None, after: str | None, *, old_schema: bool = False) -> str | None:
+    """The kind of change from status ``before`` to ``after`` (None: unchanged); ``old_schema``
+    when ``before`` comes from a document written before "not configured" existed."""
+    if old_schema and before == "not_applicable" and after in UNJUDGED:
+        return "changed"
     if before == after:
         return None
     if before is None:
@@ -101,10 +111,11 @@ def compare_documents(before: dict[str, Any] | None, after: dict[str, Any] | Non
     """The changes of each check between two evidence documents of one host."""
     old = {c["id"]: c for c in (before or {}).get("checks", [])}
     new = {c["id"]: c for c in (after or {}).get("checks", [])}
+    old_schema = (before or {}).get("schema") in BEFORE_NOT_CONFIGURED
     changes = []
     for check_id in sorted(old.keys() | new.keys()):
         a, b = old.get(check_id), new.get(check_id)
-        kind = classify(a["status"] if a else None, b["status"] if b else None)
+        kind = classify(a["status"] if a else None, b["status"] if b else None, old_schema=old_schema)
         if kind is None:
             continue
         ref = b or a or {}
