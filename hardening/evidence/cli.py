@@ -255,7 +255,8 @@ def diff(runs: tuple[str, ...], evidence_root: Path, as_json: bool, exit_code: b
     hardening diff RUN_A RUN_B     RUN_A (earlier) against RUN_B (later)
 
     Lists per host and clause the checks that got worse (pass/n-a/advisory -> fail/error or
-    not configured, not configured -> fail/error), better, otherwise changed, new or gone. A run is a run id, a unique prefix, a directory or `latest`.
+    not configured, not configured -> fail/error), better, otherwise changed, new or gone.
+    A run is a run id, a unique prefix, a directory or `latest`.
     """
     before, after = _pair(evidence_root, runs)
     diffs = diff_mod.compare_runs(diff_mod.load_run(before), diff_mod.load_run(after))
@@ -359,7 +360,8 @@ def schedule_install(inventory: Path | None, local: bool, profile_name: str | No
         name=schedule_mod.unit_name(inventory, name), inventory=inventory.resolve() if inventory else None,
         evidence=evidence_root.absolute(), every=every, on_calendar=on_calendar, keep=keep, user=user,
         key_dir=key_dir, profile=profile_name, sensitivity=sensitivity, python=python or sys.executable,
-        workdir=workdir or (ROOT if IN_CHECKOUT else Path.cwd()), environment=tuple(pairs), randomized_delay=randomized_delay)
+        workdir=workdir or (ROOT if IN_CHECKOUT else Path.cwd()), environment=tuple(pairs),
+        randomized_delay=randomized_delay)
     for line in schedule_mod.install(spec, unit_dir, enable=not no_enable):
         click.echo(line)
 
