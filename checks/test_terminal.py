@@ -1,6 +1,7 @@
 """terminal (6-12, 6-13, 6-14): which terminals may process personal data, verified.
 
-SSH groups with ``sshd -T`` (effective after drop-ins and first match); the host's identity from
+SSH groups with ``sshd -T`` (effective after drop-ins and first match) and ``sshd -T -C`` for each
+Match line; the host's identity from
 the sources the kernel and systemd give (``/etc/machine-id``, the DMI serial, ``ip -j link``)
 against the inventory's asset register; where the host is on the network from ``ip -j addr`` and
 ``ip -j route`` against the profile's expected networks. Every reading comes from the host's
@@ -19,7 +20,9 @@ from hardening.measures import terminal as measure
 
 
 def _register(profile: Any, inventory_host: Any, evidence: Any, field: str) -> str:
-    """The register's value for ``field``, or end the check as not applicable."""
+    """The register's value for ``field``; not applicable without an inventory (--local) or when
+    the profile does not match hosts against the register; not configured when the register
+    entry lacks the field (the inventory must fill it)."""
     settings: measure.Settings = profile.measure("terminal")
     if not settings.match_asset_register:
         evidence.not_applicable("the profile does not match hosts against the asset register")
@@ -27,7 +30,8 @@ def _register(profile: Any, inventory_host: Any, evidence: Any, field: str) -> s
         evidence.not_applicable("no inventory entry (verify --local): no asset register to match")
     value = measure.asset_fields(inventory_host.asset, settings).get(field)
     if not value:
-        evidence.not_applicable(f"the asset register has no {field} for this host")
+        evidence.not_configured(f"inventory: asset.{field} (the asset register entry of this host has "
+                                f"no {field}; the profile matches hosts against the register)")
     return str(value)
 
 
@@ -37,15 +41,19 @@ def _json(obs: Any, command: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.clause("6-12")
-def test_ssh_allow_groups(obs, profile, evidence):
-    """SSH accepts only the profile's groups (AllowGroups, sshd -T)"""
+def test_ssh_allow_groups(obs, profile, evidence, request):
+    """SSH accepts only the profile's groups (AllowGroups) for the default connection and every
+    Match block (sshd -T; sshd -T -C per Match line through the host fixture, only when there are
+    Match lines). A narrower non-empty list passes; a wider one, or none (every account), fails"""
     settings: measure.Settings = profile.measure("terminal")
-    config, why = _sshd.effective(obs.run(_sshd.SSHD_T))
-    seen = sorted((config or {}).get("allowgroups", []))
-    evidence.record(expected={"allowgroups": sorted(settings.ssh_allow_groups)},
-                    observed={"allowgroups": seen or (why or "not set: every account may log in")})
-    assert config is not None, why
-    assert seen == sorted(settings.ssh_allow_groups)
+    classes = _sshd.connection_classes(obs, _sshd.host_runner(request))
+    observed, failing = _sshd.judge(classes, ["allowgroups"],
+                                    lambda c: measure.allow_groups_problem(settings, c.value("allowgroups")))
+    evidence.record(expected={"allowgroups": f"within {sorted(settings.ssh_allow_groups)}",
+                              "for": "the default and every Match block"}, observed=observed)
+    if _sshd.unreadable(classes):
+        raise _sshd.MatchError(_sshd.unreadable(classes))
+    assert not failing, "; ".join(failing)
 
 
 @pytest.mark.clause("6-12", "6-13")
@@ -81,7 +89,8 @@ def test_expected_network(obs, profile, evidence):
     """The host's addresses and default gateways are inside the profile's expected networks"""
     settings: measure.Settings = profile.measure("terminal")
     if not settings.expected_networks:
-        evidence.not_applicable("the profile lists no expected networks")
+        evidence.not_configured("hwprofiles: measures.terminal.expected_networks (the networks this "
+                                "host may appear on; none listed, so where it is cannot be judged)")
     addresses = measure.parse_addresses(_json(obs, measure.IP_ADDR))
     gateways = measure.parse_gateways([r for command in measure.IP_ROUTES for r in _json(obs, command)])
     stray = measure.outside(addresses + gateways, settings.expected_networks)

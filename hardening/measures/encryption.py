@@ -9,10 +9,14 @@ What the checks verify:
 
 * ``root: required``: ``/`` sits on a dm-crypt device (a ``crypt`` ancestor in ``lsblk``).
 * ``swap: required``: every active swap is on dm-crypt or in RAM (zram), or there is no swap.
+* personal data (``measures.auth.personal_data``): where the profile requires an encrypted root,
+  every listed path sits on dm-crypt (the device its filesystem is on, e.g. a data disk); no path
+  listed there is "not configured".
+* swap and data devices are matched by lsblk's PATH or KNAME: ``/proc/swaps`` names a dm-crypt
+  swap ``/dev/dm-0`` where lsblk's path is ``/dev/mapper/NAME``.
 * the hardware the profile names (``hardware.tpm``, ``hardware.secure_boot``):
-  ``required`` fails when absent; ``expected`` passes either way and records what was found,
-  with a note when it is absent (the hardware profile expects it, the sensitivity level does not
-  require it: a person reads the note); ``ignore`` is not applicable.
+  ``required`` fails when absent; ``expected`` and absent is advisory (shown, not a failure);
+  ``ignore`` is not applicable.
 """
 
 from __future__ import annotations
@@ -110,6 +114,15 @@ def parse_swaps(text: str) -> list[dict[str, str]]:
     return out
 
 
+def device_chain(tree: list[Node], device: str) -> list[Node]:
+    """The chain down to a device named as the kernel or lsblk names it: ``/proc/swaps`` and
+    ``findmnt`` may say ``/dev/dm-0`` where lsblk's PATH is ``/dev/mapper/swapc`` (its KNAME is
+    ``dm-0``); a ``[/subvolume]`` or bind-mount suffix is dropped."""
+    name = device.split("[", 1)[0]
+    return chain_to(tree, name, "path") or (
+        chain_to(tree, name.removeprefix("/dev/"), "kname") if name.startswith("/dev/") else [])
+
+
 def swap_ok(name: str, kind: str, tree: list[Node], file_chain: list[Node] | None = None) -> bool:
     """A swap is acceptable when in RAM (zram) or on dm-crypt (directly, or for a swap file the
     device holding its filesystem)."""
@@ -117,19 +130,38 @@ def swap_ok(name: str, kind: str, tree: list[Node], file_chain: list[Node] | Non
         return True
     if kind == "file":
         return encrypted(file_chain or [])
-    return encrypted(chain_to(tree, name, "path"))
+    return encrypted(device_chain(tree, name))
 
 
 def hardware_verdict(expectation: str, present: bool) -> tuple[str, str]:
-    """("not_applicable" | "pass" | "fail", note) for a TPM or Secure Boot expectation."""
+    """("not_applicable" | "pass" | "fail" | "advisory", note) for a TPM or Secure Boot
+    expectation: ``expected`` and absent is advisory (shown, not a failure, never a pass)."""
     if expectation == "ignore":
         return "not_applicable", "the hardware profile ignores it"
     if present:
         return "pass", ""
     if expectation == "required":
         return "fail", "required by the profile at this sensitivity, but absent"
-    return "pass", ("absent: the hardware profile expects it but does not require it at this "
-                    "sensitivity; check the hardware or the profile")
+    return "advisory", ("absent: the hardware profile expects it but does not require it at this "
+                        "sensitivity; check the hardware or the profile")
+
+
+def personal_data_required(settings: Settings) -> bool:
+    """Personal-data paths must be on dm-crypt wherever the profile requires an encrypted root:
+    encrypting the system disk while the data sits on a plain data disk would defeat it."""
+    return settings.root == "required"
+
+
+def personal_data_paths(profile: Any) -> list[str]:
+    """The personal-data directories the profile lists (``measures.auth.personal_data``)."""
+    return [str(entry.path) for entry in profile.measure("auth").personal_data]
+
+
+def data_source(path: str) -> str:
+    """The device holding ``path``'s filesystem (the nearest existing parent when it does not
+    exist yet), as ``<path><TAB><device>``."""
+    return quote('p=%s; while [ ! -e "$p" ] && [ "$p" != / ]; do p=$(dirname "$p"); done; '
+                 "printf '%%s\\t%%s\\n' %s \"$(findmnt -n -o SOURCE -T \"$p\")\"", path, path)
 
 
 def secure_boot_enabled(mokutil: str, efivar_bytes: str) -> bool | None:
@@ -144,7 +176,7 @@ def secure_boot_enabled(mokutil: str, efivar_bytes: str) -> bool | None:
     return None
 
 
-LSBLK = "lsblk -J -o NAME,PATH,TYPE,FSTYPE,MOUNTPOINT"
+LSBLK = "lsblk -J -o NAME,KNAME,PATH,TYPE,FSTYPE,MOUNTPOINT"
 ROOT_SOURCE = "findmnt -n -o SOURCE,FSTYPE /"
 SWAPS = "cat /proc/swaps"
 # Per swap file, the device holding its filesystem (``<file><TAB><device>``); nothing without one.
@@ -184,6 +216,8 @@ def observe(profile: Any) -> list[str]:
     commands = list(_sshd.OBSERVE)
     if settings.root == "required" or settings.swap == "required":
         commands.append(LSBLK)
+    if personal_data_required(settings):
+        commands += [data_source(path) for path in personal_data_paths(profile)]
     if settings.root == "required":
         commands.append(ROOT_SOURCE)
     if settings.swap == "required":

@@ -51,6 +51,15 @@ def sshd_dropin(settings: Settings) -> str:
     return _sshd.render("terminal", ", ".join(MEASURE.clauses), sshd_directives(settings))
 
 
+def allow_groups_problem(settings: Settings, groups: list[str]) -> str | None:
+    """Why one connection class's AllowGroups (sshd -T) is wider than the profile's, or None:
+    none at all lets every account in; a group outside the profile widens it; fewer is stricter."""
+    if not groups:
+        return "no AllowGroups: every account may log in"
+    extra = sorted(set(groups) - set(settings.ssh_allow_groups))
+    return f"AllowGroups {' '.join(groups)} adds {', '.join(extra)}" if extra else None
+
+
 def lockout_reason(settings: Settings, user: str, groups: list[str]) -> str | None:
     """Why AllowGroups would shut the deploy account out, or None.
 

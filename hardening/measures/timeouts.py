@@ -8,10 +8,11 @@ Desired state, values from the profile's sensitivity level:
   client stops answering is closed after about interval x max seconds (CountMax 0 would disable
   the probes' effect, so the profile refuses it).
 * logind: ``IdleAction`` / ``IdleActionSec`` in ``/etc/systemd/logind.conf.d/hardening-timeouts.conf``.
-  systemd-logind reads it when it starts: the deploy does NOT restart systemd-logind (a restart
-  can end running sessions); the setting takes effect at the next boot, or when an operator
-  restarts systemd-logind in a maintenance window. The check reads the configuration as logind
-  will read it (``systemd-analyze cat-config``) and records the value logind runs with now.
+  systemd-logind (252, Debian 12) re-reads its configuration on SIGHUP without ending sessions
+  (:data:`LOGIND_RELOAD`): the deploy signals it when the running values differ from the profile.
+  The check reads the configuration as logind reads it (``systemd-analyze cat-config``) AND the
+  values the running daemon uses (``busctl``): where they differ it fails, naming the running
+  value as stale. At least as strict: a shorter IdleActionSec passes.
 * desktop: where dconf is installed, the GNOME idle delay and screen lock in the system database
   ``local`` with the keys locked (``/etc/dconf/db/local.d/`` and ``locks/``, then ``dconf update``);
   without dconf there is no desktop to lock and the check is not applicable.
@@ -19,6 +20,8 @@ Desired state, values from the profile's sensitivity level:
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Any, Literal
 
 from pydantic import Field
@@ -65,6 +68,34 @@ def sshd_directives(settings: Settings) -> dict[str, str | list[str]]:
     }
 
 
+def client_alive_problem(settings: Settings, config: dict[str, list[str]]) -> str | None:
+    """Why one connection class's ClientAlive values are looser than the profile, or None.
+
+    At least as strict: an interval of 1..profile seconds and a CountMax of 1..profile pass;
+    an interval of 0 (no probes) or a CountMax of 0 (probes never end the session) fail."""
+    problems = []
+    for key, limit in (("clientaliveinterval", settings.ssh_client_alive_interval),
+                       ("clientalivecountmax", settings.ssh_client_alive_count_max)):
+        values = config.get(key, [])
+        value = values[0] if len(values) == 1 else " ".join(values)
+        if not value.isdigit():
+            raise ValueError(f"sshd -T prints {key} {value!r}: not a number")
+        if not 0 < int(value) <= limit:
+            problems.append(f"{key} {value} (wanted 1..{limit})")
+    return ", ".join(problems) or None
+
+
+def sshd_value_ok(settings: Settings) -> Callable[[str, list[str]], bool]:
+    """For the deploy: a value sshd -T shows for an owned keyword that needs no repair."""
+    limits = {"clientaliveinterval": settings.ssh_client_alive_interval,
+              "clientalivecountmax": settings.ssh_client_alive_count_max}
+
+    def ok(key: str, values: list[str]) -> bool:
+        return (key in limits and len(values) == 1 and values[0].isdigit()
+                and 0 < int(values[0]) <= limits[key])
+    return ok
+
+
 def sshd_dropin(settings: Settings) -> str:
     """The text of /etc/ssh/sshd_config.d/10-hardening-timeouts.conf."""
     return _sshd.render("timeouts", ", ".join(MEASURE.clauses), sshd_directives(settings))
@@ -79,8 +110,8 @@ def logind_values(settings: Settings) -> dict[str, str]:
 def logind_dropin(settings: Settings) -> str:
     """The text of /etc/systemd/logind.conf.d/hardening-timeouts.conf."""
     body = "".join(f"{k}={v}\n" for k, v in logind_values(settings).items())
-    return ("# Managed by hardening (timeouts, 6-15). Read by systemd-logind when it starts:\n"
-            "# the deploy does not restart it (that can end sessions); next boot applies it.\n"
+    return ("# Managed by hardening (timeouts, 6-15). Read by systemd-logind when it starts\n"
+            "# and on SIGHUP, which the deploy sends (sessions stay).\n"
             "[Login]\n" + body)
 
 
@@ -99,6 +130,43 @@ def parse_logind(text: str) -> dict[str, str]:
             key, _, value = line.partition("=")
             values[key.strip()] = value.strip()
     return values
+
+
+LOGIND_DEFAULTS = {"IdleAction": "ignore", "IdleActionSec": "30min"}
+
+
+def parse_logind_live(text: str) -> dict[str, str]:
+    """``busctl get-property ... IdleAction IdleActionUSec`` (``s "lock"`` then ``t 900000000``) ->
+    {"IdleAction": "lock", "IdleActionSec": "900s"}; ValueError for anything else."""
+    lines = [line.strip() for line in text.strip().splitlines()]
+    action = re.fullmatch(r's "([a-z-]+)"', lines[0]) if len(lines) == 2 else None
+    usec = re.fullmatch(r"t (\d+)", lines[1]) if len(lines) == 2 else None
+    if not action or not usec:
+        raise ValueError(f"cannot read what systemd-logind runs with (busctl): {text!r}")
+    return {"IdleAction": action.group(1), "IdleActionSec": f"{int(usec.group(1)) // 1_000_000}s"}
+
+
+def logind_problems(settings: Settings, configured: dict[str, str], live: dict[str, str]) -> list[str]:
+    """What is wrong with logind's idle action: the configuration against the profile (the same
+    action; IdleActionSec at most the profile's), then the running daemon against its
+    configuration (a difference means the files changed and logind has not re-read them)."""
+    want = {"IdleAction": settings.logind_idle_action}
+    conf = {k: configured.get(k, v) for k, v in LOGIND_DEFAULTS.items()}
+    problems = []
+    if conf["IdleAction"] != want["IdleAction"]:
+        problems.append(f"configured IdleAction={conf['IdleAction']}, wanted {want['IdleAction']}")
+    conf_sec = seconds(conf["IdleActionSec"])
+    if conf_sec is None:
+        raise ValueError(f"IdleActionSec={conf['IdleActionSec']!r} is not a time span logind reads")
+    if not 0 < conf_sec <= settings.logind_idle_action_sec:
+        problems.append(f"configured IdleActionSec={conf['IdleActionSec']}, wanted at most "
+                        f"{settings.logind_idle_action_sec}s")
+    if live["IdleAction"] != conf["IdleAction"] or seconds(live["IdleActionSec"]) != conf_sec:
+        problems.append(f"systemd-logind runs with IdleAction={live['IdleAction']} "
+                        f"IdleActionSec={live['IdleActionSec']} but its configuration says "
+                        f"IdleAction={conf['IdleAction']} IdleActionSec={conf['IdleActionSec']}: the running "
+                        "value is stale (configuration changed, logind not reloaded)")
+    return problems
 
 
 def seconds(value: str) -> int | None:
@@ -124,6 +192,18 @@ DCONF_KEYS = {
 def dconf_values(settings: Settings) -> dict[str, str]:
     """Key path -> value as ``dconf read`` prints it."""
     return {k: v.format(delay=int(settings.screen_lock_delay)) for k, v in DCONF_KEYS.items()}
+
+
+def dconf_value_ok(settings: Settings, path: str, value: str) -> bool:
+    """At least as strict: an idle delay of 1..profile seconds (0 would never lock), the lock
+    enabled, a lock delay no longer than the profile's (0)."""
+    want = dconf_values(settings)[path]
+    if path.endswith("/idle-delay") or path.endswith("/lock-delay"):
+        limit, got = int(want.split()[-1]), value.split()
+        if len(got) != 2 or got[0] != "uint32" or not got[1].isdigit():
+            return False
+        return (0 < int(got[1]) <= limit) if path.endswith("/idle-delay") else int(got[1]) <= limit
+    return value == want
 
 
 def dconf_profile() -> str:
@@ -152,6 +232,9 @@ TMOUT_SHELL = ("if command -v runuser >/dev/null; then runuser -u nobody -- bash
 LOGIND_CONFIG = "systemd-analyze cat-config systemd/logind.conf"
 LOGIND_LIVE = ("busctl get-property org.freedesktop.login1 /org/freedesktop/login1 "
                "org.freedesktop.login1.Manager IdleAction IdleActionUSec")
+# systemd-logind (252) re-reads its configuration on SIGHUP ("Config file reloaded."), same
+# process, sessions untouched; only the main process: signalling the unit's auxiliary processes fails.
+LOGIND_RELOAD = "systemctl kill --kill-whom=main -s HUP systemd-logind.service"
 DCONF_PRESENT = "command -v dconf"
 # For the deploy, when a login shell's TMOUT is wrong: the same login shell traced, each command
 # with the file and line it comes from (``+FILE:LINE: command``), only the lines naming TMOUT.
