@@ -269,7 +269,8 @@ def demo(evidence_root: Path, keep: bool) -> None:
     golden state), starts an emulated `terminal` host (sensitivity high) and a `server` host,
     verifies both, deploys every measure, verifies again, and prints where the evidence is,
     with what still fails and why no deploy can fix it (hardware the lab lacks, an unencrypted
-    root disk, security updates left to change management). Exit 0 when only those remain.
+    root disk, security updates left to change management), and the checks not configured (data
+    only an agency can give: expected networks, personal-data paths). Exit 0 when only those remain.
     """
     from hardening import demo as demo_mod
 
