@@ -3,7 +3,9 @@
 Every value comes from the host's one observation batch (hardening.measures.auth.observe) and is
 read as the program that uses it reads it (see hardening.measures.auth):
 accounts through NSS (``getent shadow``, ``getent passwd``), the PAM stacks from the files PAM
-reads (/etc/pam.d/common-*, as pam-auth-update wrote them), faillock.conf and module arguments
+reads (every file of /etc/pam.d with ``@include``, ``include``, ``substack``, controls and
+continuations as libpam reads them, each password service's stack walked through every result a
+module can give: hardening.measures.auth.pam_outcomes), faillock.conf and module arguments
 as pam_faillock combines them, pwquality's drop-ins then pwquality.conf then module arguments,
 and login.defs as shadow-utils' getdef.c reads it (the last occurrence of a key wins).
 """
@@ -47,20 +49,25 @@ def test_only_root_has_uid0(obs, profile, evidence):
     assert found == ["root"], f"accounts with UID 0: {found}"
 
 
+def _pam(obs: Any) -> measure.PamView:
+    """/etc/pam.d as libpam reads it; unreadable or not understood is an error, never a pass."""
+    return measure.read_pam(obs.run(measure.PAM_TREE), obs.run(measure.PAM_MODULES))
+
+
 @pytest.mark.clause("6-1")
 def test_faillock_in_pam_stack(obs, profile, evidence):
-    """pam_faillock is wired into common-auth and common-account, and the stacks are sound"""
-    auth_text = _text(obs, measure.PAM_AUTH) or ""
-    account_text = _text(obs, measure.PAM_ACCOUNT) or ""
-    problems = {"common-auth": measure.stack_problems(auth_text, "auth"),
-                "common-account": measure.stack_problems(account_text, "account")}
+    """pam_faillock gates every password login: preauth stops a locked account, authfail counts each failure"""
+    view = _pam(obs)
+    problems = measure.faillock_stacks(view)
+    judged = [measure.COMMON["auth"], measure.COMMON["account"], *view.services(measure.AUTH_SERVICES)]
     evidence.record(
-        expected={"common-auth": "pam_faillock preauth (requisite) before pam_unix, authfail [default=die] "
-                                 "after it and before pam_deny; every success jump lands after pam_deny",
-                  "common-account": "pam_faillock before pam_unix", "problems": {}},
-        observed={"problems": {k: v for k, v in problems.items() if v},
-                  "common-auth": _active(auth_text), "common-account": _active(account_text)})
-    assert not any(problems.values()), f"PAM stack problems: {problems}"
+        expected={"auth": "pam_faillock preauth on every way to success, its failure fails the stack; "
+                          "authfail runs after every pam_unix failure",
+                  "account": "pam_faillock on every way to success", "problems": {}},
+        observed={"stacks judged": judged, "problems": problems,
+                  "common-auth": _lines(view, measure.COMMON["auth"], "auth"),
+                  "common-account": _lines(view, measure.COMMON["account"], "account")})
+    assert not problems, f"PAM stack problems: {problems}"
 
 
 @pytest.mark.clause("6-1")
@@ -68,32 +75,44 @@ def test_faillock_settings(obs, profile, evidence):
     """faillock locks after the profile's number of failures, for at least its unlock time"""
     settings: measure.Settings = profile.measure("auth")
     conf = _text(obs, measure.FAILLOCK_TEXT) or ""
-    values = measure.effective_faillock(conf, _text(obs, measure.PAM_AUTH) or "")
-    problems = measure.faillock_problems(values, settings)
+    values = {name: measure.effective_faillock(conf, args) for name, args in measure.faillock_args(_pam(obs)).items()}
+    problems = {name: p for name, v in values.items() if (p := measure.faillock_problems(v, settings))}
     evidence.record(expected={"deny": f"1..{settings.faillock_deny}",
                               "unlock_time": f">= {settings.faillock_unlock_time} or 0 (never)",
                               "fail_interval": f">= {settings.faillock_fail_interval}"},
-                    observed={**values, "problems": problems})
-    assert not problems, "; ".join(problems)
+                    observed={"per auth stack (faillock.conf, then module arguments)": values, "problems": problems})
+    assert not problems, f"faillock looser than the profile: {problems}"
 
 
 @pytest.mark.clause("6-2")
 def test_pwquality(obs, profile, evidence):
-    """Passwords are checked by pam_pwquality with the profile's minimum length and classes"""
+    """pam_pwquality gates every password change with the profile's minimum length and classes, enforcing"""
     settings: measure.Settings = profile.measure("auth")
-    password_text = _text(obs, measure.PAM_PASSWORD) or ""
-    in_stack = measure.pam_in_stack(password_text, "pam_pwquality.so")
+    view = _pam(obs)
     dropins = measure.parse_dropins(_text(obs, measure.PWQUALITY_DROPINS) or "")
-    values = measure.effective_pwquality(dropins, _text(obs, measure.PWQUALITY_TEXT) or "", password_text)
-    problems = measure.pwquality_problems(values, settings)
-    if not in_stack:
-        problems.insert(0, "pam_pwquality.so is not in common-password (libpam-pwquality not installed?)")
-    evidence.record(expected={"pam_pwquality in common-password": True,
+    main = _text(obs, measure.PWQUALITY_TEXT) or ""
+    values = {name: measure.effective_pwquality(dropins, main, args)
+              for name, args in measure.pwquality_args(view).items()}
+    problems = {name: p for name, v in values.items() if (p := measure.pwquality_problems(v, settings))}
+    problems.update(measure.pwquality_stacks(view))
+    evidence.record(expected={"pam_pwquality": "on every way to a new password, its refusal fails the stack",
                               "minlen": f">= {settings.pass_min_len}",
-                              "minclass": f">= {settings.pass_min_classes}"},
-                    observed={"pam_pwquality in common-password": in_stack, **values,
-                              "drop-ins": [name for name, _ in dropins], "problems": problems})
-    assert not problems, "; ".join(problems)
+                              "minclass": f">= {settings.pass_min_classes}", "enforcing": "not 0"},
+                    observed={"per password stack (drop-ins, pwquality.conf, module arguments)": values,
+                              "drop-ins": [name for name, _ in dropins], "problems": problems,
+                              "common-password": _lines(view, measure.COMMON["password"], "password")})
+    assert not problems, f"pam_pwquality problems: {problems}"
+
+
+@pytest.mark.clause("6-1")
+def test_pam_refuses_empty_passwords(obs, profile, evidence):
+    """No password login accepts an empty password: pam_unix without nullok in every auth stack"""
+    view = _pam(obs)
+    found = measure.nullok_stacks(view)
+    evidence.record(expected={"pam_unix lines with nullok": {}},
+                    observed={"pam_unix lines with nullok": found,
+                              "stacks judged": [measure.COMMON["auth"], *view.services(measure.AUTH_SERVICES)]})
+    assert not found, f"pam_unix accepts empty passwords (nullok): {found}"
 
 
 @pytest.mark.clause("6-2")
@@ -168,7 +187,10 @@ def test_personal_data_access(obs, profile, evidence):
     """Personal-data directories belong to root and the named group, with no world access"""
     settings: measure.Settings = profile.measure("auth")
     if not settings.personal_data:
-        evidence.not_applicable("the profile names no personal-data paths")
+        # Every shipped role (terminal, server, server-room: base.yaml) is a host that holds
+        # personal information: an empty list is missing data, not a host without any.
+        evidence.not_configured("the profile names no personal-data directories: fill measures.auth.personal_data "
+                                "(e.g. [{path: /srv/pii, group: pii, mode: '0750'}]) in the host's profile")
     observed: dict[str, Any] = {}
     problems: list[str] = []
     for entry in settings.personal_data:
@@ -189,5 +211,5 @@ def _stat(obs: Any, path: str) -> dict[str, str] | None:
     return {**measure.parse_stat(out), "acl": measure.acl_marker(_text(obs, measure.dir_listing(path)) or "")}
 
 
-def _active(text: str) -> list[str]:
-    return [ln for ln in (raw.split("#", 1)[0].rstrip() for raw in text.splitlines()) if ln.strip()]
+def _lines(view: measure.PamView, service: str, kind: str) -> list[str]:
+    return [str(entry) for entry in view.stack(service, kind)]

@@ -1,11 +1,16 @@
 """auth (6-1, 6-2): faillock, pwquality, ageing and hash in login.defs, shadow files, personal data.
 
-Decides from the host's observations (the same the checks judge): a PAM stack that lost its
-faillock lines (or pam_pwquality) is rebuilt even when the tool's own files are unchanged; the
-shadow files and personal-data directories are fixed only where they are wrong. What no file of
-the deploy can win over (module arguments in the PAM files, a pwquality drop-in read after its
-own, a weak pam_unix hash) and what only a person can do (accounts: empty or weak passwords,
-UID 0, ageing of existing accounts) makes it refuse at its end, naming the file or the account.
+Decides from the host's observations (the same the checks judge): when the common-* files
+pam-auth-update writes have drifted (faillock or pam_pwquality made optional, skipped by a jump,
+switched off by an argument, ``nullok`` back, a weak pam_unix hash), they are rewritten from the
+profiles with ``pam-auth-update --force`` (local edits of those files are dropped: they are the
+drift). ``nullok`` goes through the deploy's own copy of Debian's unix profile without it
+(``hardening-unix``, made from the host's own profile), which replaces ``unix``. The
+pwquality keys go into pwquality.conf, read after every drop-in. The shadow files and
+personal-data directories are fixed only where they are wrong. What pam-auth-update does not
+write (a service's own PAM lines) and what only a person can do (accounts: empty or weak
+passwords, UID 0, ageing of existing accounts) makes it refuse at its end, naming the file or
+the account.
 
 Lockout safety: pam_faillock is wired in through pam-auth-update (the Debian way) by a script
 that validates the resulting common-auth and common-account and restores the previous files in
@@ -69,10 +74,15 @@ def _faillock(settings: measure.Settings, obs: Observations) -> None:
                   dest=f"{measure.PAM_CONFIGS}/{name}", user="root", group="root", mode="644")
         for name, text in measure.pam_profiles().items()
     ]
-    drifted = _stack_drift(obs)
+    unix = measure.unix_without_nullok(_text(obs, measure.UNIX_PROFILE))
+    if unix is not None:
+        profiles.append(files.put(name=f"pam-auth-update profile {measure.UNIX_OWN} (Debian's unix without nullok)",
+                                  src=StringIO(unix), dest=f"{measure.PAM_CONFIGS}/{measure.UNIX_OWN}",
+                                  user="root", group="root", mode="644"))
+    drifted = "; ".join(_common_drift(settings, obs))
     server.shell(name="Enable pam_faillock and pam_pwquality with pam-auth-update (validated, restored on failure)"
-                      + (f": the stack drifted ({drifted})" if drifted else ""),
-                 commands=[measure.enable_command()],
+                      + (f": the common files drifted, rewritten from the profiles ({drifted})" if drifted else ""),
+                 commands=[measure.enable_command(force=bool(drifted))],
                  _if=lambda: bool(drifted) or _any_changed(profiles))
 
 
@@ -80,24 +90,32 @@ def _any_changed(ops: list[OperationMeta]) -> bool:
     return any(op.did_change() for op in ops)
 
 
-def _stack_drift(obs: Observations) -> str:
-    """What is wrong with the observed PAM stacks (faillock, pam_pwquality); empty when sound."""
-    problems = (measure.stack_problems(_text(obs, measure.PAM_AUTH), "auth")
-                + measure.stack_problems(_text(obs, measure.PAM_ACCOUNT), "account"))
-    if not measure.pam_in_stack(_text(obs, measure.PAM_PASSWORD), "pam_pwquality.so"):
-        problems.append("no pam_pwquality.so in common-password")
-    return "; ".join(problems)
+def _pam(obs: Observations) -> measure.PamView | None:
+    try:
+        return measure.read_pam(obs.run(measure.PAM_TREE), obs.run(measure.PAM_MODULES))
+    except measure.PamError:
+        return None
+
+
+def _common_drift(settings: measure.Settings, obs: Observations) -> list[str]:
+    """What is wrong in the common-* files (pam-auth-update's), from the observed /etc/pam.d."""
+    view = _pam(obs)
+    if view is None:
+        return ["/etc/pam.d could not be read as libpam reads it"]
+    try:
+        return measure.common_drift(view, settings)
+    except measure.PamError as exc:
+        return [str(exc)]
 
 
 def _pwquality(settings: measure.Settings) -> None:
-    files.directory(name="pwquality drop-in directory", path=measure.PWQUALITY_DIR,
-                    user="root", group="root", mode="755")
-    files.put(name="pwquality drop-in from the profile", src=StringIO(measure.pwquality_conf(settings)),
-              dest=measure.PWQUALITY_DROPIN, user="root", group="root", mode="644")
-    for key in measure.pwquality_values(settings):
-        # pwquality.conf is read after the drop-ins, so an active key there would override ours.
-        files.line(name=f"pwquality.conf: no active {key} overriding the drop-in",
-                   path=measure.PWQUALITY_CONF, line=measure.kv_conf_regex(key), present=False)
+    # libpwquality reads pwquality.conf after every pwquality.conf.d/*.conf: its keys win over any
+    # drop-in, so they are set there (line by line, like login.defs).
+    for key, value in measure.pwquality_values(settings).items():
+        files.line(name=f"pwquality.conf: {key} = {value}", path=measure.PWQUALITY_CONF,
+                   line=measure.kv_conf_regex(key), replace=f"{key} = {value}")
+    files.file(name="pwquality drop-in of earlier versions (its keys are in pwquality.conf now)",
+               path=measure.PWQUALITY_DROPIN, present=False)
 
 
 def _login_defs(settings: measure.Settings) -> None:
@@ -132,9 +150,15 @@ def _conflicts(settings: measure.Settings, obs: Observations) -> list[str]:
     shadow = _text(obs, measure.GETENT_SHADOW)
     accounts = measure.account_findings(shadow, _text(obs, measure.GETENT_PASSWD), settings) if shadow else [
         "getent shadow gave nothing: the accounts cannot be judged"]
-    dropins = measure.parse_dropins(_text(obs, measure.PWQUALITY_DROPINS))
-    config = measure.config_findings(settings, _text(obs, measure.PAM_AUTH), _text(obs, measure.PAM_PASSWORD),
-                                     dropins)
     if accounts:
         accounts = ["accounts need a person (the deploy never changes accounts): " + "; ".join(accounts)]
-    return config + accounts
+    view = _pam(obs)
+    if view is None:
+        return ["/etc/pam.d cannot be read as libpam reads it (see the check's error)", *accounts]
+    try:
+        pam = measure.service_conflicts(view, settings)
+    except measure.PamError as exc:
+        pam = [f"/etc/pam.d not understood: {exc}"]
+    if pam:
+        pam = ["PAM service files pam-auth-update does not write (a person fixes them): " + " / ".join(pam)]
+    return pam + accounts

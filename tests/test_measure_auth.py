@@ -114,7 +114,8 @@ def test_enable_script_is_valid_sh_and_restores_on_failure(tmp_path: Path):
     path = tmp_path / "enable.sh"
     path.write_text(script)
     subprocess.run(["sh", "-n", str(path)], check=True)
-    assert "pam-auth-update --package --enable hardening-faillock-preauth hardening-faillock" in script
+    assert "pam-auth-update --package $FORCE --enable hardening-faillock-preauth hardening-faillock" in script
+    assert measure.enable_command(force=True).endswith(" --force") and "--force" not in measure.enable_command()
     assert script.index("restore()") < script.index("pam-auth-update --package")
     assert "exit 1" in script and measure.STACK_CHECK in script
 
@@ -180,26 +181,47 @@ def test_ageing_problems():
 def test_faillock_module_arguments_win_over_the_conf():
     conf = "# deny = 3\ndeny = 5\nunlock_time = 900\n"
     auth_text = FAILLOCK_AUTH.replace("authfail", "authfail deny=10")
-    values = measure.effective_faillock(conf, auth_text)
+    values = measure.effective_faillock(conf, args(auth_text, "auth", "pam_faillock.so"))
     assert values == {"deny": "10", "unlock_time": "900", "fail_interval": "900"}
     assert measure.faillock_problems(values, measure.Settings()) == ["deny=10, the profile wants 1..5"]
 
 
 def test_faillock_defaults_fail_the_baseline_and_zero_unlock_is_strict():
     settings = measure.Settings()
-    assert measure.faillock_problems(measure.effective_faillock("", STOCK_AUTH), settings) == [
+    assert measure.faillock_problems(measure.effective_faillock("", {}), settings) == [
         "unlock_time=600, the profile wants >= 900 (or 0)"]
     assert measure.faillock_problems({"deny": "3", "unlock_time": "0", "fail_interval": "900"}, settings) == []
 
 
+def args(text: str, kind: str, module: str) -> dict[str, str]:
+    """A module's arguments in a common file's stack, through the full PAM reader."""
+    name = {"auth": "common-auth", "password": "common-password"}[kind]
+    return measure.stack_args(measure.pam_stack({f"/etc/pam.d/{name}": text}, name, kind), module)
+
+
 def test_pwquality_main_file_and_module_arguments_override_dropins():
     settings = measure.Settings(pass_min_len=12, pass_min_classes=3)
-    dropin = measure.pwquality_conf(settings)
-    assert measure.effective_pwquality([("hardening.conf", dropin)], "", "") == {"minlen": "12", "minclass": "3"}
-    assert measure.effective_pwquality([("hardening.conf", dropin)], "minlen = 8\n", "")["minlen"] == "8"
+    dropin = "minlen = 12\nminclass = 3\n"
+    assert measure.effective_pwquality([("hardening.conf", dropin)], "", {}) == {
+        "minlen": "12", "minclass": "3", "enforcing": "1"}
+    assert measure.effective_pwquality([("hardening.conf", dropin)], "minlen = 8\n", {})["minlen"] == "8"
     password = "password\trequisite\t\t\tpam_pwquality.so retry=3 minclass=2\n"
-    values = measure.effective_pwquality([("hardening.conf", dropin)], "", password)
+    arguments = args(password, "password", "pam_pwquality.so")
+    values = measure.effective_pwquality([("hardening.conf", dropin)], "", arguments)
     assert measure.pwquality_problems(values, settings) == ["minclass=2, the profile wants >= 3"]
+
+
+@pytest.mark.parametrize(("dropins", "main", "arguments", "problem"), [
+    ([("/etc/security/pwquality.conf.d/zz.conf", "enforcing = 0\n")], "", {}, "enforcing=0"),
+    ([], "enforcing=0\n", {}, "enforcing=0"),
+    ([], "enforcing = 1\n", {"enforcing": "0"}, "enforcing=0"),                 # the module argument wins
+    ([("/etc/security/pwquality.conf.d/zz.conf", "enforcing = 0\n")], "enforcing = 1\n", {}, None),  # main last
+    ([], "enforcing = 2\n", {}, None),
+])
+def test_pwquality_enforcing(dropins, main, arguments, problem):
+    values = measure.effective_pwquality(dropins, main + "minlen = 14\nminclass = 3\n", arguments)
+    found = measure.pwquality_problems(values, measure.Settings())
+    assert (problem is None and found == []) or (problem is not None and found and problem in found[0]), found
 
 
 def test_hash_strength():
@@ -297,26 +319,6 @@ def test_account_findings_need_a_person():
 
 PASSWORD = ("password\trequisite\t\t\tpam_pwquality.so retry=3\n"
             "password\t[success=1 default=ignore]\tpam_unix.so obscure use_authtok try_first_pass yescrypt\n")
-
-
-def test_config_findings_what_the_deploys_files_cannot_win_over():
-    settings = measure.Settings()
-    ours = (measure.PWQUALITY_DROPIN, "minlen = 8\n")   # ours, stale: the deploy rewrites it
-    assert measure.config_findings(settings, FAILLOCK_AUTH, PASSWORD, [ours]) == []
-    assert measure.config_findings(settings, STOCK_AUTH, PASSWORD, []) == []   # faillock.conf gets the values
-    found = measure.config_findings(settings, FAILLOCK_AUTH.replace("authfail", "authfail deny=10"), PASSWORD, [])
-    assert found == ["/etc/pam.d/common-auth: pam_faillock.so arguments win over /etc/security/faillock.conf: "
-                     "deny=10, the profile wants 1..5"]
-    later = (f"{measure.PWQUALITY_DIR}/zz-local.conf", "minlen = 8\n")
-    earlier = (f"{measure.PWQUALITY_DIR}/aa-local.conf", "minlen = 8\n")
-    assert measure.config_findings(settings, FAILLOCK_AUTH, PASSWORD, [earlier]) == []
-    assert measure.config_findings(settings, FAILLOCK_AUTH, PASSWORD, [later]) == [
-        f"{later[0]}: minlen=8, the profile wants >= 12"]
-    args = PASSWORD.replace("retry=3", "retry=3 minclass=1")
-    assert measure.config_findings(settings, FAILLOCK_AUTH, args, []) == [
-        "/etc/pam.d/common-password (pam_pwquality.so arguments): minclass=1, the profile wants >= 3"]
-    weak = measure.config_findings(settings, FAILLOCK_AUTH, PASSWORD.replace("yescrypt", "sha512"), [])
-    assert weak == ["/etc/pam.d/common-password: pam_unix.so hashes with sha512, weaker than yescrypt"]
 
 
 def test_enable_script_also_enables_pwquality():

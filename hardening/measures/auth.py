@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -56,7 +57,8 @@ PWQUALITY_PROFILE = "pwquality"
 # pam_faillock's built-in defaults (pam_faillock(8)), used when nothing sets a value.
 FAILLOCK_DEFAULTS = {"deny": "3", "unlock_time": "600", "fail_interval": "900"}
 # libpwquality's built-in defaults (pwquality.conf(5)).
-PWQUALITY_DEFAULTS = {"minlen": "8", "minclass": "0"}
+# enforcing: nonzero refuses a password that fails the checks, 0 only warns (pam_pwquality(8)).
+PWQUALITY_DEFAULTS = {"minlen": "8", "minclass": "0", "enforcing": "1"}
 # Hash prefixes accepted as strong in /etc/shadow: yescrypt, gost-yescrypt, scrypt, bcrypt, sha512.
 STRONG_HASH_PREFIXES = ("$y$", "$gy$", "$7$", "$2b$", "$2y$", "$6$")
 HASH_STRENGTH = {"yescrypt": 2, "sha512": 1}
@@ -130,12 +132,8 @@ def faillock_values(settings: Settings) -> dict[str, str]:
 
 
 def pwquality_values(settings: Settings) -> dict[str, str]:
-    return {"minlen": str(settings.pass_min_len), "minclass": str(settings.pass_min_classes)}
-
-
-def pwquality_conf(settings: Settings) -> str:
-    body = "".join(f"{k} = {v}\n" for k, v in pwquality_values(settings).items())
-    return "# Managed by hardening (auth, 6-2): password quality from the host's profile.\n" + body
+    """The keys the deploy sets in pwquality.conf, which libpwquality reads after every drop-in."""
+    return {"minlen": str(settings.pass_min_len), "minclass": str(settings.pass_min_classes), "enforcing": "1"}
 
 
 def login_defs_values(settings: Settings) -> dict[str, str]:
@@ -356,10 +354,17 @@ def enable_script() -> str:
     account stack would stop sudo itself, so the restore cannot be a later, separate command.
     """
     names = " ".join([*pam_profiles(), PWQUALITY_PROFILE])
-    profiles = " ".join(f"{PAM_CONFIGS}/{n}" for n in pam_profiles())
+    profiles = " ".join(f"{PAM_CONFIGS}/{n}" for n in [*pam_profiles(), UNIX_OWN])
     return f"""#!/bin/sh
 # Managed by hardening (auth, 6-1): enable pam_faillock through pam-auth-update, validated.
+# --force: the common-* files were edited by hand (drift); pam-auth-update rewrites them from the
+# profiles instead of keeping the local modifications. With {UNIX_OWN} present (Debian's unix
+# profile without nullok), it replaces the unix profile.
 set -u
+FORCE=""
+[ "${{1:-}}" = "--force" ] && FORCE=--force
+UNIX=""
+[ -f {PAM_CONFIGS}/{UNIX_OWN} ] && UNIX="{UNIX_OWN} --disable unix"
 B={BACKUP_DIR}
 umask 077
 rm -rf "$B/pam.d" "$B/var-lib-pam"
@@ -371,7 +376,7 @@ restore() {{
     rm -rf /var/lib/pam && cp -a "$B/var-lib-pam" /var/lib/pam
     rm -f {profiles}
 }}
-out=$(DEBIAN_FRONTEND=noninteractive pam-auth-update --package --enable {names} 2>&1)
+out=$(DEBIAN_FRONTEND=noninteractive pam-auth-update --package $FORCE --enable {names} $UNIX 2>&1)
 rc=$?
 problems=$(awk -v stack=auth -f {STACK_CHECK} /etc/pam.d/common-auth;
            awk -v stack=account -f {STACK_CHECK} /etc/pam.d/common-account)
@@ -386,18 +391,379 @@ echo "pam_faillock enabled: {names}"
 """
 
 
-def enable_command() -> str:
-    return f"sh {shlex.quote(ENABLE_SCRIPT)}"
+def enable_command(force: bool = False) -> str:
+    return f"sh {shlex.quote(ENABLE_SCRIPT)}" + (" --force" if force else "")
+
+
+# -- PAM as libpam reads it: files, @include, include/substack, controls, dispatch ------------------
+#
+# Grammar (Linux-PAM 1.5.2 with Debian's patches, pam.d(5), libpam/pam_handlers.c): a physical
+# line loses everything from ``#``; a trailing backslash joins it with the next one. A logical line
+# is ``[-]type control module [args]`` or ``@include file`` (Debian: every line of the file, same
+# stack level, the caller's type filter). ``type`` is auth, account, password or session, case
+# insensitive; ``-`` only silences the log when the module is missing. ``control`` is a keyword
+# (required, requisite, sufficient, optional, include, substack) or ``[value=action ...]``; an
+# argument in ``[...]`` may hold spaces. ``include FILE`` takes the lines of that type from FILE at
+# the same level; ``substack FILE`` one level deeper (done/die end only the substack, a jump cannot
+# leave it). A module that cannot be loaded returns PAM_MODULE_UNKNOWN and its control decides.
+
+PAM_DIR = "/etc/pam.d"
+PAM_TYPES = ("auth", "account", "password", "session")
+PAM_ACTIONS = {"ignore", "bad", "die", "ok", "done", "reset"}
+# Return values a control may name (_pam_token_returns in pam_handlers.c).
+PAM_RETURNS = (
+    "success", "open_err", "symbol_err", "service_err", "system_err", "buf_err", "perm_denied", "auth_err",
+    "cred_insufficient", "authinfo_unavail", "user_unknown", "maxtries", "new_authtok_reqd", "acct_expired",
+    "session_err", "cred_unavail", "cred_expired", "cred_err", "no_module_data", "conv_err", "authtok_err",
+    "authtok_recover_err", "authtok_lock_busy", "authtok_disable_aging", "try_again", "ignore", "abort",
+    "authtok_expired", "module_unknown", "bad_item", "conv_again", "incomplete")
+_KEYWORDS = {
+    "required": {"success": "ok", "new_authtok_reqd": "ok", "ignore": "ignore", "default": "bad"},
+    "requisite": {"success": "ok", "new_authtok_reqd": "ok", "ignore": "ignore", "default": "die"},
+    "optional": {"success": "ok", "new_authtok_reqd": "ok", "default": "ignore"},
+    "sufficient": {"success": "done", "new_authtok_reqd": "done", "default": "ignore"},
+}
+# Services a person authenticates to with a password (judged for faillock and nullok), and the one
+# that changes passwords (judged for pam_pwquality), when their files exist.
+AUTH_SERVICES = ("sshd", "login", "sudo", "sudo-i", "su", "su-l")
+PASSWORD_SERVICES = ("passwd",)
+_MAX_DEPTH = 16
+
+
+class PamError(ValueError):
+    """PAM configuration this module cannot read: an error, never a pass."""
+
+
+@dataclass(frozen=True)
+class PamEntry:
+    """One line of a service's expanded stack: a module, or the marker of a substack."""
+
+    where: str                      # file:line
+    level: int                      # substack depth
+    actions: tuple[tuple[str, str], ...]
+    module: str                     # base name (pam_unix.so); "" for a substack marker
+    args: tuple[str, ...] = ()
+    control: str = ""
+
+    def action(self, value: str) -> str:
+        table = dict(self.actions)
+        return table.get(value, table.get("default", "bad"))
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.control} {self.module} {' '.join(self.args)}".rstrip()
+
+
+def pam_logical_lines(text: str) -> list[tuple[int, str]]:
+    """(first line number, text) of each logical line: comments cut, continuations joined."""
+    out: list[tuple[int, str]] = []
+    pending, start = "", 0
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].rstrip()
+        if not pending:
+            start = number
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        line, pending = pending + line, ""
+        if line.strip():
+            out.append((start, line.strip()))
+    if pending.strip():
+        out.append((start, pending.strip()))
+    return out
+
+
+def pam_tokens(line: str) -> list[str]:
+    """Whitespace-separated words; a word opened by ``[`` runs to the ``]`` that closes it (``\\]``
+    escapes one) and keeps its brackets."""
+    words: list[str] = []
+    i = 0
+    while i < len(line):
+        if line[i].isspace():
+            i += 1
+            continue
+        if line[i] == "[":
+            j = i + 1
+            while j < len(line) and not (line[j] == "]" and line[j - 1] != "\\"):
+                j += 1
+            if j >= len(line):
+                raise PamError(f"unclosed [ in {line!r}")
+            words.append(line[i:j + 1])
+            i = j + 1
+        else:
+            j = i
+            while j < len(line) and not line[j].isspace():
+                j += 1
+            words.append(line[i:j])
+            i = j
+    return words
+
+
+def pam_control(word: str) -> tuple[tuple[str, str], ...]:
+    """A control keyword or ``[value=action ...]`` -> (value, action) pairs, ``default`` last."""
+    if word.lower() in _KEYWORDS:
+        return tuple(_KEYWORDS[word.lower()].items())
+    if not (word.startswith("[") and word.endswith("]")):
+        raise PamError(f"control {word!r} is neither a keyword nor [value=action ...]")
+    pairs: dict[str, str] = {}
+    for item in word[1:-1].split():
+        value, sep, action = item.partition("=")
+        value, action = value.lower(), action.lower()
+        if not sep or (value not in PAM_RETURNS and value != "default"):
+            raise PamError(f"control {word!r}: {item!r} names no PAM return value")
+        if action not in PAM_ACTIONS and not (action.isdigit() and int(action) > 0):
+            raise PamError(f"control {word!r}: {item!r} has no known action")
+        pairs[value] = action
+    pairs.setdefault("default", "bad")  # pam_handlers.c: what a bracket leaves open is a failure
+    return tuple(sorted(pairs.items(), key=lambda kv: kv[0] == "default"))
+
+
+def parse_pam_tree(text: str) -> dict[str, str]:
+    """The output of :data:`PAM_TREE` -> path -> text (``### path`` before each file)."""
+    files: dict[str, str] = {}
+    for chunk in ("\n" + text).split("\n### ")[1:]:
+        name, _, body = chunk.partition("\n")
+        files[name.strip()] = body
+    return files
+
+
+def pam_stack(files: dict[str, str], service: str, kind: str) -> list[PamEntry]:
+    """The ``kind`` stack of ``service`` as libpam builds it (includes and substacks expanded).
+    A file that cannot be read or a line libpam would not accept raises :class:`PamError`."""
+    out: list[PamEntry] = []
+    _load(files, service, kind, 0, 0, out)
+    return out
+
+
+def _load(files: dict[str, str], name: str, kind: str, level: int, depth: int, out: list[PamEntry]) -> None:
+    path = name if name.startswith("/") else f"{PAM_DIR}/{name}"
+    if depth > _MAX_DEPTH:
+        raise PamError(f"{path}: includes nest deeper than {_MAX_DEPTH} (a cycle?)")
+    if path not in files:
+        raise PamError(f"{path} is not there or not readable: libpam refuses the whole service")
+    for number, line in pam_logical_lines(files[path]):
+        where = f"{path}:{number}"
+        words = pam_tokens(line)
+        if words[0] == "@include":
+            if len(words) < 2:
+                raise PamError(f"{where}: @include without a file")
+            _load(files, words[1], kind, level, depth + 1, out)
+            continue
+        if len(words) < 3:
+            raise PamError(f"{where}: {line!r} is not 'type control module'")
+        if words[0].lstrip("-").lower() not in PAM_TYPES:
+            raise PamError(f"{where}: unknown module type {words[0]!r}")
+        if words[0].lstrip("-").lower() != kind:
+            continue
+        control = words[1].lower()
+        if control in ("include", "substack"):
+            if control == "substack":
+                out.append(PamEntry(where, level, (("default", "ignore"),), "", (), "substack"))
+            _load(files, words[2], kind, level + (control == "substack"), depth + 1, out)
+            continue
+        try:
+            actions = pam_control(words[1])
+        except PamError as exc:
+            raise PamError(f"{where}: {exc}") from None
+        args = tuple(w[1:-1].replace("\\]", "]") if w.startswith("[") else w for w in words[3:])
+        out.append(PamEntry(where, level, actions, words[2].rsplit("/", 1)[-1], args, words[1]))
+
+
+# -- the dispatch (libpam/pam_dispatch.c, _pam_dispatch_aux), over every possible module result ----
+
+_FAILURE = {"auth": "auth_err", "account": "auth_err", "password": "authtok_err", "session": "session_err"}
+
+
+Facts = frozenset[str]
+Track = Callable[[int, str, Facts], Facts]
+
+
+def pam_outcomes(stack: list[PamEntry], kind: str, track: Track, modules: set[str] | None = None,
+                 fixed: dict[str, tuple[str, ...]] | None = None) -> set[tuple[bool, Facts]]:
+    """Every (success?, facts) the stack can end with, each module returning any value that makes
+    a difference (success, ignore, the type's usual failure, each value some control names, one value no
+    control names);
+    ``track`` folds each (entry index, result) into the facts a caller follows. ``fixed`` narrows
+    modules by name (pam_deny fails, pam_permit succeeds); a module missing from ``modules`` (the
+    host's module directory) returns module_unknown."""
+    named = {v for e in stack for v, _ in e.actions if v != "default"} | {"success", "ignore", _FAILURE[kind]}
+    generic = (*sorted(named), "__other__")
+    known = {"pam_deny.so": (_FAILURE[kind],), "pam_permit.so": ("success",), **(fixed or {})}
+    ends: set[tuple[bool, Facts]] = set()
+    seen: set[tuple[Any, ...]] = set()
+    todo: list[tuple[int, str, str, tuple[tuple[str, str], ...], int, Facts]] = [
+        (0, "undef", "__must_fail__", (), 0, frozenset())]
+    while todo:
+        state = todo.pop()
+        if state in seen:
+            continue
+        seen.add(state)
+        i, impression, status, subs, prev, facts = state
+        if i >= len(stack):
+            ends.add((status == "success" and impression == "positive", facts))
+            continue
+        entry = stack[i]
+        if prev < entry.level:  # entering a substack: remember the state
+            subs = _remember(subs, entry.level, impression, status)
+        if not entry.module:  # the substack's own handler: skipped
+            todo.append((i + 1, impression, status, subs, entry.level, facts))
+            continue
+        values = ("module_unknown",) if modules is not None and entry.module not in modules else \
+            known.get(entry.module, generic)
+        for value in values:
+            nxt, imp, st = _step(stack, i, value, impression, status, subs)
+            todo.append((nxt, imp, st, subs, entry.level, track(i, value, facts)))
+    return ends
+
+
+def _remember(subs: tuple[tuple[str, str], ...], level: int, impression: str, status: str
+              ) -> tuple[tuple[str, str], ...]:
+    padded = list(subs) + [("undef", "__must_fail__")] * (level + 1 - len(subs))
+    padded[level] = (impression, status)
+    return tuple(padded)
+
+
+def _skip_to_end(stack: list[PamEntry], i: int) -> int:
+    """decision_made: past every following entry at this level or deeper."""
+    level, j = stack[i].level, i
+    while j + 1 < len(stack) and stack[j + 1].level >= level:
+        j += 1
+    return j + 1
+
+
+def _jump_target(stack: list[PamEntry], i: int, count: int) -> int | None:
+    """Skip ``count`` entries of this level (a substack counts as one); None: off the end."""
+    level, j = stack[i].level, i
+    while j + 1 < len(stack) and stack[j + 1].level >= level and count > 0:
+        j += 1
+        while j + 1 < len(stack) and stack[j + 1].level > level:
+            j += 1
+        count -= 1
+    return None if count else j + 1
+
+
+def _step(stack: list[PamEntry], i: int, value: str, impression: str, status: str,
+          subs: tuple[tuple[str, str], ...]) -> tuple[int, str, str]:
+    """One module's result through its control: (next entry, impression, status)."""
+    entry = stack[i]
+    action = entry.action(value)
+    nxt = i + 1
+    if action == "reset":
+        impression, status = subs[entry.level] if entry.level < len(subs) else ("undef", "__must_fail__")
+    elif action in ("ok", "done"):
+        if impression == "undef" or (impression == "positive" and status == "success"):
+            impression, status = "positive", value
+        if impression == "positive" and action == "done":
+            nxt = _skip_to_end(stack, i)
+    elif action in ("bad", "die"):
+        if impression != "negative":
+            impression = "negative"
+            status = "__must_fail__" if value == "ignore" else value
+        if action == "die":
+            nxt = _skip_to_end(stack, i)
+    elif action.isdigit():
+        target = _jump_target(stack, i, int(action))
+        if target is None:  # "bad jump in stack": libpam has already walked to the end
+            impression, status, nxt = "negative", "__must_fail__", _skip_to_end(stack, i)
+        else:
+            nxt = target
+    return nxt, impression, status
+
+
+# -- what the measure asks of the stacks -----------------------------------------------------------
+
+def _is(entry: PamEntry, module: str, arg: str | None = None, without: tuple[str, ...] = ()) -> bool:
+    return entry.module == module and (arg is None or arg in entry.args) and not set(without) & set(entry.args)
+
+
+def gate_problems(stack: list[PamEntry], kind: str, module: str, arg: str | None, failure: str | None,
+                  what: str, without: tuple[str, ...] = (), modules: set[str] | None = None) -> list[str]:
+    """A module that must stop the stack when it fails: every way to success passes it, and no
+    way where it failed ends in success (an ``optional`` control, a ``[...=ignore]``, a jump or
+    a later ``sufficient`` cannot take its failure back)."""
+    at = {i for i, e in enumerate(stack) if _is(e, module, arg, without)}
+    if not at:
+        return [f"no {what} in the {kind} stack"]
+
+    def track(i: int, value: str, facts: Facts) -> Facts:
+        if i not in at:
+            return facts
+        return facts | {"ran"} | ({f"failed:{i}"} if value == failure else set())
+
+    ends = pam_outcomes(stack, kind, track, modules, {"pam_rootok.so": (_FAILURE[kind],)})
+    problems = []
+    if any(ok and "ran" not in facts for ok, facts in ends):
+        first = min(at)
+        skippers = [str(e) for e in stack[:first] if any(a.isdigit() or a == "done" for _, a in e.actions)]
+        problems.append(f"{what} is skipped on a way to success (by {'; '.join(skippers) or 'the stack'})")
+    for i in sorted(at):
+        if any(ok and f"failed:{i}" in facts for ok, facts in ends):
+            problems.append(f"{what} failing does not fail the stack ({stack[i]})")
+    return problems
+
+
+def reached_problems(stack: list[PamEntry], kind: str, before: tuple[str, str], module: str, arg: str,
+                     what: str, modules: set[str] | None = None) -> list[str]:
+    """After ``before`` (module, result), ``module arg`` always runs (faillock counts the failure)."""
+    at = {i for i, e in enumerate(stack) if _is(e, module, arg)}
+    if not at:
+        return [f"no {what} in the {kind} stack"]
+
+    def track(i: int, value: str, facts: Facts) -> Facts:
+        if stack[i].module == before[0] and value == before[1] and not facts:
+            return frozenset({"pending"})
+        return frozenset({"counted"}) if i in at and "pending" in facts else facts
+
+    ends = pam_outcomes(stack, kind, track, modules, {"pam_rootok.so": (_FAILURE[kind],)})
+    if any("pending" in facts for _, facts in ends):
+        return [f"{what} does not always run after {before[0]} returned {before[1]}"]
+    return []
+
+
+def faillock_stack_problems(stack: list[PamEntry], kind: Literal["auth", "account"],
+                            modules: set[str] | None = None) -> list[str]:
+    """pam_faillock as the measure needs it in one service's stack. auth: ``preauth`` gates (a
+    locked account never reaches pam_unix's success), ``authfail`` runs after every pam_unix
+    failure. account: pam_faillock (which resets the count) runs on every way to success."""
+    if kind == "account":
+        return gate_problems(stack, kind, "pam_faillock.so", None, None, "pam_faillock.so",
+                             ("preauth", "authfail"), modules)
+    problems = gate_problems(stack, kind, "pam_faillock.so", "preauth", "auth_err", "pam_faillock.so preauth",
+                             modules=modules)
+    if not any(e.module == "pam_unix.so" for e in stack):
+        return [*problems, "no pam_unix.so in the auth stack"]
+    return problems + reached_problems(stack, kind, ("pam_unix.so", "auth_err"), "pam_faillock.so", "authfail",
+                                       "pam_faillock.so authfail", modules)
+
+
+def pwquality_stack_problems(stack: list[PamEntry], modules: set[str] | None = None) -> list[str]:
+    """pam_pwquality gates the password stack: a password it refuses is never set."""
+    return gate_problems(stack, "password", "pam_pwquality.so", None, "authtok_err", "pam_pwquality.so",
+                         modules=modules)
+
+
+def nullok_lines(stack: list[PamEntry]) -> list[str]:
+    """pam_unix lines that accept an empty password (``nullok``)."""
+    return [str(e) for e in stack if e.module == "pam_unix.so" and "nullok" in e.args]
+
+
+def stack_args(stack: list[PamEntry], module: str) -> dict[str, str]:
+    """``name=value`` (or bare flag) arguments of every line of ``module`` (later lines win)."""
+    args: dict[str, str] = {}
+    for entry in stack:
+        if entry.module == module:
+            for arg in entry.args:
+                name, _, value = arg.partition("=")
+                args[name] = value
+    return args
 
 
 # -- evaluation against the profile ----------------------------------------------------------------
 
-def effective_faillock(conf_text: str, auth_text: str) -> dict[str, str]:
+def effective_faillock(conf_text: str, args: dict[str, str]) -> dict[str, str]:
     """deny/unlock_time/fail_interval as pam_faillock uses them: defaults, faillock.conf, then
-    the arguments of its lines in common-auth (which win)."""
+    the arguments of its lines in the service's auth stack (which win, :func:`stack_args`)."""
     values = dict(FAILLOCK_DEFAULTS)
     values.update({k: v for k, v in parse_kv_conf(conf_text).items() if k in FAILLOCK_DEFAULTS})
-    args = module_args(parse_pam_stack(auth_text, "auth"), "pam_faillock.so")
     values.update({k: v for k, v in args.items() if k in FAILLOCK_DEFAULTS})
     return values
 
@@ -417,14 +783,14 @@ def faillock_problems(values: dict[str, str], settings: Settings) -> list[str]:
     return problems
 
 
-def effective_pwquality(dropins: list[tuple[str, str]], main_text: str, password_text: str) -> dict[str, str]:
-    """minlen/minclass as pam_pwquality uses them: pwquality.conf.d/*.conf in ASCII order, then
-    pwquality.conf, then pam_pwquality.so's arguments in common-password."""
+def effective_pwquality(dropins: list[tuple[str, str]], main_text: str, args: dict[str, str]) -> dict[str, str]:
+    """minlen/minclass/enforcing as pam_pwquality uses them: pwquality.conf.d/*.conf in ASCII
+    order, then pwquality.conf (libpwquality's pwquality_read_config), then pam_pwquality.so's
+    arguments in the password stack (:func:`stack_args`)."""
     values = dict(PWQUALITY_DEFAULTS)
     for _, text in sorted(dropins):
         values.update({k: v for k, v in parse_kv_conf(text).items() if k in PWQUALITY_DEFAULTS})
     values.update({k: v for k, v in parse_kv_conf(main_text).items() if k in PWQUALITY_DEFAULTS})
-    args = module_args(parse_pam_stack(password_text, "password"), "pam_pwquality.so")
     values.update({k: v for k, v in args.items() if k in PWQUALITY_DEFAULTS})
     return values
 
@@ -435,6 +801,8 @@ def pwquality_problems(values: dict[str, str], settings: Settings) -> list[str]:
         problems.append(f"minlen={values['minlen']}, the profile wants >= {settings.pass_min_len}")
     if _int(values["minclass"]) < settings.pass_min_classes:
         problems.append(f"minclass={values['minclass']}, the profile wants >= {settings.pass_min_classes}")
+    if not re.fullmatch(r"-?[0-9]+", values["enforcing"].strip()) or _int(values["enforcing"]) == 0:
+        problems.append(f"enforcing={values['enforcing']}: pam_pwquality only warns, the profile wants it to refuse")
     return problems
 
 
@@ -571,7 +939,8 @@ def observe(profile: Any) -> list[str]:
     settings: Settings = profile.measure("auth")
     data = [c for e in settings.personal_data for c in (dir_stat(e.path), dir_listing(e.path), group_entry(e.group))]
     return [GETENT_SHADOW, GETENT_PASSWD, PAM_AUTH, PAM_ACCOUNT, PAM_PASSWORD, FAILLOCK_TEXT, PWQUALITY_TEXT,
-            PWQUALITY_DROPINS, LOGIN_DEFS_TEXT, *(shadow_stat(p) for p in SHADOW_FILES), *data]
+            PWQUALITY_DROPINS, LOGIN_DEFS_TEXT, *(shadow_stat(p) for p in SHADOW_FILES), PAM_TREE, PAM_MODULES,
+            UNIX_PROFILE, *data]
 
 
 def parse_dropins(text: str) -> list[tuple[str, str]]:
@@ -614,26 +983,129 @@ def account_findings(shadow_text: str, passwd_text: str, settings: Settings) -> 
     return found
 
 
-def config_findings(settings: Settings, auth_text: str, password_text: str,
-                    dropins: list[tuple[str, str]]) -> list[str]:
-    """What would still be wrong after the deploy wrote its files: values the deploy's files
-    cannot win over (module arguments in the PAM files, a pwquality drop-in read after its own)."""
-    found = []
+# -- the PAM stacks of the host, judged (the checks) and what the deploy makes of them -----------------
+
+PAM_TREE = (f'for f in {PAM_DIR}/*; do [ -f "$f" ] || continue; printf \'### %s\\n\' "$f"; cat "$f" || exit 1; '
+            "echo; done")
+PAM_MODULES = ('for d in /lib/*/security /usr/lib/*/security /lib/security /usr/lib/security; do '
+               '[ -d "$d" ] && ls -1 "$d"; done | sort -u')
+UNIX_PROFILE = f"cat {PAM_CONFIGS}/unix"
+COMMON = {"auth": "common-auth", "account": "common-account", "password": "common-password"}
+UNIX_OWN = "hardening-unix"
+
+
+@dataclass(frozen=True)
+class PamView:
+    """The host's /etc/pam.d and its module directory, read once."""
+
+    files: dict[str, str]
+    modules: frozenset[str] | None
+
+    def stack(self, service: str, kind: str) -> list[PamEntry]:
+        return pam_stack(self.files, service, kind)
+
+    def services(self, names: tuple[str, ...]) -> list[str]:
+        return [n for n in names if f"{PAM_DIR}/{n}" in self.files]
+
+
+def read_pam(tree: Any, modules: Any) -> PamView:
+    """Observations of :data:`PAM_TREE` and :data:`PAM_MODULES` -> the view (PamError if unreadable)."""
+    if tree.rc != 0 or not tree.stdout.strip():
+        raise PamError(f"{PAM_DIR} could not be read (exit {tree.rc}): {(tree.stderr or tree.stdout)[-300:]!r}")
+    names = frozenset(modules.stdout.split()) if modules.rc == 0 and modules.stdout.strip() else None
+    return PamView(parse_pam_tree(tree.stdout), names)
+
+
+def faillock_stacks(view: PamView) -> dict[str, list[str]]:
+    """Per common file and per password service that exists: what pam_faillock lacks there."""
+    out: dict[str, list[str]] = {}
+    mods = set(view.modules) if view.modules is not None else None
+    for kind in ("auth", "account"):
+        for name in [COMMON[kind], *view.services(AUTH_SERVICES)]:
+            out[f"{name} ({kind})"] = faillock_stack_problems(view.stack(name, kind), kind, mods)
+    return {k: v for k, v in out.items() if v}
+
+
+def faillock_args(view: PamView) -> dict[str, dict[str, str]]:
+    """pam_faillock.so arguments per auth stack (common-auth and each service)."""
+    return {name: stack_args(view.stack(name, "auth"), "pam_faillock.so")
+            for name in [COMMON["auth"], *view.services(AUTH_SERVICES)]}
+
+
+def pwquality_stacks(view: PamView) -> dict[str, list[str]]:
+    mods = set(view.modules) if view.modules is not None else None
+    out = {f"{name} (password)": pwquality_stack_problems(view.stack(name, "password"), mods)
+           for name in [COMMON["password"], *view.services(PASSWORD_SERVICES)]}
+    return {k: v for k, v in out.items() if v}
+
+
+def pwquality_args(view: PamView) -> dict[str, dict[str, str]]:
+    return {name: stack_args(view.stack(name, "password"), "pam_pwquality.so")
+            for name in [COMMON["password"], *view.services(PASSWORD_SERVICES)]}
+
+
+def nullok_stacks(view: PamView) -> dict[str, list[str]]:
+    """Auth stacks with a pam_unix line that accepts an empty password."""
+    out = {name: nullok_lines(view.stack(name, "auth")) for name in [COMMON["auth"], *view.services(AUTH_SERVICES)]}
+    return {k: v for k, v in out.items() if v}
+
+
+def unix_without_nullok(unix_profile: str) -> str | None:
+    """Debian's pam_unix profile (/usr/share/pam-configs/unix) without ``nullok``, as the
+    deploy's own profile :data:`UNIX_OWN` that replaces it; None when it has no ``nullok``."""
+    if not re.search(r"^[ \t].*\bnullok\b", unix_profile, flags=re.M):
+        return None
+    text = re.sub(r"[ \t]+nullok\b(?=[ \t]|$)", "", unix_profile, flags=re.M)
+    text = re.sub(r"^Name:.*$", "Name: Unix authentication without empty passwords (hardening, 6-1)",
+                  text, count=1, flags=re.M)
+    return text
+
+
+def common_drift(view: PamView, settings: Settings) -> list[str]:
+    """What is wrong in the common-* files pam-auth-update writes: the deploy rewrites them from
+    the profiles (``pam-auth-update --force``) when any of this is found."""
+    found: list[str] = []
+    mods = set(view.modules) if view.modules is not None else None
+    for kind in ("auth", "account"):
+        found += [f"{COMMON[kind]}: {p}" for p in
+                  faillock_stack_problems(view.stack(COMMON[kind], kind), kind, mods)]
+    password = view.stack(COMMON["password"], "password")
+    found += [f"{COMMON['password']}: {p}" for p in pwquality_stack_problems(password, mods)]
     desired_conf = "".join(f"{k} = {v}\n" for k, v in faillock_values(settings).items())
-    if problems := faillock_problems(effective_faillock(desired_conf, auth_text), settings):
-        found.append(f"/etc/pam.d/common-auth: pam_faillock.so arguments win over {FAILLOCK_CONF}: "
-                     + "; ".join(problems))
-    others = [(p, t) for p, t in dropins if p != PWQUALITY_DROPIN]
-    after = effective_pwquality([*others, (PWQUALITY_DROPIN, pwquality_conf(settings))], "", password_text)
-    if problems := pwquality_problems(after, settings):
-        args = module_args(parse_pam_stack(password_text, "password"), "pam_pwquality.so")
-        later = [p for p, t in sorted(others) if p > PWQUALITY_DROPIN and set(parse_kv_conf(t)) & set(after)]
-        where = ["/etc/pam.d/common-password (pam_pwquality.so arguments)"] if set(args) & set(after) else later
-        found.append(f"{', '.join(where) or 'pwquality'}: {'; '.join(problems)}")
-    pam_hash = pam_unix_hash(password_text)
-    if not hash_ok(pam_hash, settings):
-        found.append(f"/etc/pam.d/common-password: pam_unix.so hashes with {pam_hash or 'its default (md5)'}, "
-                     f"weaker than {settings.password_hash}")
+    args = stack_args(view.stack(COMMON["auth"], "auth"), "pam_faillock.so")
+    found += [f"{COMMON['auth']}: pam_faillock.so arguments: {p}"
+              for p in faillock_problems(effective_faillock(desired_conf, args), settings)]
+    after = {k: v for k, v in pwquality_values(settings).items()}
+    pw_args = stack_args(password, "pam_pwquality.so")
+    found += [f"{COMMON['password']}: pam_pwquality.so arguments: {p}"
+              for p in pwquality_problems(effective_pwquality([], "", {**after, **pw_args}), settings)]
+    found += [f"{COMMON['auth']}: {line}" for line in nullok_lines(view.stack(COMMON["auth"], "auth"))]
+    hashes = [a for e in password if e.module == "pam_unix.so" for a in e.args if a.lower() in _HASHES]
+    if not hash_ok(hashes[-1] if hashes else None, settings):
+        found.append(f"{COMMON['password']}: pam_unix.so hashes with {hashes[-1] if hashes else 'its default'}")
+    return found
+
+
+_HASHES = {"yescrypt", "sha512", "sha256", "md5", "bigcrypt", "blowfish", "gost_yescrypt"}
+
+
+def service_conflicts(view: PamView, settings: Settings) -> list[str]:
+    """Problems outside the common-* files (a service's own lines), which pam-auth-update does
+    not write: the deploy refuses, naming the service file, for a person to fix."""
+    if common_drift(view, settings):
+        return []  # judged again once the common files are rewritten
+    found = []
+    for where, problems in {**faillock_stacks(view), **pwquality_stacks(view)}.items():
+        found.append(f"{PAM_DIR}/{where.split(' ')[0]}: {'; '.join(problems)}")
+    desired_conf = "".join(f"{k} = {v}\n" for k, v in faillock_values(settings).items())
+    for name, args in faillock_args(view).items():
+        if problems := faillock_problems(effective_faillock(desired_conf, args), settings):
+            found.append(f"{PAM_DIR}/{name}: pam_faillock.so arguments: {'; '.join(problems)}")
+    for name, args in pwquality_args(view).items():
+        merged = {**pwquality_values(settings), **args}
+        if problems := pwquality_problems(effective_pwquality([], "", merged), settings):
+            found.append(f"{PAM_DIR}/{name}: pam_pwquality.so arguments: {'; '.join(problems)}")
+    found += [f"{PAM_DIR}/{name}: {'; '.join(lines)}" for name, lines in nullok_stacks(view).items()]
     return found
 
 
