@@ -35,8 +35,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import posixpath
+import re
 import shlex
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from io import StringIO
 
@@ -52,7 +53,7 @@ from hardening.measures import _sshd
 from hardening.observe import Observations
 
 from ._observed import Observed
-from ._support import refuse
+from ._support import refuse, refuse_at_end
 
 SUFFIX = ".hardening-new"
 
@@ -204,38 +205,97 @@ class DropIn:
 _stale_answered: set[str] = set()
 
 
-def sshd_dropin(measure: str, text: str, obs: Observations | None = None) -> DropIn:
-    """Install the measure's sshd drop-in (validated with ``sshd -t``), or refuse when another
-    file would keep sshd from using it; decides from ``obs`` (hardening.measures._sshd.OBSERVE).
+Acceptable = Callable[[str, list[str]], bool]  # (keyword, values sshd -T shows): needs no repair
 
-    Without ``obs`` (a deploy not yet handing its observations on) the two commands are read
-    here, as one fact: one more command on the host.
+
+def sshd_dropin(measure: str, text: str, obs: Observations | None = None,
+                ok: Acceptable | None = None) -> DropIn:
+    """Install the measure's sshd drop-in (validated with ``sshd -t``) and make sshd use it for
+    every connection; decides from ``obs`` (hardening.measures._sshd.OBSERVE).
+
+    ``ok(keyword, values)`` says which values need no repair (default: exactly the drop-in's;
+    a measure whose rule is "at least as strict" passes its own). Another file that would keep
+    sshd from using the drop-in (read before it, or adding to an accumulating keyword), and a
+    directive inside a Match block that gives some connections a value ``ok`` refuses, are
+    disabled in place (:func:`disable_directives`: backup, comment, ``sshd -t`` or restore).
+    What cannot be repaired so is refused at the end of the host's run, naming it.
+
+    Without ``obs`` (a deploy not yet handing its observations on) the commands are read here,
+    as one fact: one more command on the host.
     """
     dest = _sshd.dropin_path(measure)
     if obs is None:
         obs = host.get_fact(Observed, commands=_sshd.OBSERVE)
-    config, why = _sshd.effective(obs.run(_sshd.SSHD_T))
-    if config is None:
+    result = obs.run(_sshd.SSHD_T)
+    config, why = _sshd.effective(result)
+    if config is None and "not in connection test specification" not in result.stderr:
         refuse(f"{measure}: {why}")
         return DropIn(measure, None)
     want = _sshd.expected(text)
-    diff = _sshd.differences(want, config)
-    found = _conflicts(dest, text, list(diff)) if diff else []
-    if found:
-        refuse(f"{measure}: sshd would not use {dest}: {'; '.join(found)}. The tool does not edit "
-               "files it does not own: change or remove those lines, then deploy again")
-        return DropIn(measure, None)
+    accept = ok or (lambda key, values: sorted(values) == sorted(want.get(key, [])))
+    seen = config or {}
+    diff = {k: v for k, v in _sshd.differences(want, seen).items() if not accept(k, v[1])}
+    # a stricter value another file gives is kept: the reload confirms only the other keywords
+    stricter = [k for k in want if k in seen and k not in diff and sorted(seen[k]) != sorted(want[k])]
+    found, unfixable = _conflicts(dest, text, list(diff)) if diff else ([], [])
+    in_blocks, block_problems = _sshd.class_repairs(_sshd.connection_classes(obs, _fact_runner), want, accept)
+    if unfixable + block_problems:
+        refuse_at_end(f"{measure}: {'; '.join(unfixable + block_problems)}")
+    disabled = disable_directives(measure, found + in_blocks)
     op = validated_file(name=f"sshd drop-in {dest} (validated with sshd -t)",
                         text=text, dest=dest, kind="sshd", mode="644")
-    return DropIn(measure, op, want, _stale(obs, config) or _describe(diff))
+    reason = _stale(obs, seen) or _describe(diff)
+    if disabled is not None:
+        reason = "; ".join(filter(None, [reason, "disabled " + ", ".join(str(s) for s in found + in_blocks)]))
+    return DropIn(measure, op, {k: v for k, v in want.items() if k not in stricter}, reason)
 
 
-def _conflicts(dest: str, text: str, keywords: list[str]) -> list[str]:
-    """Asks sshd on the host where it would take ``keywords`` from with ``text`` in place."""
+def _fact_runner(command: str) -> str:
+    return str(host.get_fact(Command, command=command) or "")
+
+
+def _conflicts(dest: str, text: str, keywords: list[str]) -> tuple[list[_sshd.Setting], list[str]]:
+    """Asks sshd on the host where it would take ``keywords`` from with ``text`` in place:
+    (directives of other files to disable, what disabling cannot repair)."""
     out = host.get_fact(Command, command=sshd_trace_script(text, dest)) or ""
     if "RC=0" not in out.splitlines():
-        return []  # sshd -T fails with the candidate: the validator refuses it, saying why
-    return _sshd.conflicts(_sshd.parse_trace(out), keywords, dest)
+        return [], []  # sshd -T fails with the candidate: the validator refuses it, saying why
+    return _sshd.overriding(_sshd.parse_trace(out), keywords, dest)
+
+
+def disable_script(measure: str, settings: list[_sshd.Setting]) -> str:
+    """Shell that comments out each directive (file, line, keyword) in place, after a backup of
+    each file (``FILE.hardening-<time>.bak``: no sshd Include pattern ``*.conf`` matches it), then
+    ``sshd -t``; when a line is no longer what sshd read, or sshd -t fails, every file is restored
+    and it fails."""
+    by_file: dict[str, list[_sshd.Setting]] = {}
+    for setting in settings:
+        if not re.fullmatch(r"[A-Za-z0-9]+", setting.keyword):
+            raise ValueError(f"not an sshd keyword: {setting.keyword!r}")
+        by_file.setdefault(setting.file, []).append(setting)
+    tag = f"# disabled by hardening ({measure}): "
+    lines = ['s=$(date +%Y%m%dT%H%M%S); backups=""',
+             'restore() { for b in $backups; do cp -a "$b" "${b%.hardening-*.bak}"; done; }']
+    for file, items in sorted(by_file.items()):
+        f = shlex.quote(file)
+        edits = " ".join(f"-e '{s.line}s/^([[:space:]]*)({s.keyword}[[:space:]=])/\\1{tag}\\2/I'" for s in items)
+        checks = " && ".join(f"sed -n '{s.line}p' {f} | grep -qF {shlex.quote(tag)}" for s in items)
+        lines.append(f'b={f}.hardening-"$s".bak; cp -a {f} "$b" || exit 1; backups="$backups $b"; '
+                     f"sed -i -E {edits} {f} && {checks} || {{ "
+                     f"echo {shlex.quote(file + ': the line to disable is no longer what sshd read')} >&2; "
+                     "restore; exit 1; }")
+    lines.append('install -d -m 0755 /run/sshd; sshd -t || { echo "sshd -t failed: files restored" >&2; '
+                 "restore; exit 1; }")
+    return "\n".join(lines)
+
+
+def disable_directives(measure: str, settings: list[_sshd.Setting]) -> OperationMeta | None:
+    """One operation disabling ``settings`` (see :func:`disable_script`), or None for none."""
+    if not settings:
+        return None
+    return server.shell(name=f"{measure}: disable sshd directives that override the profile: "
+                             + ", ".join(str(s) for s in settings),
+                        commands=[disable_script(measure, settings)])
 
 
 def _stale(obs: Observations, config: dict[str, list[str]]) -> str:

@@ -1,8 +1,10 @@
 """terminal (6-12, 6-13, 6-14): SSH only for the profile's groups, enforced.
 
 The deploy writes ``AllowGroups`` in the measure's sshd drop-in (validated, sshd reloaded only when
-it changed). It refuses a profile whose ``ssh_allow_groups`` would shut out the account it
-connects as. The asset register and the expected networks are observed by the checks only.
+it changed); an AllowGroups of another file, or of a Match block that widens it for some
+connections, is disabled in place (deploys/_sshd.py). It refuses a profile whose
+``ssh_allow_groups`` would shut out the account it connects as. The asset register and the
+expected networks are observed by the checks only.
 """
 
 from __future__ import annotations
@@ -25,5 +27,6 @@ def apply(profile: Resolved, obs: Observations) -> None:
     if reason:
         refuse(reason)
         return
-    dropin = sshd.sshd_dropin("terminal", measure.sshd_dropin(settings), obs)
+    dropin = sshd.sshd_dropin("terminal", measure.sshd_dropin(settings), obs,
+                              lambda key, groups: measure.allow_groups_problem(settings, groups) is None)
     sshd.reload_sshd("terminal", dropin)

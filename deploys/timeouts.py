@@ -1,11 +1,12 @@
 """timeouts (6-15): idle sessions logged off, enforced.
 
 Writes the readonly TMOUT script, the sshd ClientAlive drop-in (validated; sshd reloaded and
-confirmed, deploys/_sshd.py), the logind drop-in and, where dconf is installed, the locked
-screen-lock settings (``dconf update`` only when they changed). systemd-logind is NOT restarted:
-a restart can end sessions, so the logind values take effect at the next boot or when an operator
-restarts systemd-logind (the check reads the configuration and records the value logind runs with
-now).
+confirmed, deploys/_sshd.py; a stricter value is kept, a Match block giving some connections a
+looser one has that directive disabled), the logind drop-in and, where dconf is installed, the
+locked screen-lock settings (``dconf update`` only when they changed). systemd-logind is not
+restarted: it gets SIGHUP, on which systemd 252 re-reads logind.conf and its drop-ins in the same
+process (journal: "Config file reloaded."; sessions stay), whenever the running values (busctl)
+are not the configured ones; busctl then confirms them.
 
 TMOUT converges on what a login shell really gets (the observation the check judges). The script
 leaves an existing readonly TMOUT alone (assigning it would abort the login shell's profile), so
@@ -17,6 +18,7 @@ files it does not own); otherwise it writes the script and confirms a login shel
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass
 from io import StringIO
 
@@ -30,7 +32,7 @@ from hardening.observe import Observations, quote
 from hardening.profiles import Resolved
 
 from . import _sshd as sshd
-from ._support import refuse, unsupported_reason
+from ._support import refuse, refuse_at_end, unsupported_reason
 
 READONLY = re.compile(r'^declare -(\w+) TMOUT="?(\d+)"?$', re.M)
 # A line of a traced login shell (PS4 '+${BASH_SOURCE}:${LINENO}: ', '+' repeated per level).
@@ -48,11 +50,9 @@ def apply(profile: Resolved, obs: Observations) -> None:
         return
     if not _shell_tmout(settings, obs):
         return
-    dropin = sshd.sshd_dropin("timeouts", measure.sshd_dropin(settings), obs)
+    dropin = sshd.sshd_dropin("timeouts", measure.sshd_dropin(settings), obs, measure.sshd_value_ok(settings))
     sshd.reload_sshd("timeouts", dropin)
-    files.put(name="logind idle action (applies at next boot, logind is not restarted)",
-              src=StringIO(measure.logind_dropin(settings)), dest=measure.LOGIND_DROPIN,
-              user="root", group="root", mode="644")
+    _logind(settings, obs)
     if obs.run(measure.DCONF_PRESENT).rc == 0:
         _desktop(settings)
 
@@ -118,6 +118,53 @@ def _shell_tmout(settings: measure.Settings, obs: Observations) -> bool:
         server.shell(name="Confirm a login shell gets the readonly TMOUT",
                      commands=[confirm_tmout_script(settings.shell_tmout)])
     return True
+
+
+def logind_disable_script(overrides: list[tuple[str, int, str]]) -> str:
+    """Shell commenting out the idle keys in the drop-ins that override ours (a backup of each
+    file first, ``FILE.hardening-<time>.bak``, which logind does not read)."""
+    out = ["s=$(date +%Y%m%dT%H%M%S)"]
+    for file in sorted({f for f, _, _ in overrides}):
+        f = shlex.quote(file)
+        pattern = "s/^[[:space:]]*(IdleAction|IdleActionSec)[[:space:]]*=/# disabled by hardening (timeouts): &/"
+        out.append(f"cp -a {f} {f}.hardening-\"$s\".bak && sed -i -E '{pattern}' {f}")
+    return " && ".join(out)
+
+
+def _logind(settings: measure.Settings, obs: Observations) -> None:
+    """The logind drop-in; drop-ins read after it that make the configuration looser have their
+    idle keys commented out (files under /usr are the package's: refused); then, when the running
+    daemon does not use the resulting values, SIGHUP (systemd-logind 252 re-reads its files, the
+    sessions stay) and confirm with busctl."""
+    put = files.put(name="logind idle action", src=StringIO(measure.logind_dropin(settings)),
+                    dest=measure.LOGIND_DROPIN, user="root", group="root", mode="644")
+    conf = obs.run(measure.LOGIND_CONFIG)
+    configured = measure.parse_logind(conf.stdout) if conf.rc == 0 else {}
+    overrides = measure.logind_overrides(conf.stdout) if conf.rc == 0 else []
+    conf_ok = measure.logind_config_ok(settings, configured)
+    final = ({k: configured.get(k, v) for k, v in measure.LOGIND_DEFAULTS.items()} if conf_ok
+             else measure.logind_values(settings))
+    changed = []
+    if overrides and not conf_ok:
+        packaged = [f for f, _, _ in overrides if not f.startswith(("/etc/", "/run/"))]
+        if packaged:
+            refuse_at_end(f"timeouts: {', '.join(sorted(set(packaged)))} override the logind idle action "
+                          "(a package's file: mask it with a file of the same name in /etc/systemd/logind.conf.d)")
+        mine = [o for o in overrides if o[0] not in packaged]
+        if mine:
+            changed.append(server.shell(
+                name="logind: disable idle settings of drop-ins read after ours: "
+                     + ", ".join(sorted({f for f, _, _ in mine})),
+                commands=[logind_disable_script(mine)]))
+    live = obs.run(measure.LOGIND_LIVE)
+    try:
+        stale = live.rc != 0 or measure.parse_logind_live(live.stdout) != {
+            "IdleAction": final["IdleAction"], "IdleActionSec": f"{measure.seconds(final['IdleActionSec'])}s"}
+    except ValueError:
+        stale = True
+    server.shell(name="systemd-logind re-reads its configuration (SIGHUP; sessions stay), confirmed with busctl",
+                 commands=[measure.logind_reload_script(final)],
+                 _if=None if stale or changed else put.did_change)
 
 
 def _desktop(settings: measure.Settings) -> None:

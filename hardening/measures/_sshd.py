@@ -176,6 +176,47 @@ def conflicts(trace: list[Setting], keywords: list[str], own: str) -> list[str]:
     return found
 
 
+def overriding(trace: list[Setting], keywords: list[str], own: str) -> tuple[list[Setting], list[str]]:
+    """(the directives of other files that keep sshd from taking ``keywords`` from ``own``: for a
+    first-value keyword every setter read before ``own``, for an accumulating one every other
+    setter; what cannot be repaired by disabling lines, e.g. ``own`` not read at all)."""
+    found: list[Setting] = []
+    unfixable: list[str] = []
+    for key in keywords:
+        setters = [s for s in trace if s.keyword.lower() == key]
+        mine = [i for i, s in enumerate(setters) if s.file == own]
+        if not mine:
+            unfixable.append(f"sshd does not read {key} from {own} (is {DROPIN_DIR}/*.conf included?)")
+        elif key in ACCUMULATING:
+            found += [s for s in setters if s.file != own]
+        else:
+            found += setters[:mine[0]]
+    return found, unfixable
+
+
+def class_repairs(classes: list[ConnectionClass], want: dict[str, list[str]],
+                  ok: Callable[[str, list[str]], bool]) -> tuple[list[Setting], list[str]]:
+    """(the directives inside Match blocks that give a class a value ``ok`` refuses for a keyword
+    in ``want``: disabling them lets the global value, the drop-in's, apply; what cannot be
+    repaired so: a class that could not be evaluated, or a bad value no Match directive set)."""
+    found: list[Setting] = []
+    unfixable: list[str] = []
+    for cls in classes:
+        if cls.name == "default":
+            continue
+        if cls.config is None:
+            unfixable.append(f"{cls.name}: {cls.error}")
+            continue
+        for key in want:
+            if ok(key, cls.value(key)):
+                continue
+            setters = [s for s in cls.applied if s.keyword.lower() == key]
+            if not setters:
+                unfixable.append(f"{cls.name} gives {key} {' '.join(cls.value(key))} and sets no {key} itself")
+            found += [s for s in setters if s not in found]
+    return found, unfixable
+
+
 # What the running daemon loaded: sshd rewrites its pid file each time it (re)reads its
 # configuration (start, and the re-exec on SIGHUP), so a configuration file newer than the pid
 # file has not been loaded yet (nor a drop-in added or removed: the directory is newer). Debian's

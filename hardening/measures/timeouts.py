@@ -169,6 +169,51 @@ def logind_problems(settings: Settings, configured: dict[str, str], live: dict[s
     return problems
 
 
+LOGIND_KEYS = ("IdleAction", "IdleActionSec")
+
+
+def logind_overrides(text: str, own: str = LOGIND_DROPIN) -> list[tuple[str, int, str]]:
+    """(file, line in the cat-config output's file, key) of the idle keys set by drop-ins logind
+    reads after ours (systemd orders drop-ins by file name; a later one wins). The line number is
+    within that file, counted from the ``# /path`` header cat-config prints before it."""
+    found: list[tuple[str, int, str]] = []
+    current, number, section = "", 0, ""
+    own_name = own.rsplit("/", 1)[-1]
+    for raw in text.splitlines():
+        if raw.startswith("# /"):
+            current, number, section = raw[2:].strip(), 0, ""
+            continue
+        number += 1
+        line = raw.strip()
+        if line.startswith("["):
+            section = line.strip("[]")
+        elif section == "Login" and "=" in line and not line.startswith(("#", ";")):
+            key = line.partition("=")[0].strip()
+            later = "/logind.conf.d/" in current and current.rsplit("/", 1)[-1] > own_name
+            if key in LOGIND_KEYS and later and current != own:
+                found.append((current, number, key))
+    return found
+
+
+def logind_config_ok(settings: Settings, configured: dict[str, str]) -> bool:
+    """The configuration alone (not the running daemon) is at least as strict as the profile."""
+    conf = {k: configured.get(k, v) for k, v in LOGIND_DEFAULTS.items()}
+    sec = seconds(conf["IdleActionSec"])
+    return (conf["IdleAction"] == settings.logind_idle_action and sec is not None
+            and 0 < sec <= settings.logind_idle_action_sec)
+
+
+def logind_reload_script(want: dict[str, str], tries: int = 25) -> str:
+    """SIGHUP to systemd-logind, then wait (``tries`` x 0.2 s) until busctl shows ``want``
+    (IdleAction, IdleActionSec in seconds), else fail saying what it runs with."""
+    usec = (seconds(want["IdleActionSec"]) or 0) * 1_000_000
+    expect = f's "{want["IdleAction"]}"\\nt {usec}'
+    return (f"{LOGIND_RELOAD} || exit 1; n=0; while :; do got=$({LOGIND_LIVE}); "
+            f'[ "$got" = "$(printf {quote("%s", expect)})" ] && break; n=$((n+1)); '
+            f"if [ $n -ge {tries} ]; then printf 'systemd-logind did not take the configuration: it runs "
+            "with\\n%s\\n' \"$got\" >&2; exit 1; fi; sleep 0.2; done")
+
+
 def seconds(value: str) -> int | None:
     """A systemd time span like ``900``, ``900s``, ``15min`` or ``1h 30min`` in seconds."""
     units = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
