@@ -21,8 +21,14 @@ decides from the host's observations (``sshd -T``, what the daemon loaded):
 * otherwise sshd is asked where it would take each differing keyword from with the candidate in
   place (``sshd -ddd -T`` on a copy of ``/etc/ssh``: every directive with its file and line, in
   the order sshd reads them). A file read before ours that sets the keyword (sshd keeps the FIRST
-  value), or any other file adding to an accumulating keyword (AllowGroups ...), makes the deploy
-  refuse, naming file, line and keyword: the tool never edits files it does not own;
+  value), or any other file adding to an accumulating keyword (AllowGroups ...), has that line
+  commented out in place (:func:`disable_directives`: a backup ``FILE.hardening-<time>.bak``
+  first, then ``sshd -t``, else every file restored);
+* every Match line is a connection class (hardening.measures._sshd.connection_classes:
+  ``sshd -T -C`` for a connection derived from it, asked only when there are Match lines); a
+  directive inside a matching block that gives the class a value the measure refuses is
+  commented out the same way, so the global value (the drop-in's) applies. A class that cannot be
+  evaluated, or a value no directive of a block set, is refused at the end of the host's run;
 * :func:`reload_sshd` reloads when the drop-in changed, when ``sshd -T`` differed, or when a
   configuration file is newer than what the daemon last loaded (its pid file, rewritten at each
   start and SIGHUP re-exec). It then CONFIRMS: the daemon re-read its files, and ``sshd -T``

@@ -8,9 +8,10 @@ DenyGroups, DenyUsers) are not first-wins: sshd adds them up over every file.
 
 The deploy side (``deploys/_sshd.py``) writes the text rendered here; the check side reads the
 effective configuration with ``sshd -T`` and parses it with :func:`parse_effective`. Plain
-``sshd -T`` (OpenSSH 9.2) prints the global values and does not evaluate ``Match`` blocks; our
-drop-ins hold none. The root-login check also asks ``sshd -T -C user=root,...`` so that a
-``Match User root`` elsewhere cannot hide.
+``sshd -T`` (OpenSSH 9.2) evaluates ``Match`` blocks for a connection without user, host or
+address, so no conditional block applies: :func:`connection_classes` adds one class per Match
+line (``sshd -T -C`` for a connection derived from it, sshd's debug output confirming the block
+applied), and the checks judge every class. Our drop-ins hold no Match block.
 
 Convergence (decided by the deploy from the observations :data:`OBSERVE`): :func:`expected` is
 what ``sshd -T`` prints once a drop-in wins, :func:`differences` what it shows instead;
