@@ -34,9 +34,12 @@ def test_clauses_shows_all_23_with_coverage() -> None:
 
 
 def test_profiles_show_for_a_host() -> None:
-    proc = cli("profiles", "show", "db-juki-01.soumu.example.lg.jp", "-i", "inventories/example_agency.py")
-    assert proc.returncode == 0
-    assert "server-room (base -> server -> server-room), sensitivity high" in proc.stdout
+    proc = cli("profiles", "show", "db-juki-01.soumu.example.lg.jp", "-i", "inventories/example_agency.py",
+               "--profiles", "inventories/profiles")
+    assert proc.returncode == 0, proc.stderr
+    assert ("soumu-server-room (base -> server -> server-room -> soumu-server-room), sensitivity high"
+            in proc.stdout)
+    assert "expected_networks:\n    - 203.0.113.0/26" in proc.stdout
 
 
 def test_wrong_flag_is_a_usage_error() -> None:

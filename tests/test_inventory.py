@@ -18,14 +18,41 @@ def write(tmp_path: Path, text: str, name: str = "agency.py") -> Path:
     return path
 
 
+AGENCY_PROFILES = ROOT / "inventories" / "profiles"
+
+
 def test_example_inventory_loads_and_resolves() -> None:
-    inv = load(ROOT / "inventories" / "example_agency.py", Profiles())
+    profiles = Profiles(AGENCY_PROFILES)
+    inv = load(ROOT / "inventories" / "example_agency.py", profiles)
     groups = inv.groups()
     assert len(groups["terminals"]) == 2 and len(groups["servers"]) == 2
     assert set(groups["example_agency"]) == {h.name for h in inv.hosts}  # file-name group, like pyinfra
     db = next(h for h in inv.hosts if h.name.startswith("db-juki"))
-    assert db.resolve(Profiles()).sensitivity == "high"
+    resolved = db.resolve(profiles)
+    assert resolved.sensitivity == "high" and resolved.chain == ["base", "server", "server-room", "soumu-server-room"]
+    assert resolved.role == "server-room" and {a.id for a in resolved.attestations} >= {"locks-alarms", "entrances"}
     assert db.asset.room == "本庁舎B1 サーバ室"
+
+
+def test_example_fills_what_checks_report_as_not_configured() -> None:
+    """Every host has the asset register fields the terminal checks match, and its profile names
+    the networks it may appear on and its personal-data directories."""
+    from hardening.measures import terminal
+
+    profiles = Profiles(AGENCY_PROFILES)
+    inv = load(ROOT / "inventories" / "example_agency.py", profiles)
+    for host in inv.hosts:
+        resolved = host.resolve(profiles)
+        settings = resolved.measure("terminal")
+        assert set(terminal.asset_fields(host.asset, settings)) == {"machine_id", "serial", "mac"}, host.name
+        assert settings.expected_networks, host.name
+        assert resolved.measure("auth").personal_data, host.name
+        assert resolved.chain[-2] in ("terminal", "server", "server-room")  # extends a shipped profile
+
+
+def test_example_needs_its_agency_profiles() -> None:
+    with pytest.raises(ConfigError, match="unknown profile 'soumu-terminal'"):
+        load(ROOT / "inventories" / "example_agency.py", Profiles())
 
 
 def test_precedence_host_over_group_over_all(tmp_path: Path) -> None:
