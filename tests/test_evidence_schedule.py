@@ -39,7 +39,7 @@ def _analyze(*paths: Path) -> None:
 def test_install_writes_units_that_systemd_accepts(tmp_path: Path) -> None:
     units, evidence = tmp_path / "units", tmp_path / "my evidence %"  # quoting: space and %
     proc = cli("schedule", "install", INVENTORY, "--evidence", evidence, "--every", "12h", "--keep", "7",
-               "--unit-dir", units, "--key-dir", tmp_path / "keys")
+               "--unit-dir", units, "--key-dir", tmp_path / "keys", "--profiles", INVENTORY.parent / "profiles")
     assert proc.returncode == 0, proc.stderr
     assert "runs will be sealed UNSIGNED" in proc.stderr  # no key yet: said loudly
     service = units / "hardening-verify-example_agency.service"
@@ -51,6 +51,7 @@ def test_install_writes_units_that_systemd_accepts(tmp_path: Path) -> None:
     assert argv[:4] == [sys.executable, "-m", "hardening.evidence.schedule", "run"]
     assert argv[argv.index("--evidence") + 1] == str(evidence.resolve())
     assert argv[argv.index("--keep") + 1] == "7" and str(INVENTORY) in argv
+    assert argv[argv.index("--profiles") + 1] == str(INVENTORY.parent / "profiles")  # the example's agency profiles
     assert f"HARDENING_KEY_DIR={tmp_path / 'keys'}" in text and "Type=oneshot" in text
     assert "OnUnitActiveSec=12h" in timer.read_text() and "WantedBy=timers.target" in timer.read_text()
     status = cli("schedule", "status", "--unit-dir", units)
@@ -137,3 +138,5 @@ def test_local_schedule_packaged_for_another_machine(tmp_path: Path) -> None:
     assert both.returncode == 2 and "INVENTORY or --local" in both.stderr
     assert schedule.verify_command(None, Path("/e"), "server", "high")[3:] == [
         "verify", "--local", "--profile", "server", "--sensitivity", "high", "--evidence", "/e"]
+    assert schedule.verify_command(INVENTORY, Path("/e"), profiles=Path("/etc/agency/hwprofiles"))[3:] == [
+        "verify", str(INVENTORY), "--evidence", "/e", "--profiles", "/etc/agency/hwprofiles"]

@@ -324,12 +324,14 @@ def _unit_dir_option(f: Any) -> Any:
               "--env, to package units for another control node.")
 @click.option("--workdir", type=PathType, default=None, help="The hardening checkout on that machine.")
 @click.option("--env", "environment", multiple=True, help="Extra NAME=VALUE for the service (repeatable).")
+@click.option("--profiles", "profiles_dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="The agency's profile directory, passed to verify (default: the shipped one).")
 @_unit_dir_option
 def schedule_install(inventory: Path | None, local: bool, profile_name: str | None, sensitivity: str | None,
                      evidence_root: Path, every: str, on_calendar: str | None, keep: int,
                      name: str | None, user: bool, key_dir: Path | None, no_enable: bool,
                      randomized_delay: str, python: str | None, workdir: Path | None,
-                     environment: tuple[str, ...], unit_dir: Path | None) -> None:
+                     environment: tuple[str, ...], profiles_dir: Path | None, unit_dir: Path | None) -> None:
     """Install hardening-verify-NAME.service and .timer for INVENTORY.
 
     Each run: `hardening verify INVENTORY --evidence DIR` (output to the journal), then prune
@@ -361,7 +363,7 @@ def schedule_install(inventory: Path | None, local: bool, profile_name: str | No
         evidence=evidence_root.absolute(), every=every, on_calendar=on_calendar, keep=keep, user=user,
         key_dir=key_dir, profile=profile_name, sensitivity=sensitivity, python=python or sys.executable,
         workdir=workdir or (ROOT if IN_CHECKOUT else Path.cwd()), environment=tuple(pairs),
-        randomized_delay=randomized_delay)
+        randomized_delay=randomized_delay, profiles=profiles_dir.resolve() if profiles_dir else None)
     for line in schedule_mod.install(spec, unit_dir, enable=not no_enable):
         click.echo(line)
 

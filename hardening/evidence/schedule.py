@@ -55,6 +55,7 @@ class Schedule:
     workdir: Path = field(default_factory=lambda: ROOT if IN_CHECKOUT else Path.cwd())
     environment: tuple[tuple[str, str], ...] = ()
     randomized_delay: str = "5min"
+    profiles: Path | None = None  # the agency's profile directory (verify --profiles)
 
     @property
     def unit(self) -> str:
@@ -109,6 +110,8 @@ def exec_start(s: Schedule) -> str:
     else:
         args += ["--local", *(["--profile", s.profile] if s.profile else []),
                  *(["--sensitivity", s.sensitivity] if s.sensitivity else [])]
+    if s.profiles is not None:
+        args += ["--profiles", str(s.profiles)]
     return " ".join(quote(a) for a in args)
 
 
@@ -262,12 +265,14 @@ def summary_line(name: str, code: int, run_dir: Path | None, pruned: int) -> str
 
 
 def verify_command(inventory: Path | None, evidence: Path, profile: str | None = None,
-                   sensitivity: str | None = None) -> list[str]:
-    """``hardening verify`` for an inventory, or for this machine (``--local``)."""
+                   sensitivity: str | None = None, profiles: Path | None = None) -> list[str]:
+    """``hardening verify`` for an inventory, or for this machine (``--local``), with the agency's
+    profile directory when there is one."""
     target = [str(inventory)] if inventory is not None else [
         "--local", *(["--profile", profile] if profile else []),
         *(["--sensitivity", sensitivity] if sensitivity else [])]
-    return [sys.executable, "-m", "hardening", "verify", *target, "--evidence", str(evidence)]
+    extra = ["--profiles", str(profiles)] if profiles is not None else []
+    return [sys.executable, "-m", "hardening", "verify", *target, "--evidence", str(evidence), *extra]
 
 
 def run(name: str, inventory: Path | None, evidence: Path, keep: int,
@@ -301,8 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     one.add_argument("--sensitivity")
     one.add_argument("--evidence", type=Path, required=True)
     one.add_argument("--keep", type=int, default=0)
+    one.add_argument("--profiles", type=Path)
     args = parser.parse_args(argv)
-    command = verify_command(args.inventory, args.evidence, args.profile, args.sensitivity)
+    command = verify_command(args.inventory, args.evidence, args.profile, args.sensitivity, args.profiles)
     return run(args.name, args.inventory, args.evidence, args.keep, command)
 
 
