@@ -3,10 +3,12 @@
 Read-only: nothing here refreshes the package lists (``apt-get update`` would change the host).
 The pending count comes from the lists the host already has (``apt-get -s`` with no lock), so
 ``package_lists_fresh`` reports how old those lists are and fails when they are too old or the
-security suite was never fetched. APT settings are read as apt evaluates them
-(``apt-config dump``: every apt.conf.d file, later files winning); timers with
-``systemctl is-enabled``. Every command is in the measure's observation batch
-(``hardening.measures.patching.observe``); the host's clock is read once, in that batch.
+security suite was never fetched; held packages are counted (apt simulates with holds ignored).
+APT settings are read as apt evaluates them (``apt-config dump``: every apt.conf.d file, later
+files winning) and judged as apt.systemd.daily and unattended-upgrade use them; timers and
+services with ``systemctl show`` (running state). apt never writes its cache here. Every
+command is in the measure's observation batch (``hardening.measures.patching.observe``); the
+host's clock is read once, in that batch.
 """
 
 from __future__ import annotations
@@ -34,34 +36,57 @@ def _security_lists(obs: Observations) -> str:
 
 @pytest.mark.clause("6-8")
 def test_unattended_upgrades_enabled(obs, profile, evidence):
-    """unattended-upgrades is installed and apt runs it daily for the security origin"""
+    """unattended-upgrades is installed and apt.systemd.daily runs it, and the list update, at
+    least daily (APT::Periodic as apt-config dump gives it: Enable not "0", intervals <= 1 day)"""
     settings: measure.Settings = profile.measure("patching")
     if not settings.unattended_upgrades:
         evidence.not_applicable("the profile does not use unattended-upgrades")
     installed = _installed(obs, "unattended-upgrades")
-    config = measure.parse_apt_config(obs.run(measure.APT_CONFIG).stdout)
-    problems = measure.config_problems(config)
-    security = measure.security_origin_configured(config)
+    config = measure.read_apt_config(obs.run(measure.APT_CONFIG))
+    problems = list(measure.periodic_problems(config).values())
     if not installed:
         problems.insert(0, "unattended-upgrades is not installed")
+    keys = (measure.ENABLE, *measure.INTERVALS)
     evidence.record(
-        expected={"installed": True, **measure.periodic_values(), "security origin": True},
-        observed={"installed": installed,
-                  **{k: config.get(k, [None])[-1] for k in measure.periodic_values()},
-                  "origins": config.get("Unattended-Upgrade::Origins-Pattern::", []),
-                  "security origin": security, "problems": problems})
+        expected={"installed": True, measure.ENABLE: "absent or not 0",
+                  **dict.fromkeys(measure.INTERVALS, "at most daily ('1', 'always', <= 24h)")},
+        observed={"installed": installed, **{k: config.get(k, [None])[-1] for k in keys}, "problems": problems})
+    assert not problems, "; ".join(problems)
+
+
+@pytest.mark.clause("6-8")
+def test_unattended_upgrades_security_origin(obs, profile, evidence):
+    """unattended-upgrades' origins (Origins-Pattern, Allowed-Origins, as unattended-upgrade
+    matches them) include every Debian security package file apt knows"""
+    settings: measure.Settings = profile.measure("patching")
+    if not settings.unattended_upgrades:
+        evidence.not_applicable("the profile does not use unattended-upgrades")
+    config = measure.read_apt_config(obs.run(measure.APT_CONFIG))
+    distro = measure.parse_distro(obs.run(measure.DISTRO))
+    releases = measure.parse_policy(obs.run(measure.POLICY).stdout)
+    patterns, _ = measure.origin_patterns(config, distro)
+    problems = measure.origin_problems(config, releases, distro)
+    security = [str(r) for r in measure.security_releases(releases, distro[1])]
+    evidence.record(expected={"security origins matched": security},
+                    observed={"origins (substituted)": patterns, "security package files": security,
+                              "from apt's lists": any(r.label == "Debian-Security" for r in releases),
+                              "problems": problems})
     assert not problems, "; ".join(problems)
 
 
 @pytest.mark.clause("6-8")
 def test_update_timers_enabled(obs, profile, evidence):
-    """apt-daily.timer and apt-daily-upgrade.timer are enabled"""
+    """apt-daily.timer and apt-daily-upgrade.timer are enabled and running, their services not masked"""
     settings: measure.Settings = profile.measure("patching")
     if not settings.unattended_upgrades:
         evidence.not_applicable("the profile does not use unattended-upgrades")
-    seen = {t: obs.run(measure.timer_enabled(t)).stdout.strip() or "(no answer)" for t in measure.TIMERS}
-    evidence.record(expected=dict.fromkeys(measure.TIMERS, "enabled"), observed=seen)
-    assert all(v == "enabled" for v in seen.values()), f"timers not enabled: {seen}"
+    units = measure.parse_units(obs.run(measure.UNITS))
+    problems = measure.unit_problems(units)
+    evidence.record(expected={**{t: {"UnitFileState": "enabled", "ActiveState": "active"} for t in measure.TIMERS},
+                              **{s: {"LoadState": "loaded"} for s in measure.SERVICES}},
+                    observed={**{u: {k: v for k, v in state.items() if k != "Id"} for u, state in units.items()},
+                              "problems": problems})
+    assert not problems, "; ".join(problems)
 
 
 @pytest.mark.clause("6-8")
@@ -79,7 +104,7 @@ def test_package_lists_fresh(obs, profile, evidence):
 
 @pytest.mark.clause("6-8")
 def test_pending_security_updates(obs, profile, evidence):
-    """No more pending security updates than the profile allows (from the host's own lists)"""
+    """No more pending security updates than the profile allows (the host's own lists; held packages count)"""
     settings: measure.Settings = profile.measure("patching")
     lists = _security_lists(obs)
     if not lists.strip():
@@ -88,12 +113,20 @@ def test_pending_security_updates(obs, profile, evidence):
         raise AssertionError("no package lists of a security suite: pending security updates cannot be counted")
     out = obs.run(measure.PENDING)
     pending = measure.security_updates(out.stdout)
+    held = measure.held_security_updates(out.stdout)
+    holds = measure.parse_holds(obs.run(measure.HOLDS))
     evidence.record(expected={"pending security updates": f"<= {settings.max_pending_security_updates}"},
                     observed={"pending security updates": len(pending), "packages": pending,
+                              "held with a pending security update": held,
+                              "held, nothing pending (not a finding)": [p for p in holds if p not in held],
+                              "kept back (not installable)": measure.kept_back(out.stdout),
                               "lists age (days)": measure.lists_age_days(lists, _now(obs))})
     assert out.rc == 0, f"apt-get -s failed: {out.stderr.strip()[:300]}"
+    if " upgraded, " not in out.stdout:
+        raise ValueError(f"apt-get -s: unreadable output {out.stdout[:600]!r}")
     assert len(pending) <= settings.max_pending_security_updates, \
-        f"{len(pending)} pending security updates: {', '.join(pending[:20])}"
+        f"{len(pending)} pending security updates: {', '.join(pending[:20])}" + \
+        (f" (held, never installed by unattended-upgrades: {', '.join(held)})" if held else "")
 
 
 @pytest.mark.clause("6-8")

@@ -7,10 +7,17 @@ It decides from the host's observation batch, the same observations the checks j
 * the package lists are refreshed when the security suite's lists were never fetched or are
   older than a day;
 * unattended-upgrades is installed when it is not; the two apt.conf.d files are written (pyinfra
-  compares them); if they already were in place and apt's effective configuration
-  (``apt-config dump``) still differs, another file overrides them and the deploy refuses,
-  naming the files that set those keys;
-* each apt timer is unmasked, enabled and started as far as its observed state needs it;
+  compares them); where apt's effective configuration (``apt-config dump``, judged as the check
+  judges it) is still wrong because a foreign file sets a key to a non-compliant value in a
+  one-line statement (``APT::Periodic::Enable "0";``, ``#clear Unattended-Upgrade::Origins-Pattern;``),
+  that line is commented out in place, marked ``measure.DISABLED_MARK`` (the file and its other
+  settings stay); a nested scope, or an override the tool cannot name, is refused at the end,
+  naming file and line;
+* the apt services are unmasked, each apt timer unmasked, enabled and started, as far as its
+  observed state (``systemctl show``) needs it;
+* held packages with a pending security update (unattended-upgrades never installs them) are
+  refused at the end, naming them: a hold is an admin's decision whose reason the tool cannot
+  see, so it never releases one; a hold with nothing pending is left alone;
 * pending security updates are installed now only when the profile sets
   ``apply_security_updates: true`` (a change-management decision) and some are observed pending,
   or the lists were just refreshed (the observed count is then from the old lists);
@@ -32,7 +39,7 @@ from hardening.measures import patching as measure
 from hardening.observe import Observations
 from hardening.profiles import Resolved
 
-from ._support import refuse, supported
+from ._support import refuse_at_end, supported
 
 
 @deploy("patching")
@@ -47,6 +54,7 @@ def apply(profile: Resolved, obs: Observations) -> None:
         apt.packages(name="Install unattended-upgrades", packages=["unattended-upgrades"])
     if settings.unattended_upgrades:
         _unattended(obs)
+    _holds(obs)
     if settings.apply_security_updates:
         _security_updates(obs, refreshed)
     if settings.anti_malware == "clamav":
@@ -69,18 +77,29 @@ def _unattended(obs: Observations) -> None:
               user="root", group="root", mode="644")
     files.put(name="Security origin for unattended-upgrades", src=StringIO(measure.origins_conf()),
               dest=measure.ORIGINS_CONF, user="root", group="root", mode="644")
-    for timer in measure.TIMERS:
-        enabled = obs.run(measure.timer_enabled(timer)).stdout.strip()
-        active = obs.run(measure.timer_active(timer)).stdout.strip()
-        for command in measure.timer_commands(timer, enabled, active):
-            server.shell(name=f"{timer} ({enabled or 'unknown'}, {active or 'unknown'}): {command}",
-                         commands=[command])
-    problems = measure.config_problems(measure.parse_apt_config(obs.run(measure.APT_CONFIG).stdout))
+    units = measure.parse_units(obs.run(measure.UNITS))
+    for command in measure.unit_commands(units):
+        server.shell(name=f"apt timers and services: {command}", commands=[command])
+    config = measure.read_apt_config(obs.run(measure.APT_CONFIG))
+    releases = measure.parse_policy(obs.run(measure.POLICY).stdout)
+    problems = measure.config_problems(config, releases, measure.parse_distro(obs.run(measure.DISTRO)))
     ours = (obs.run(measure.AUTO_UPGRADES_TEXT).stdout == measure.auto_upgrades_conf()
             and obs.run(measure.ORIGINS_TEXT).stdout == measure.origins_conf())
-    conflict = measure.config_conflict(problems, ours, obs.run(measure.APT_CONFIG_LINES).stdout)
-    if conflict:
-        refuse(conflict)
+    switch_off, refusals = measure.repairs(problems, ours, obs.run(measure.APT_CONFIG_LINES).stdout)
+    for line in switch_off:
+        server.shell(name=f"Switch off a non-compliant apt setting: {line} {line.text.strip()}",
+                     commands=[measure.disable_command(line)])
+    for reason in refusals:
+        refuse_at_end(reason)
+
+
+def _holds(obs: Observations) -> None:
+    """Refuse (at the end) held packages whose pending security update the hold keeps out."""
+    held = measure.held_security_updates(obs.run(measure.PENDING).stdout)
+    if held:
+        refuse_at_end(f"patching: held packages with a pending security update: {', '.join(held)} "
+                      "(unattended-upgrades never installs a held package; release with "
+                      f"'apt-mark unhold {' '.join(held)}' when the reason for the hold is settled)")
 
 
 def _security_updates(obs: Observations, refreshed: bool) -> None:

@@ -29,28 +29,205 @@ def test_security_updates_from_simulation():
     assert measure.security_updates("0 upgraded, 0 newly installed\n") == []
 
 
-def test_pending_command_is_read_only():
+def test_pending_command_is_read_only_and_counts_holds():
+    """Simulation, no lock, the cache built in memory (a stale pkgcache.bin is otherwise
+    rewritten: seen on lab hosts), holds ignored so held security updates show."""
     command = measure.pending_command()
-    assert " -s " in command and "Debug::NoLocking=1" in command
+    assert command == ("apt-get -s -o Debug::NoLocking=1 -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= "
+                       "-o APT::Ignore-Hold=1 dist-upgrade")
+    assert measure.POLICY == "apt-cache -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= policy"
+
+
+@pytest.mark.skipif(shutil.which("apt-get") is None, reason="needs apt-get")
+def test_simulation_without_cache_files_writes_no_cache(tmp_path: Path):
+    """apt with the tool's options against an empty cache directory leaves it empty; with apt's
+    default cache files (named here: this machine's docker-clean empties them) it writes one."""
+    cache = tmp_path / "cache"
+    (cache / "archives" / "partial").mkdir(parents=True)
+    base = ["-o", f"Dir::Cache={cache}", "-o", "Debug::NoLocking=1"]
+    options = measure.NO_CACHE.split()
+    subprocess.run(["apt-get", "-s", *base, *options, "-o", "APT::Ignore-Hold=1", "dist-upgrade"],
+                   capture_output=True, text=True, check=True)
+    subprocess.run(["apt-cache", *base, *options, "policy"], capture_output=True, text=True, check=True)
+    assert not list(cache.glob("*.bin"))
+    defaults = ["-o", "Dir::Cache::pkgcache=pkgcache.bin", "-o", "Dir::Cache::srcpkgcache=srcpkgcache.bin"]
+    subprocess.run(["apt-get", "-s", *base, *defaults, "dist-upgrade"], capture_output=True, text=True, check=True)
+    assert (cache / "pkgcache.bin").exists()
+
+
+# Real output (lab VM, Debian 12 after apt-get update, 2026-12-01): libexpat1 and tzdata held,
+# simulated with the tool's command (APT::Ignore-Hold) and without it (how a hold hid them).
+HELD_IGNORED = """\
+Reading package lists...
+Building dependency tree...
+Calculating upgrade...
+The following NEW packages will be installed:
+  linux-image-6.1.0-57-amd64
+The following held packages will be changed:
+  libexpat1 tzdata
+The following packages will be upgraded:
+  apt ca-certificates libapt-pkg6.0 libexpat1 liblzma5 libnss3 libpam-modules
+  libpam-modules-bin libpam-runtime libpam0g libpcre2-8-0
+  libpython3.11-minimal libpython3.11-stdlib libssl3 libzstd1
+  linux-image-amd64 openssl perl-base python3.11 python3.11-minimal tzdata
+  xz-utils zlib1g
+23 upgraded, 1 newly installed, 0 to remove and 0 not upgraded.
+Inst perl-base [5.36.0-7+deb12u3] (5.36.0-7+deb12u4 Debian-Security:12/oldstable-security [amd64])
+Conf perl-base (5.36.0-7+deb12u4 Debian-Security:12/oldstable-security [amd64])
+Inst libexpat1 [2.5.0-1+deb12u2] (2.5.0-1+deb12u5 Debian-Security:12/oldstable-security [amd64])
+Inst tzdata [2026b-0+deb12u1] (2026f-0+deb12u1 Debian-Security:12/oldstable-security [all])
+Inst linux-image-6.1.0-57-amd64 (6.1.192-3 Debian-Security:12/oldstable-security [amd64])
+Conf libexpat1 (2.5.0-1+deb12u5 Debian-Security:12/oldstable-security [amd64])
+Conf tzdata (2026f-0+deb12u1 Debian-Security:12/oldstable-security [all])
+Conf linux-image-6.1.0-57-amd64 (6.1.192-3 Debian-Security:12/oldstable-security [amd64])
+"""
+HELD_HIDDEN = """\
+Reading package lists...
+Building dependency tree...
+Calculating upgrade...
+The following NEW packages will be installed:
+  linux-image-6.1.0-57-amd64
+The following packages have been kept back:
+  libexpat1 tzdata
+The following packages will be upgraded:
+  apt ca-certificates libapt-pkg6.0 liblzma5 libnss3 libpam-modules
+  libpam-modules-bin libpam-runtime libpam0g libpcre2-8-0
+  libpython3.11-minimal libpython3.11-stdlib libssl3 libzstd1
+  linux-image-amd64 openssl perl-base python3.11 python3.11-minimal xz-utils
+  zlib1g
+21 upgraded, 1 newly installed, 0 to remove and 2 not upgraded.
+Inst perl-base [5.36.0-7+deb12u3] (5.36.0-7+deb12u4 Debian-Security:12/oldstable-security [amd64])
+Conf perl-base (5.36.0-7+deb12u4 Debian-Security:12/oldstable-security [amd64])
+Inst linux-image-6.1.0-57-amd64 (6.1.192-3 Debian-Security:12/oldstable-security [amd64])
+Conf linux-image-6.1.0-57-amd64 (6.1.192-3 Debian-Security:12/oldstable-security [amd64])
+"""
+
+
+def test_held_packages_with_pending_security_updates_are_counted():
+    assert measure.security_updates(HELD_IGNORED) == ["perl-base", "libexpat1", "tzdata", "linux-image-6.1.0-57-amd64"]
+    assert measure.held_changes(HELD_IGNORED) == ["libexpat1", "tzdata"]
+    assert measure.held_security_updates(HELD_IGNORED) == ["libexpat1", "tzdata"]
+    assert measure.kept_back(HELD_IGNORED) == []
+    # Without APT::Ignore-Hold the held updates vanish from the Inst lines ("kept back").
+    assert "libexpat1" not in measure.security_updates(HELD_HIDDEN)
+    assert measure.kept_back(HELD_HIDDEN) == ["libexpat1", "tzdata"]
+    assert measure.held_security_updates(HELD_HIDDEN) == []
+
+
+def test_holds_from_dpkg():
+    assert measure.parse_holds(seen(measure.HOLDS, "libexpat1\nsudo\n")) == ["libexpat1", "sudo"]
+    assert measure.parse_holds(seen(measure.HOLDS, "")) == []
+    with pytest.raises(ValueError):
+        measure.parse_holds(seen(measure.HOLDS, "", rc=2))
 
 
 DUMP = """\
+APT::Architecture "amd64";
+APT::Periodic "";
 APT::Periodic::Update-Package-Lists "1";
 APT::Periodic::Unattended-Upgrade "0";
 Unattended-Upgrade::Origins-Pattern "";
 Unattended-Upgrade::Origins-Pattern:: "origin=Debian,codename=${distro_codename},label=Debian";
 Unattended-Upgrade::Origins-Pattern:: "origin=Debian,codename=${distro_codename}-security,label=Debian-Security";
 """
+DISTRO = ("Debian", "bookworm")
+# Real `apt-cache policy` of a lab VM after apt-get update.
+POLICY = """\
+Package files:
+ 100 /var/lib/dpkg/status
+     release a=now
+ 500 http://deb.debian.org/debian-security bookworm-security/main amd64 Packages
+     release v=12,o=Debian,a=oldstable-security,n=bookworm-security,l=Debian-Security,c=main,b=amd64
+     origin deb.debian.org
+ 500 http://deb.debian.org/debian bookworm-updates/main amd64 Packages
+     release v=12-updates,o=Debian,a=oldstable-updates,n=bookworm-updates,l=Debian,c=main,b=amd64
+     origin deb.debian.org
+ 500 http://deb.debian.org/debian bookworm/main amd64 Packages
+     release v=12.15,o=Debian,a=oldstable,n=bookworm,l=Debian,c=main,b=amd64
+     origin deb.debian.org
+Pinned packages:
+"""
+# A lab container: no lists fetched.
+POLICY_NO_LISTS = "Package files:\n 100 /var/lib/dpkg/status\n     release a=now\nPinned packages:\n"
+SECURITY = measure.Release("Debian", "Debian-Security", "oldstable-security", "bookworm-security", "main",
+                           "deb.debian.org")
 
 
 def test_apt_config_dump():
     config = measure.parse_apt_config(DUMP)
-    assert measure.periodic_problems(config) == ["APT::Periodic::Unattended-Upgrade is '0', wanted '1'"]
-    assert measure.security_origin_configured(config)
-    assert not measure.security_origin_configured(measure.parse_apt_config(DUMP.splitlines()[3] + "\n"))
-    assert measure.periodic_problems({}) == [
-        "APT::Periodic::Update-Package-Lists is None, wanted '1'",
-        "APT::Periodic::Unattended-Upgrade is None, wanted '1'"]
+    uu, lists = "APT::Periodic::Unattended-Upgrade", "APT::Periodic::Update-Package-Lists"
+    assert measure.periodic_problems(config) == {uu: f"{uu} is '0': never runs, wanted at most daily ('1')"}
+    assert measure.periodic_problems({}) == {lists: f"{lists} is None, wanted at most daily ('1')",
+                                             uu: f"{uu} is None, wanted at most daily ('1')"}
+    assert measure.read_apt_config(seen(measure.APT_CONFIG, DUMP)) == config
+    with pytest.raises(ValueError, match="Syntax error"):
+        error = "E: Syntax error /etc/apt/apt.conf.d/99x:1: Extra junk at end of file"
+        measure.read_apt_config(Observation("o0", measure.APT_CONFIG, 100, "", error, 0.0))
+
+
+@pytest.mark.parametrize(("value", "ok"), [
+    ("1", True), ("always", True), ("12h", True), ("86400s", True), ("1440m", True), ("1d", True),
+    ("0", False), ("2", False), ("7d", False), ("25h", False), (None, False), ("", False), ("daily", False),
+    ("-1", False),
+])
+def test_interval_as_apt_systemd_daily_reads_it(value, ok):
+    assert (measure.interval_problem("APT::Periodic::Unattended-Upgrade", value) is None) is ok
+
+
+@pytest.mark.parametrize(("value", "ok"), [(None, True), ("1", True), ("2", True), ("0", False), ("00", False),
+                                           ("no", False), ("", False)])
+def test_periodic_enable(value, ok):
+    assert (measure.enable_problem(value) is None) is ok
+
+
+def test_policy_releases():
+    releases = measure.parse_policy(POLICY)
+    assert measure.security_releases(releases, "bookworm") == [SECURITY]
+    assert len(releases) == 3
+    assert measure.security_releases(measure.parse_policy(POLICY_NO_LISTS), "bookworm") == [
+        measure.Release("Debian", "Debian-Security", "", "bookworm-security", "main", "")]
+    with pytest.raises(ValueError, match="unreadable"):
+        measure.parse_policy("E: Could not open lock file\n")
+
+
+@pytest.mark.parametrize(("pattern", "matches"), [
+    ("origin=Debian,codename=${distro_codename}-security,label=Debian-Security", True),
+    ("o=Debian,a=oldstable-security", True),
+    ("o=Debian,n=*-security", True),
+    ("origin=Debian,codename=${distro_codename},label=Debian-Security", False),  # Debian's default, n=bookworm
+    ("origin=Debian,codename=${distro_codename},label=Debian", False),
+    ("origin=Debian,codename=${distro_codename}-security,label=NotSecurity", False),
+    ("o=Evil-security", False),
+    ("site=security.debian.org", False),
+    ("o=Debian,c=contrib", False),
+    ("", False),
+])
+def test_origins_as_unattended_upgrade_matches(pattern, matches):
+    assert measure.pattern_matches(measure._substitute(pattern, DISTRO), SECURITY) is matches
+
+
+def test_origin_problems():
+    config = measure.parse_apt_config(DUMP)
+    releases = measure.parse_policy(POLICY)
+    assert measure.origin_problems(config, releases, DISTRO) == []
+    # Debian's own 50unattended-upgrades without the tool's pattern: its Debian-Security line names
+    # codename=bookworm, the security suite's is bookworm-security.
+    default = measure.parse_apt_config(DUMP.replace("${distro_codename}-security", "${distro_codename}"))
+    assert measure.origin_problems(default, releases, DISTRO) == [
+        "no unattended-upgrades origin matches the security origin "
+        "o=Debian,a=oldstable-security,n=bookworm-security,l=Debian-Security,c=main,site=deb.debian.org"]
+    legacy = {"Unattended-Upgrade::Allowed-Origins::": ["${distro_id}:oldstable-security"]}
+    assert measure.origin_patterns(legacy, DISTRO) == (["o=Debian,a=oldstable-security"], [])
+    assert measure.origin_problems(legacy, releases, DISTRO) == []
+    # The codename form Debian's docs once showed does not match (a= is the suite).
+    codename = {"Unattended-Upgrade::Allowed-Origins::": ["${distro_id}:${distro_codename}-security"]}
+    assert measure.origin_problems(codename, releases, DISTRO)
+    broken = {"Unattended-Upgrade::Origins-Pattern::": ["o=Debian,${nope}", "x=1"]}
+    problems = measure.origin_problems(broken, releases, DISTRO)
+    assert any("unknown substitution" in p for p in problems) and any("token 'x=1'" in p for p in problems)
+    assert measure.parse_distro(seen(measure.DISTRO, "Debian\nbookworm\n")) == DISTRO
+    with pytest.raises(ValueError):
+        measure.parse_distro(seen(measure.DISTRO, "", rc=127))
 
 
 @pytest.mark.skipif(shutil.which("apt-config") is None, reason="needs apt-config")
@@ -62,8 +239,76 @@ def test_written_files_are_effective_for_apt(tmp_path: Path):
     out = subprocess.run(["apt-config", "-c", str(auto), "-c", str(origins), "dump"],
                          capture_output=True, text=True, check=True).stdout
     config = measure.parse_apt_config(out)
-    assert measure.periodic_problems(config) == []
+    assert measure.periodic_problems(config) == {}
     assert measure.SECURITY_ORIGIN in config["Unattended-Upgrade::Origins-Pattern::"]
+    assert measure.origin_problems(config, measure.parse_policy(POLICY), DISTRO) == []
+
+
+def _apt_config(root: Path) -> tuple[dict[str, list[str]], str]:
+    """apt's own configuration reading of ``root/parts`` only (APT_CONFIG names the parts
+    directory), and the tool's grep of it (file:number:line)."""
+    main = root / "main.conf"
+    main.write_text(f'Dir::Etc::Parts "{root / "parts"}/";\nDir::Etc::main "{root / "none.conf"}";\n')
+    env = {"APT_CONFIG": str(main), "PATH": "/usr/bin:/bin"}
+    dump = subprocess.run(["apt-config", "dump"], capture_output=True, text=True, check=True, env=env)
+    grep = measure.APT_CONFIG_LINES.replace("/etc/apt/apt.conf /etc/apt/apt.conf.d", str(root / "parts"))
+    lines = subprocess.run(grep, shell=True, capture_output=True, text=True).stdout
+    return measure.read_apt_config(Observation("o0", measure.APT_CONFIG, 0, dump.stdout, "", 0.0)), lines
+
+
+@pytest.mark.skipif(shutil.which("apt-config") is None, reason="needs apt-config")
+def test_a_later_file_overrides_and_the_repair_switches_it_off(tmp_path: Path):
+    """The tool's files in place, a later 99zz-local switching periodic runs off and clearing the
+    origins, an ignored 99zz.local: apt-config says what apt reads; the repair comments out exactly
+    the overriding lines (run with sh here), after which apt reads a compliant configuration."""
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    (parts / "20auto-upgrades").write_text(measure.auto_upgrades_conf())
+    (parts / "52hardening-unattended-upgrades").write_text(measure.origins_conf())
+    local = parts / "99zz-local"
+    local.write_text('Acquire::http::Proxy "http://proxy:3128";\nAPT::Periodic::Enable "0";\n'
+                     'APT::Periodic::Unattended-Upgrade "0";  // too noisy\n'
+                     '#clear Unattended-Upgrade::Origins-Pattern;\nAPT::Periodic::Update-Package-Lists "1";\n')
+    (parts / "99zz.local").write_text('APT::Periodic::Update-Package-Lists "0";\n')  # apt skips it
+    config, grep = _apt_config(tmp_path)
+    problems = measure.config_problems(config, measure.parse_policy(POLICY), DISTRO)
+    assert set(problems) == {measure.ENABLE, "APT::Periodic::Unattended-Upgrade", measure.ORIGINS_KEY}
+    switch_off, refusals = measure.repairs(problems, True, grep, parts=str(parts))
+    assert refusals == []
+    assert [(line.path, line.number) for line in switch_off] == [(str(local), 2), (str(local), 3), (str(local), 4)]
+    for line in switch_off:
+        subprocess.run(["sh", "-c", measure.disable_command(line)], check=True)
+    assert local.read_text().splitlines()[0] == 'Acquire::http::Proxy "http://proxy:3128";'
+    assert local.read_text().splitlines()[1] == measure.DISABLED_MARK + 'APT::Periodic::Enable "0";'
+    config, grep = _apt_config(tmp_path)
+    assert measure.config_problems(config, measure.parse_policy(POLICY), DISTRO) == {}
+    assert measure.repairs({}, True, grep, parts=str(parts)) == ([], [])
+    # A line changed since it was observed is not touched: the command fails, naming it.
+    stale = measure.ConfLine(str(local), 5, 'APT::Periodic::Update-Package-Lists "0";')
+    done = subprocess.run(["sh", "-c", measure.disable_command(stale)], capture_output=True, text=True)
+    assert done.returncode == 1 and "changed since it was observed" in done.stderr
+
+
+def test_repairs_refuse_what_they_cannot_switch_off():
+    grep = ('/etc/apt/apt.conf.d/60site:1:APT { Periodic { Update-Package-Lists "0"; }; };\n'
+            '/etc/apt/apt.conf.d/61site:1:APT { Periodic { Update-Package-Lists "1"; }; };\n'
+            '/etc/apt/apt.conf.d/50unattended-upgrades:3://APT::Periodic::Update-Package-Lists "0";\n')
+    problems = {"APT::Periodic::Update-Package-Lists": ["APT::Periodic::Update-Package-Lists is '0'"]}
+    assert measure.repairs(problems, True, grep) == ([], [
+        "patching: APT::Periodic::Update-Package-Lists is '0' (set in /etc/apt/apt.conf.d/60site:1: a nested scope)"])
+    assert measure.repairs(problems, False, "") == ([], [])  # writing the tool's file repairs it
+    assert measure.repairs(problems, True, "") == ([], [
+        "patching: APT::Periodic::Update-Package-Lists is '0' (set in a file the tool cannot name) "
+        "although the tool's files are in place"])
+
+
+@pytest.mark.parametrize(("path", "read"), [
+    ("/etc/apt/apt.conf", True), ("/etc/apt/apt.conf.d/99zz-local", True), ("/etc/apt/apt.conf.d/x.conf", True),
+    ("/etc/apt/apt.conf.d/99zz.local", False), ("/etc/apt/apt.conf.d/20auto-upgrades.dpkg-old", False),
+    ("/etc/apt/apt.conf.d/a b", False), ("/etc/apt/apt.conf.d/sub/x", False),
+])
+def test_apt_reads(path, read):
+    assert measure.apt_reads(path) is read
 
 
 def test_lists_age_days():
@@ -137,39 +382,46 @@ def test_timer_commands(enabled, active, commands):
     assert measure.timer_commands("apt-daily.timer", enabled, active) == commands
 
 
-GREP = """\
-/etc/apt/apt.conf.d/50unattended-upgrades:Unattended-Upgrade::Origins-Pattern {
-/etc/apt/apt.conf.d/50unattended-upgrades://Unattended-Upgrade::Mail "";
-/etc/apt/apt.conf.d/50unattended-upgrades:Unattended-Upgrade::Package-Blacklist {
-/etc/apt/apt.conf.d/99local:APT::Periodic::Unattended-Upgrade "0";
-/etc/apt/apt.conf.d/20auto-upgrades:APT::Periodic::Update-Package-Lists "1";
-/etc/apt/apt.conf.d/20auto-upgrades:APT::Periodic::Unattended-Upgrade "1";
-/etc/apt/apt.conf.d/52hardening-unattended-upgrades:Unattended-Upgrade::Origins-Pattern {
-/etc/apt/apt.conf.d/60site:APT { Periodic { Update-Package-Lists "0"; }; };
-/etc/apt/apt.conf.d/70site:#clear Unattended-Upgrade::Origins-Pattern;
+UNITS_MASKED = """\
+Id=apt-daily.timer
+LoadState=masked
+ActiveState=inactive
+UnitFileState=masked
+
+Id=apt-daily-upgrade.timer
+LoadState=loaded
+ActiveState=inactive
+UnitFileState=enabled
+
+Id=apt-daily.service
+LoadState=loaded
+ActiveState=inactive
+UnitFileState=static
+
+Id=apt-daily-upgrade.service
+LoadState=masked
+ActiveState=inactive
+UnitFileState=masked
 """
 
 
-def test_config_conflict_names_the_overriding_file():
-    problems = measure.config_problems(measure.parse_apt_config(DUMP))
-    assert problems == ["APT::Periodic::Unattended-Upgrade is '0', wanted '1'"]
-    reason = measure.config_conflict(problems, True, GREP)
-    assert reason == ("patching: APT::Periodic::Unattended-Upgrade is '0', wanted '1' "
-                      "(set in /etc/apt/apt.conf.d/99local) although the tool's files are in place")
-    assert measure.config_conflict(problems, False, GREP) is None  # writing ours repairs it
-    assert measure.config_conflict([], True, GREP) is None
-    assert "cannot name" in (measure.config_conflict(problems, True, "") or "")
-
-
-def test_setting_files_per_key():
-    assert measure.setting_files("APT::Periodic::Update-Package-Lists is '0', wanted '1'", GREP) == [
-        "/etc/apt/apt.conf.d/60site"]
-    assert measure.setting_files("no security origin in Unattended-Upgrade::Origins-Pattern", GREP) == [
-        "/etc/apt/apt.conf.d/70site"]
-    assert measure.config_problems({}) == [
-        "APT::Periodic::Update-Package-Lists is None, wanted '1'",
-        "APT::Periodic::Unattended-Upgrade is None, wanted '1'",
-        "no security origin in Unattended-Upgrade::Origins-Pattern"]
+def test_units_from_systemctl_show():
+    """Real `systemctl show` shape (lab VM): masked timer, enabled-but-stopped timer, masked service."""
+    units = measure.parse_units(seen(measure.UNITS, UNITS_MASKED))
+    assert measure.unit_problems(units) == [
+        "apt-daily.timer is masked, not enabled", "apt-daily.timer is inactive, not running (active)",
+        "apt-daily-upgrade.timer is inactive, not running (active)",
+        "apt-daily-upgrade.service is masked: its timer cannot start it"]
+    assert measure.unit_commands(units) == [
+        "systemctl unmask apt-daily-upgrade.service", "systemctl unmask apt-daily.timer",
+        "systemctl enable --now apt-daily.timer", "systemctl start apt-daily-upgrade.timer"]
+    good = UNITS_MASKED.replace("masked", "loaded").replace("ActiveState=inactive", "ActiveState=active")
+    good = good.replace("UnitFileState=loaded", "UnitFileState=enabled")
+    assert measure.unit_problems(measure.parse_units(seen(measure.UNITS, good))) == []
+    with pytest.raises(ValueError, match="missing"):
+        measure.parse_units(seen(measure.UNITS, UNITS_MASKED.split("\n\n")[0]))
+    with pytest.raises(ValueError, match="unreadable"):
+        measure.parse_units(seen(measure.UNITS, "Failed to connect to bus"))
 
 
 def _with(profile, **changes):
@@ -181,9 +433,9 @@ def _with(profile, **changes):
 def test_observe_follows_the_profile():
     profile = Profiles().resolve("terminal")
     commands = measure.observe(profile)
-    assert commands[:3] == [measure.NOW, measure.SECURITY_LISTS, measure.PENDING]
+    assert commands[:4] == [measure.NOW, measure.SECURITY_LISTS, measure.PENDING, measure.HOLDS]
     assert measure.KERNELS in commands and measure.APT_CONFIG in commands
-    assert "systemctl is-enabled apt-daily-upgrade.timer" in commands
+    assert measure.UNITS in commands and measure.POLICY in commands and measure.DISTRO in commands
     assert measure.SIGNATURES not in commands
     assert measure.SIGNATURES in measure.observe(_with(profile, anti_malware="clamav"))
     assert measure.KERNELS not in measure.observe(_with(profile, reboot_required_allowed=True))

@@ -6,7 +6,22 @@ Desired state (shared by ``deploys/patching.py`` and ``checks/test_patching.py``
   ``dpkg-reconfigure unattended-upgrades`` writes) with Update-Package-Lists and
   Unattended-Upgrade "1" (daily), ``52hardening-unattended-upgrades`` adding the security
   origin to Origins-Pattern (APT lists are additive, so the package's 50unattended-upgrades
-  keeps its own); apt-daily.timer and apt-daily-upgrade.timer enabled.
+  keeps its own); apt-daily.timer and apt-daily-upgrade.timer enabled and running, their
+  services not masked.
+* Judged as apt and its tools read them: ``apt-config dump`` (every apt.conf.d file, later
+  files winning) with apt.systemd.daily's semantics (``APT::Periodic::Enable "0"`` switches
+  everything off; an interval is "always", ``N`` days or ``N`` with a s/m/h/d unit, "0" = never;
+  at most daily passes), and the origins with unattended-upgrade's own matcher (Origins-Pattern
+  and the legacy Allowed-Origins, ``${distro_id}``/``${distro_codename}`` substituted, fnmatch
+  per field) against the security package files ``apt-cache policy`` lists.
+* A hold (dpkg selection ``hold``) hides a pending update from ``apt-get -s dist-upgrade`` ("kept
+  back") and unattended-upgrades never installs a held package: the pending count simulates with
+  ``APT::Ignore-Hold`` so held security updates are counted, and names them. A hold on a package
+  with nothing pending is not a finding. The deploy never releases a hold (an admin's decision it
+  cannot see the reason for): it refuses, naming the package.
+* apt runs read-only and never writes its cache: ``Dir::Cache::pkgcache`` and ``srcpkgcache``
+  are emptied, so apt builds the cache in memory (without that, a simulation whose cache is stale
+  rewrote /var/cache/apt/pkgcache.bin on lab hosts, with Debug::NoLocking outside apt's lock).
 * Pending security updates are applied by the deploy **only** when the profile says
   ``apply_security_updates: true``. Updating a production host is a change-management decision
   (a window, a restart of services, a reboot for a kernel): by default the deploy turns on the
@@ -26,7 +41,11 @@ Desired state (shared by ``deploys/patching.py`` and ``checks/test_patching.py``
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import re
+import shlex
+import string
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import Field
@@ -34,9 +53,22 @@ from pydantic import Field
 from hardening.measures._base import Measure, Strict
 from hardening.observe import Observation, quote
 
+PARTS = "/etc/apt/apt.conf.d"
 AUTO_UPGRADES = "/etc/apt/apt.conf.d/20auto-upgrades"
 ORIGINS_CONF = "/etc/apt/apt.conf.d/52hardening-unattended-upgrades"
 TIMERS = ("apt-daily.timer", "apt-daily-upgrade.timer")
+SERVICES = ("apt-daily.service", "apt-daily-upgrade.service")
+ENABLE = "APT::Periodic::Enable"
+INTERVALS = ("APT::Periodic::Update-Package-Lists", "APT::Periodic::Unattended-Upgrade")
+ORIGINS_KEY = "Unattended-Upgrade::Origins-Pattern"
+LEGACY_ORIGINS_KEY = "Unattended-Upgrade::Allowed-Origins"
+# apt.systemd.daily's interval units (no unit = days); the rule is "at most daily".
+INTERVAL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "": 86400}
+MAX_INTERVAL_SECONDS = 86400
+# apt builds its cache in memory with these: a check never writes /var/cache/apt.
+NO_CACHE = "-o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache="
+# How the deploy marks a foreign apt.conf.d line it switched off.
+DISABLED_MARK = "// disabled by hardening (patching, 6-8; non-compliant): "
 REBOOT_REQUIRED = "/run/reboot-required"
 CLAMAV_PACKAGES = ("clamav", "clamav-freshclam")
 FRESHCLAM_SERVICE = "clamav-freshclam.service"
@@ -83,8 +115,13 @@ def origins_conf() -> str:
 
 
 def pending_command() -> str:
-    """Simulated full upgrade without taking apt's lock: read-only, prints `Inst` lines."""
-    return "apt-get -s -o Debug::NoLocking=1 dist-upgrade"
+    """Simulated full upgrade: read-only, prints ``Inst`` lines, held packages included.
+
+    No lock (``Debug::NoLocking``), the cache built in memory (``NO_CACHE``: a stale cache is
+    otherwise rewritten), and ``APT::Ignore-Hold`` so a held package is planned like any other:
+    apt then names it under "The following held packages will be changed:".
+    """
+    return f"apt-get -s -o Debug::NoLocking=1 {NO_CACHE} -o APT::Ignore-Hold=1 dist-upgrade"
 
 
 def apply_command() -> str:
@@ -104,20 +141,169 @@ def parse_apt_config(dump: str) -> dict[str, list[str]]:
     return values
 
 
-def periodic_problems(config: dict[str, list[str]]) -> list[str]:
-    problems = []
-    for key, want in periodic_values().items():
-        seen = config.get(key, [None])[-1]
-        if seen != want:
-            problems.append(f"{key} is {seen!r}, wanted {want!r}")
+def read_apt_config(result: Observation) -> dict[str, list[str]]:
+    """apt's effective configuration from ``APT_CONFIG``; apt-config failing (a file apt cannot
+    parse, which stops apt.systemd.daily too) raises with its message."""
+    if result.rc != 0 or "APT::Architecture" not in result.stdout:
+        raise ValueError(f"{APT_CONFIG}: exit {result.rc}: {result.stderr.strip()[:300]} {result.stdout[:200]!r}")
+    return parse_apt_config(result.stdout)
+
+
+def interval_problem(key: str, value: str | None) -> str | None:
+    """What is wrong with one APT::Periodic interval, read as apt.systemd.daily reads it, or None.
+
+    >>> interval_problem("APT::Periodic::Unattended-Upgrade", "12h") is None
+    True
+    >>> interval_problem("APT::Periodic::Unattended-Upgrade", "7")
+    "APT::Periodic::Unattended-Upgrade is '7' (604800 s), wanted at most daily ('1')"
+    """
+    if value == "always":
+        return None
+    match = re.fullmatch(r"(\d+)([smhd]?)", value or "")
+    if not match:
+        return f"{key} is {value!r}, wanted at most daily ('1')"
+    seconds = int(match.group(1)) * INTERVAL_UNITS[match.group(2)]
+    if seconds == 0:
+        return f"{key} is {value!r}: never runs, wanted at most daily ('1')"
+    if seconds > MAX_INTERVAL_SECONDS:
+        return f"{key} is {value!r} ({seconds} s), wanted at most daily ('1')"
+    return None
+
+
+def enable_problem(value: str | None) -> str | None:
+    """``APT::Periodic::Enable``: absent means on; "0" makes apt.systemd.daily exit at once."""
+    if value is None or (re.fullmatch(r"\s*\+?\d+\s*", value) and int(value) != 0):
+        return None
+    return f"{ENABLE} is {value!r}: apt.systemd.daily does nothing (wanted absent or '1')"
+
+
+def value_problem(key: str, value: str | None) -> str | None:
+    return enable_problem(value) if key == ENABLE else interval_problem(key, value)
+
+
+def periodic_problems(config: dict[str, list[str]]) -> dict[str, str]:
+    """APT::Periodic key -> what is wrong with its effective value (the last one apt read)."""
+    problems = {}
+    for key in (ENABLE, *INTERVALS):
+        problem = value_problem(key, config.get(key, [None])[-1])
+        if problem:
+            problems[key] = problem
     return problems
 
 
-def security_origin_configured(config: dict[str, list[str]]) -> bool:
-    """Unattended-Upgrade's Origins-Pattern (or the older Allowed-Origins) names a security suite."""
-    entries = config.get("Unattended-Upgrade::Origins-Pattern::", []) + \
-        config.get("Unattended-Upgrade::Allowed-Origins::", [])
-    return any("security" in entry.lower() for entry in entries)
+@dataclass(frozen=True)
+class Release:
+    """A package file's release, as ``apt-cache policy`` and unattended-upgrade see it."""
+
+    origin: str = ""
+    label: str = ""
+    archive: str = ""
+    codename: str = ""
+    component: str = ""
+    site: str = ""
+
+    def __str__(self) -> str:
+        return (f"o={self.origin},a={self.archive},n={self.codename},l={self.label},"
+                f"c={self.component},site={self.site}")
+
+
+def parse_policy(text: str) -> list[Release]:
+    """The package files' releases from ``apt-cache policy`` (no package); dpkg's status left out.
+
+    Raises ValueError on output that is not apt-cache policy's.
+    """
+    if "Package files:" not in text:
+        raise ValueError(f"apt-cache policy: unreadable output {text[:300]!r}")
+    releases: list[Release] = []
+    fields = {"o": "origin", "l": "label", "a": "archive", "n": "codename", "c": "component"}
+    for line in text.splitlines():
+        words = line.split(maxsplit=1)
+        if words[:1] == ["release"] and len(words) == 2:
+            pairs = dict(p.split("=", 1) for p in words[1].split(",") if "=" in p)
+            if pairs.get("a") != "now":
+                releases.append(Release(**{fields[k]: v for k, v in pairs.items() if k in fields}))
+        elif words[:1] == ["origin"] and len(words) == 2 and releases and not releases[-1].site:
+            last = releases[-1]
+            releases[-1] = Release(last.origin, last.label, last.archive, last.codename, last.component, words[1])
+    return releases
+
+
+def security_releases(releases: list[Release], codename: str) -> list[Release]:
+    """The Debian security package files apt knows, or the one Debian publishes for ``codename``
+    when the host has none (no lists fetched yet: then judged against the origin, label, codename)."""
+    found = [r for r in releases if r.label == "Debian-Security"
+             or (r.origin == "Debian" and r.codename.endswith("-security"))]
+    return found or [Release("Debian", "Debian-Security", "", f"{codename}-security", "main", "")]
+
+
+def parse_distro(result: Observation) -> tuple[str, str]:
+    """(distro id, codename) from ``lsb_release -i -c -s``, as unattended-upgrade substitutes them."""
+    words = result.stdout.split()
+    if result.rc != 0 or len(words) != 2:
+        raise ValueError(f"{DISTRO}: unreadable output {result.stdout[:120]!r} (exit {result.rc}) "
+                         f"{result.stderr[:200]}")
+    return words[0], words[1]
+
+
+def origin_patterns(config: dict[str, list[str]], distro: tuple[str, str]) -> tuple[list[str], list[str]]:
+    """(patterns, problems): unattended-upgrade's allowed origins (legacy Allowed-Origins turned
+    into ``o=,a=`` the way it does, then Origins-Pattern), substituted; an entry it would stop on
+    (an unknown ``${...}``, an Allowed-Origins entry without a separator) is a problem."""
+    patterns, problems = [], []
+    for entry in config.get(LEGACY_ORIGINS_KEY + "::", []):
+        parts = re.split(r"(?<!\\):", entry) if re.search(r"(?<!\\):", entry) else entry.split()
+        if len(parts) != 2:
+            problems.append(f"{LEGACY_ORIGINS_KEY} entry {entry!r} stops unattended-upgrade (not 'origin:archive')")
+            continue
+        patterns.append(f"o={parts[0].replace(chr(92) + ':', ':')},a={parts[1]}")
+    patterns += config.get(ORIGINS_KEY + "::", [])
+    substituted = []
+    for pattern in patterns:
+        try:
+            substituted.append(_substitute(pattern, distro))
+        except (KeyError, ValueError):
+            problems.append(f"origins pattern {pattern!r} stops unattended-upgrade (unknown substitution)")
+    return substituted, problems
+
+
+def _substitute(text: str, distro: tuple[str, str]) -> str:
+    return string.Template(text).substitute({"distro_id": distro[0], "distro_codename": distro[1]})
+
+
+def pattern_matches(pattern: str, release: Release) -> bool:
+    """unattended-upgrade's ``match_whitelist_string``: every ``field=glob`` token must match.
+
+    Raises ValueError for a token it would stop on (no ``=``, an unknown field).
+    """
+    pattern = pattern.strip()
+    if not pattern:
+        return False
+    fields = {"o": "origin", "origin": "origin", "l": "label", "label": "label", "a": "archive",
+              "suite": "archive", "archive": "archive", "c": "component", "component": "component",
+              "site": "site", "n": "codename", "codename": "codename"}
+    result = True
+    for token in pattern.replace("\\,", "%2C").split(","):
+        parts = [part.strip().replace("%2C", ",") for part in token.split("=")]
+        if len(parts) != 2 or parts[0] not in fields:
+            raise ValueError(f"origins pattern {pattern!r}: token {token!r} stops unattended-upgrade")
+        result = result and fnmatch.fnmatch(getattr(release, fields[parts[0]]), parts[1])
+    return result
+
+
+def origin_problems(config: dict[str, list[str]], releases: list[Release], distro: tuple[str, str]) -> list[str]:
+    """What keeps unattended-upgrade from installing Debian security updates, from its origins."""
+    patterns, problems = origin_patterns(config, distro)
+    for release in security_releases(releases, distro[1]):
+        matched = False
+        for pattern in patterns:
+            try:
+                matched = matched or pattern_matches(pattern, release)
+            except ValueError as error:
+                if str(error) not in problems:
+                    problems.append(str(error))
+        if not matched:
+            problems.append(f"no unattended-upgrades origin matches the security origin {release}")
+    return problems
 
 
 def security_updates(simulation: str) -> list[str]:
@@ -134,6 +320,37 @@ def security_updates(simulation: str) -> list[str]:
         if "Debian-Security:" in origins or re.search(r"/[a-z]+-security\b", origins):
             found.append(line.split()[1])
     return found
+
+
+def held_changes(simulation: str) -> list[str]:
+    """Held packages apt plans to change (``APT::Ignore-Hold``): its "held packages will be changed"
+    list in ``apt-get -s`` output."""
+    return _section(simulation, "The following held packages will be changed:")
+
+
+def kept_back(simulation: str) -> list[str]:
+    """Packages apt keeps back even with holds ignored (their update cannot be installed)."""
+    return _section(simulation, "The following packages have been kept back:")
+
+
+def _section(simulation: str, header: str) -> list[str]:
+    names: list[str] = []
+    inside = False
+    for line in simulation.splitlines():
+        if line == header:
+            inside = True
+        elif inside and line.startswith("  "):
+            names += line.split()
+        else:
+            inside = False
+    return names
+
+
+def parse_holds(result: Observation) -> list[str]:
+    """Held packages (dpkg selection ``hold``) from ``HOLDS``; unreadable output raises."""
+    if result.rc != 0:
+        raise ValueError(f"{HOLDS}: exit {result.rc}: {result.stderr[:300]}")
+    return result.stdout.split()
 
 
 def lists_age_days(stat_output: str, now: int) -> float | None:
@@ -187,11 +404,15 @@ NOW = "date +%s"
 SECURITY_LISTS = (f"grep -lE '{SECURITY_RELEASE_RE}' {LISTS}/*Release 2>/dev/null"
                   " | xargs -r stat -c '%Y %n'")
 PENDING = pending_command()
-APT_CONFIG = "apt-config dump | grep -E 'APT::Periodic|Unattended-Upgrade::(Origins-Pattern|Allowed-Origins)'"
-# `file:line` of the apt configuration lines that may set these keys (to name a file that overrides
-# the tool's; comments are left out when read, see setting_files).
-APT_CONFIG_LINES = ("grep -rHsE 'Update-Package-Lists|Unattended-Upgrade|Origins-Pattern|Allowed-Origins|#clear' "
+APT_CONFIG = "apt-config dump"
+# `file:number:line` of the apt configuration lines that may set these keys (to find a file that
+# overrides the tool's; comments are left out when read, see overriding_lines).
+APT_CONFIG_LINES = ("grep -rHnsE 'Periodic|Unattended-Upgrade|Origins-Pattern|Allowed-Origins|#clear' "
                     "/etc/apt/apt.conf /etc/apt/apt.conf.d")
+POLICY = f"apt-cache {NO_CACHE} policy"
+DISTRO = "lsb_release -i -c -s"
+HOLDS = "dpkg-query -W -f '${db:Status-Want} ${Package}\\n' | awk '$1 == \"hold\" {print $2}'"
+UNITS = "systemctl show --property=Id,LoadState,UnitFileState,ActiveState " + " ".join((*TIMERS, *SERVICES))
 AUTO_UPGRADES_TEXT = quote("cat %s", AUTO_UPGRADES)
 ORIGINS_TEXT = quote("cat %s", ORIGINS_CONF)
 REBOOT_FLAG = quote("test -e %s", REBOOT_REQUIRED)
@@ -205,14 +426,6 @@ SIGNATURES = f"sigtool --info {CLAMAV_DB}/daily.cld || sigtool --info {CLAMAV_DB
 
 def package_status(package: str) -> str:
     return quote("dpkg-query -W -f '${db:Status-Abbrev}' %s", package)
-
-
-def timer_enabled(timer: str) -> str:
-    return quote("systemctl is-enabled %s", timer)
-
-
-def timer_active(timer: str) -> str:
-    return quote("systemctl is-active %s", timer)
 
 
 def installed(result: Observation) -> bool:
@@ -234,6 +447,56 @@ def lists_stale(age: float | None) -> bool:
     return age is None or age > LISTS_REFRESH_DAYS
 
 
+def parse_units(result: Observation) -> dict[str, dict[str, str]]:
+    """Unit -> properties from ``UNITS`` (``systemctl show``: blocks of ``Key=value``, one per unit).
+
+    Raises ValueError when the output is not that or a unit asked for is missing.
+    """
+    units: dict[str, dict[str, str]] = {}
+    current: dict[str, str] = {}
+    for line in [*result.stdout.splitlines(), ""]:
+        if not line.strip():
+            if current:
+                units[current.get("Id", "")] = current
+            current = {}
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise ValueError(f"{UNITS}: unreadable line {line!r}")
+        current[key] = value
+    missing = [u for u in (*TIMERS, *SERVICES) if u not in units]
+    if result.rc != 0 or missing:
+        raise ValueError(f"{UNITS}: exit {result.rc}, units missing {missing}: {result.stdout[:400]!r}")
+    return units
+
+
+def unit_problems(units: dict[str, dict[str, str]]) -> list[str]:
+    """What keeps the apt timers from running apt.systemd.daily: a timer not enabled (masked
+    included) or not running, a service masked or missing."""
+    problems = []
+    for timer in TIMERS:
+        state = units[timer]
+        enabled = "masked" if state.get("LoadState") == "masked" else state.get("UnitFileState") or "absent"
+        if enabled != "enabled":
+            problems.append(f"{timer} is {enabled}, not enabled")
+        if state.get("ActiveState") != "active":
+            problems.append(f"{timer} is {state.get('ActiveState') or 'absent'}, not running (active)")
+    for service in SERVICES:
+        if units[service].get("LoadState") != "loaded":
+            problems.append(f"{service} is {units[service].get('LoadState')}: its timer cannot start it")
+    return problems
+
+
+def unit_commands(units: dict[str, dict[str, str]]) -> list[str]:
+    """systemctl commands that leave the services unmasked and the timers enabled and active."""
+    commands = [f"systemctl unmask {s}" for s in SERVICES if units[s].get("LoadState") == "masked"]
+    for timer in TIMERS:
+        state = units[timer]
+        enabled = "masked" if state.get("LoadState") == "masked" else state.get("UnitFileState", "")
+        commands += timer_commands(timer, enabled, state.get("ActiveState", ""))
+    return commands
+
+
 def timer_commands(timer: str, enabled: str, active: str) -> list[str]:
     """systemctl commands that leave a timer enabled and active, from its observed state.
 
@@ -248,52 +511,114 @@ def timer_commands(timer: str, enabled: str, active: str) -> list[str]:
     return [f"systemctl start {timer}"] if active != "active" else []
 
 
-def config_problems(config: dict[str, list[str]]) -> list[str]:
-    """What the check finds wrong in apt's effective configuration (periodic runs, security origin)."""
-    problems = periodic_problems(config)
-    if not security_origin_configured(config):
-        problems.append("no security origin in Unattended-Upgrade::Origins-Pattern")
+def config_problems(config: dict[str, list[str]], releases: list[Release],
+                    distro: tuple[str, str]) -> dict[str, list[str]]:
+    """apt key -> what the checks find wrong in apt's effective configuration (periodic runs,
+    the security origin under ``ORIGINS_KEY``)."""
+    problems = {key: [text] for key, text in periodic_problems(config).items()}
+    origins = origin_problems(config, releases, distro)
+    if origins:
+        problems[ORIGINS_KEY] = origins
     return problems
 
 
-def setting_files(problem: str, grep_lines: str) -> list[str]:
-    """The files (not the tool's) whose uncommented lines may set the key of one problem of
-    :func:`config_problems`, from ``APT_CONFIG_LINES`` output (``file:line``).
+@dataclass(frozen=True)
+class ConfLine:
+    """One line of an apt configuration file, from ``APT_CONFIG_LINES`` (``file:number:text``)."""
 
-    A periodic value is set by ``...Key "value";``; a missing security origin means a later file
-    cleared the list the tool's file adds to (``#clear``).
-    """
-    if problem.startswith("APT::Periodic::"):
-        key = problem.split()[0].rsplit("::", 1)[-1]
-        pattern = re.compile(rf'(^|[\s:{{;]){re.escape(key)}\s+"')
-    else:
-        pattern = re.compile(r"#clear")
-    found: list[str] = []
+    path: str
+    number: int
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.number}"
+
+
+def conf_lines(grep_lines: str, parts: str = PARTS) -> list[ConfLine]:
+    """The lines apt reads (files it reads, comments left out) that are not the tool's own."""
+    found = []
     for line in grep_lines.splitlines():
-        path, sep, text = line.partition(":")
-        if sep and path not in (AUTO_UPGRADES, ORIGINS_CONF) and not text.strip().startswith("//") \
-                and pattern.search(text) and path not in found:
-            found.append(path)
+        match = re.match(r"^([^:]+):(\d+):(.*)$", line)
+        if not match or match.group(1) in (AUTO_UPGRADES, ORIGINS_CONF) or not apt_reads(match.group(1), parts):
+            continue
+        text = match.group(3).strip()
+        if text.startswith("//") or (text.startswith("#") and not text.startswith("#clear")):
+            continue
+        found.append(ConfLine(match.group(1), int(match.group(2)), match.group(3)))
     return found
 
 
-def config_conflict(problems: list[str], ours_in_place: bool, grep_lines: str) -> str | None:
-    """Why the deploy refuses: the tool's own files are already in place, yet apt's effective
-    configuration still differs, so another file overrides them (writing ours again changes nothing).
+def apt_reads(path: str, parts: str = PARTS) -> bool:
+    """Whether apt reads this file: /etc/apt/apt.conf, or a part in apt.conf.d whose name is
+    letters, digits, ``_-.`` with no extension or ``.conf`` (apt skips the rest)."""
+    if path == "/etc/apt/apt.conf":
+        return True
+    directory, _, name = path.rpartition("/")
+    return (directory == parts.rstrip("/") and re.fullmatch(r"[A-Za-z0-9_.-]+", name) is not None
+            and ("." not in name or name.endswith(".conf")))
 
-    >>> lines = '/etc/apt/apt.conf.d/99local:APT::Periodic::Unattended-Upgrade "0";'
-    >>> config_conflict(["APT::Periodic::Unattended-Upgrade is '0', wanted '1'"], True, lines)
-    "patching: APT::Periodic::Unattended-Upgrade is '0', wanted '1' (set in /etc/apt/apt.conf.d/99local) \
-although the tool's files are in place"
-    >>> config_conflict(["APT::Periodic::Unattended-Upgrade is '0'"], False, lines)  # writing ours repairs it
+
+def overriding_lines(key: str, lines: list[ConfLine]) -> tuple[list[ConfLine], list[ConfLine]]:
+    """(lines the deploy can switch off, lines a person must settle) among foreign lines that set
+    ``key`` to a non-compliant value (or, for the origins, clear the list the tool adds to).
+
+    Only a one-line statement of the full key (``APT::Periodic::Enable "0";``) or a one-line
+    ``#clear`` of the origins is switched off; a nested scope (``APT { Periodic { ... }; };``)
+    is named for a person.
     """
-    if not problems or not ours_in_place:
-        return None
-    named = []
-    for problem in problems:
-        files = setting_files(problem, grep_lines)
-        named.append(f"{problem} (set in {', '.join(files) if files else 'a file the tool cannot name'})")
-    return f"patching: {'; '.join(named)} although the tool's files are in place"
+    simple, other = [], []
+    for line in lines:
+        text = line.text.strip()
+        if key == ORIGINS_KEY:
+            if re.fullmatch(r"#clear\s+Unattended-Upgrade(::(Origins-Pattern|Allowed-Origins))?\s*;?", text):
+                simple.append(line)
+            elif text.startswith("#clear") and "Unattended-Upgrade" in text:
+                other.append(line)
+            continue
+        full = re.fullmatch(rf'{re.escape(key)}\s+"([^"]*)"\s*;\s*(//.*)?', text)
+        if full:
+            if value_problem(key, full.group(1)):
+                simple.append(line)
+            continue
+        nested = re.search(rf'(^|[\s:{{;]){re.escape(key.rsplit("::", 1)[-1])}\s+"([^"]*)"', text)
+        if nested and value_problem(key, nested.group(2)):
+            other.append(line)
+    return simple, other
+
+
+def disable_command(line: ConfLine) -> str:
+    """Comments one foreign line out, only if it still reads as observed (else fails, naming it)."""
+    script = f"{line.number}s|^|{DISABLED_MARK}|"
+    return (f"[ \"$(sed -n {line.number}p {shlex.quote(line.path)})\" = {shlex.quote(line.text)} ]"
+            f" && sed -i {shlex.quote(script)} {shlex.quote(line.path)}"
+            f" || {{ echo {shlex.quote(f'{line} changed since it was observed')} >&2; exit 1; }}")
+
+
+def repairs(problems: dict[str, list[str]], ours_in_place: bool, grep_lines: str,
+            parts: str = PARTS) -> tuple[list[ConfLine], list[str]]:
+    """(foreign lines the deploy switches off, reasons it refuses) for apt's effective configuration.
+
+    Writing the tool's files repairs a problem when they are not in place; foreign lines that set
+    a key to a non-compliant value are switched off; what is left (a nested scope, or nothing the
+    tool can name while its files are in place) is refused, naming the file and line.
+    """
+    lines = conf_lines(grep_lines, parts)
+    switch_off: list[ConfLine] = []
+    refusals = []
+    for key, texts in problems.items():
+        simple, other = overriding_lines(key, lines)
+        switch_off += [line for line in simple if line not in switch_off]
+        if other or (ours_in_place and not simple):
+            where = ", ".join(map(str, other)) or "a file the tool cannot name"
+            refusals.append(f"patching: {'; '.join(texts)} (set in {where}) although the tool's files are in place"
+                            if not other else f"patching: {'; '.join(texts)} (set in {where}: a nested scope)")
+    return switch_off, refusals
+
+
+def held_security_updates(simulation: str) -> list[str]:
+    """Held packages with a pending security update (unattended-upgrades never installs them)."""
+    held = set(held_changes(simulation))
+    return [p for p in security_updates(simulation) if p in held]
 
 
 def observe(profile: Any) -> list[str]:
@@ -303,10 +628,9 @@ def observe(profile: Any) -> list[str]:
     reboot, ClamAV), and so is what the deploy then does not touch.
     """
     settings: Settings = profile.measure("patching")
-    commands = [NOW, SECURITY_LISTS, PENDING, package_status("unattended-upgrades")]
+    commands = [NOW, SECURITY_LISTS, PENDING, HOLDS, package_status("unattended-upgrades")]
     if settings.unattended_upgrades:
-        commands += [APT_CONFIG, APT_CONFIG_LINES, AUTO_UPGRADES_TEXT, ORIGINS_TEXT]
-        commands += [c for t in TIMERS for c in (timer_enabled(t), timer_active(t))]
+        commands += [APT_CONFIG, APT_CONFIG_LINES, POLICY, DISTRO, AUTO_UPGRADES_TEXT, ORIGINS_TEXT, UNITS]
     if not settings.reboot_required_allowed:
         commands += [REBOOT_FLAG, REBOOT_PACKAGES, KERNEL_RELEASE, KERNEL_VERSION, KERNELS]
     if settings.anti_malware == "clamav":
