@@ -23,7 +23,7 @@ def hosts() -> dict:
 
 
 def statuses(host, records) -> dict[str, dict]:  # type: ignore[no-untyped-def]
-    profile = host.resolve(Profiles())
+    profile = host.resolve(Profiles(ROOT / "inventories" / "profiles"))
     return {a["id"]: a for a in evaluate(profile, records, name=host.name, host=host, today=TODAY)}
 
 
