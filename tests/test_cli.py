@@ -126,6 +126,12 @@ def test_every_command_has_help(args: tuple[str, ...]) -> None:
     assert proc.returncode == 0 and len(proc.stdout.splitlines()) > 5
 
 
+def _machine_lacks_what_checks_read() -> bool:
+    """A container (like a CI runner) has no /proc/modules and may run no systemd."""
+    pid1 = Path("/proc/1/comm").read_text(encoding="utf-8").strip() if Path("/proc/1/comm").exists() else ""
+    return not Path("/proc/modules").exists() or pid1 != "systemd"
+
+
 @pytest.mark.slow
 def test_verify_local_writes_json_and_html_that_opens_in_a_browser(tmp_path: Path) -> None:
     from tests.helpers import headless_chromium
@@ -139,7 +145,12 @@ def test_verify_local_writes_json_and_html_that_opens_in_a_browser(tmp_path: Pat
     doc = json.loads((run_dir / host["json"]).read_text())
     clauses = {c for check in doc["checks"] for c in check["clauses"]}
     assert len(clauses) >= 8, clauses
-    assert doc["summary"]["error"] == 0, [c["message"] for c in doc["checks"] if c["status"] == "error"]
+    errors = [c["message"] for c in doc["checks"] if c["status"] == "error"]
+    if _machine_lacks_what_checks_read():
+        # A check that cannot read a thing is an error that says so, never a pass.
+        assert all(m and "Traceback" not in m for m in errors), errors
+    else:
+        assert not errors, errors
     shot = tmp_path / "host.png"
     page = (run_dir / host["html"]).as_uri()
     headless_chromium(tmp_path, "--window-size=1400,2000", f"--screenshot={shot}", page)
