@@ -41,7 +41,7 @@ from pyinfra.operations import apt, files, server
 from pyinfra.operations.util import any_changed
 
 from hardening.measures import usb as measure
-from hardening.observe import ObservationError, Observations
+from hardening.observe import ObservationError, Observations, json_output
 from hardening.profiles import Resolved
 
 from ._support import refuse, supported
@@ -62,12 +62,26 @@ def _block_state(settings: measure.Settings, obs: Observations) -> tuple[dict[st
     return seen, measure.unload_order(proc.stdout, modules)
 
 
+def _mounted_media(settings: measure.Settings, obs: Observations) -> list[str]:
+    """SD/MMC and optical devices with a mounted file system (or swap), when the profile blocks them."""
+    if settings.removable_media != "block":
+        return []
+    out = obs.run(measure.LSBLK_MEDIA)
+    return [d for d in measure.removable_media(json_output(out.rc, out.stdout, "lsblk")) if " mounted on " in d]
+
+
 def _drivers(settings: measure.Settings, obs: Observations) -> list[str] | None:
     """The driver block; the blocked modules loaded now (to unload), None when it refused."""
     try:
         seen, loaded = _block_state(settings, obs)
-    except ObservationError as exc:
+        mounted = _mounted_media(settings, obs)
+    except (ObservationError, ValueError) as exc:
         refuse(f"usb: {exc}")
+        return None
+    if mounted:
+        refuse("usb: removable media (SD/MMC, optical) in use: " + "; ".join(mounted) + ". Blocking their "
+               "driver would pull the disk from under its mounts (or leave an eMMC root unbootable): "
+               "unmount them, or set removable_media: allow in the profile")
         return None
     on_host = obs.run(measure.MODPROBE_CONF_READ)
     conflicts = measure.ineffective_blocks(settings, seen, on_host.stdout if on_host.rc == 0 else None)
@@ -78,7 +92,7 @@ def _drivers(settings: measure.Settings, obs: Observations) -> list[str] | None:
     content = measure.modprobe_conf(settings)
     if content:
         conf = files.put(
-            name="Block USB storage (and Thunderbolt, FireWire) drivers in /etc/modprobe.d",
+            name="Block USB storage (and Thunderbolt, FireWire, SD/MMC, optical) drivers in /etc/modprobe.d",
             src=StringIO(content), dest=measure.MODPROBE_CONF, user="root", group="root", mode="644",
         )
     else:
@@ -143,8 +157,9 @@ def _usbguard(settings: measure.Settings, obs: Observations, devices: list[measu
         apt.packages(name="Install usbguard", packages=["usbguard"], present=True, no_recommends=True)
         server.shell(name="Validate the pre-seeded USBGuard rules (usbguard-rule-parser)",
                      commands=[f"usbguard-rule-parser -f {measure.USBGUARD_RULES} >/dev/null"])
+    parameters = {name: obs.run(measure.get_parameter(name)) for name in measure.RUNNING_PARAMETERS}
     reasons = measure.restart_reasons(settings, obs.run(measure.USBGUARD_ACTIVE).stdout.strip(),
-                                      obs.run(measure.USBGUARD_LIST_RULES), devices)
+                                      obs.run(measure.USBGUARD_LIST_RULES), devices, parameters)
     if reasons:
         server.shell(name="Restart usbguard: " + "; ".join(reasons), commands=[RESTART])
     else:

@@ -30,9 +30,22 @@ def all_profiles() -> list[tuple[str, str, m.Settings]]:
 
 
 def test_blocked_modules() -> None:
-    assert m.blocked_modules(m.Settings()) == ["usb-storage", "uas", "firewire-sbp2", "thunderbolt"]
-    assert m.blocked_modules(m.Settings(block_thunderbolt_firewire=False)) == ["usb-storage", "uas"]
-    assert m.blocked_modules(m.Settings(storage="allow")) == ["firewire-sbp2", "thunderbolt"]
+    assert m.blocked_modules(m.Settings()) == [
+        "usb-storage", "uas", "firewire-sbp2", "thunderbolt", "firewire-net", "firewire-ohci", "firewire-core",
+        "mmc_block", "sr_mod", "cdrom"]
+    assert m.blocked_modules(m.Settings(block_thunderbolt_firewire=False, removable_media="allow")) == [
+        "usb-storage", "uas"]
+    assert m.blocked_modules(m.Settings(storage="allow", removable_media="allow")) == [
+        "firewire-sbp2", "thunderbolt", "firewire-net", "firewire-ohci", "firewire-core"]
+    assert m.blocked_modules(m.Settings(storage="allow", block_thunderbolt_firewire=False)) == [
+        "mmc_block", "sr_mod", "cdrom"]
+
+
+@pytest.mark.parametrize(("name", "level", "settings"), all_profiles())
+def test_every_shipped_profile_blocks_cards_and_optical(name: str, level: str, settings: m.Settings) -> None:
+    """The baseline (Settings default) blocks SD/MMC and optical media; no shipped profile relaxes it."""
+    assert settings.removable_media == "block", (name, level)
+    assert {"mmc_block", "sr_mod", "cdrom"} <= set(m.blocked_modules(settings))
 
 
 def test_modprobe_conf_blocks_and_blacklists_each_module() -> None:
@@ -40,7 +53,8 @@ def test_modprobe_conf_blocks_and_blacklists_each_module() -> None:
     for module in m.blocked_modules(m.Settings()):
         assert f"install {module} /bin/false\n" in text
         assert f"blacklist {module}\n" in text
-    assert m.modprobe_conf(m.Settings(storage="allow", block_thunderbolt_firewire=False)) == ""
+    assert m.modprobe_conf(m.Settings(storage="allow", block_thunderbolt_firewire=False,
+                                      removable_media="allow")) == ""
 
 
 def test_module_blocked_reads_modprobe_output() -> None:
@@ -73,7 +87,7 @@ def test_keyboard_allowed_even_if_the_profile_forgets_it() -> None:
     settings = m.Settings(allow=[m.Device(name="reader", interface_class="0b")])
     assert m.verdict(KEYBOARD, settings)[0] == "allow"
     assert m.verdict(READER, settings) == ("allow", "reader")
-    assert m.usbguard_rules(settings)[1:] == [
+    assert m.usbguard_rules(settings)[1:] == [  # after the block of every other class
         'allow with-interface one-of { 03:*:* } label "HID (keyboard, mouse)"',
         'allow with-interface one-of { 09:*:* } label "hub"',
         'allow with-interface one-of { 0b:*:* } label "reader"',
@@ -98,7 +112,8 @@ def test_device_needs_a_class_or_an_id() -> None:
 def test_first_match_order_block_before_class_allows() -> None:
     settings = m.Settings()
     rules = m.usbguard_rules(settings)
-    assert rules[0] == 'block with-interface one-of { 08:*:* 06:*:* } label "hardening: blocked classes"'
+    assert rules[0].startswith('block with-interface one-of { 08:*:* 06:*:* ff:*:* 00:*:* 01:*:* 02:*:* 04:*:*')
+    assert rules[0].endswith(' fe:*:* } label "hardening: blocked classes"')
     assert m.verdict(KBD_WITH_STORAGE, settings) == ("block", "hardening: blocked classes")
     assert m.lockout_risks([KBD_WITH_STORAGE], settings) == [KBD_WITH_STORAGE]
 
@@ -116,10 +131,10 @@ def test_device_allowed_by_id_comes_before_the_block() -> None:
 def test_storage_allowed_profile() -> None:
     settings = m.Settings(storage="allow")
     rules = m.usbguard_rules(settings)
-    assert not any(r.startswith("block") for r in rules)
+    assert "08:*:*" not in rules[0] and "06:*:*" not in rules[0] and " ff:*:* " in rules[0]
     assert rules[-1].startswith("allow with-interface one-of { 08:*:* 06:*:* }")
     assert m.verdict(STICK, settings)[0] == "allow"
-    assert m.verdict(PHONE_MTP, settings)[0] == "block"  # vendor-specific: implicit block
+    assert m.verdict(PHONE_MTP, settings)[0] == "block"  # vendor-specific: blocked by class
 
 
 def test_without_usbguard_only_blocked_classes_are_violations() -> None:

@@ -32,10 +32,10 @@ keeps a newly plugged device unauthorized until the daemon has decided (no race 
 Examples::
 
     >>> s = Settings()
-    >>> blocked_modules(s)
+    >>> blocked_modules(s)[:4]
     ['usb-storage', 'uas', 'firewire-sbp2', 'thunderbolt']
-    >>> usbguard_rules(s)[0]
-    'block with-interface one-of { 08:*:* 06:*:* } label "hardening: blocked classes"'
+    >>> usbguard_rules(s)[0][:60]
+    'block with-interface one-of { 08:*:* 06:*:* ff:*:* 00:*:* 01'
     >>> verdict(UsbDevice(port="1-1", vendor="046d", product="c31c", interfaces=("03",)), s)
     ('allow', 'HID (keyboard, mouse)')
 """
@@ -55,8 +55,15 @@ MODPROBE_CONF = "/etc/modprobe.d/hardening-usb.conf"
 USBGUARD_RULES = "/etc/usbguard/rules.conf"
 USBGUARD_DAEMON_CONF = "/etc/usbguard/usbguard-daemon.conf"
 STORAGE_MODULES = ("usb-storage", "uas")
-THUNDERBOLT_FIREWIRE_MODULES = ("firewire-sbp2", "thunderbolt")
+# The whole FireWire stack, not only its storage protocol (sbp2): an OHCI controller gives a
+# device on the bus DMA into memory. Thunderbolt likewise (PCIe tunnelling).
+THUNDERBOLT_FIREWIRE_MODULES = ("firewire-sbp2", "thunderbolt", "firewire-net", "firewire-ohci", "firewire-core")
+# SD/MMC cards (mmc_block: the block driver of every card reader on the MMC bus) and optical discs
+# (sr_mod, cdrom). Not the SD host drivers (sdhci*): SDIO Wi-Fi uses them without mmc_block.
+REMOVABLE_MEDIA_MODULES = ("mmc_block", "sr_mod", "cdrom")
 HID, HUB = "03", "09"
+# The interface class every vendor-specific function uses (MTP phones, debug and flashing ports).
+VENDOR = "ff"
 # Classes the tool never blocks: keyboards and mice (HID) and hubs (the keyboard sits behind one).
 NEVER_BLOCKED = (HID, HUB)
 HEADER = "# Managed by hardening (measure usb, clause 6-11). Do not edit: changes are overwritten.\n"
@@ -100,6 +107,8 @@ class Settings(Strict):
     # Interface classes always blocked: 08 mass storage, 06 still image (PTP, and MTP phones).
     block_interface_classes: list[str] = Field(default_factory=lambda: ["08", "06"])
     block_thunderbolt_firewire: bool = True
+    # SD/MMC cards and optical discs: "block" = mmc_block, sr_mod and cdrom cannot be loaded.
+    removable_media: Literal["block", "allow"] = "block"
 
     @field_validator("block_interface_classes")
     @classmethod
@@ -134,7 +143,7 @@ class UsbDevice:
 def blocked_modules(settings: Settings) -> list[str]:
     """Kernel modules made impossible to load.
 
-    >>> blocked_modules(Settings(storage="allow", block_thunderbolt_firewire=False))
+    >>> blocked_modules(Settings(storage="allow", block_thunderbolt_firewire=False, removable_media="allow"))
     []
     """
     mods: list[str] = []
@@ -142,13 +151,15 @@ def blocked_modules(settings: Settings) -> list[str]:
         mods += STORAGE_MODULES
     if settings.block_thunderbolt_firewire:
         mods += THUNDERBOLT_FIREWIRE_MODULES
+    if settings.removable_media == "block":
+        mods += REMOVABLE_MEDIA_MODULES
     return mods
 
 
 def modprobe_conf(settings: Settings) -> str:
     """Content of /etc/modprobe.d/hardening-usb.conf (empty string: no file).
 
-    >>> print(modprobe_conf(Settings(block_thunderbolt_firewire=False)), end="")
+    >>> print(modprobe_conf(Settings(block_thunderbolt_firewire=False, removable_media="allow")), end="")
     # Managed by hardening (measure usb, clause 6-11). Do not edit: changes are overwritten.
     install usb-storage /bin/false
     blacklist usb-storage
@@ -247,20 +258,47 @@ def allowed_devices(settings: Settings) -> list[Device]:
     return always + rest
 
 
+def allowed_classes(settings: Settings) -> list[str]:
+    """Interface classes a device may carry (all of its interfaces) to be allowed by class."""
+    classes = [d.interface_class for d in allowed_devices(settings) if d.interface_class and not d.vendor]
+    if settings.storage == "allow":
+        classes += settings.block_interface_classes
+    return list(dict.fromkeys(classes))
+
+
+def blocked_classes(settings: Settings) -> list[str]:
+    """Every interface class (00-ff) the profile does not allow: the profile's always-blocked
+    classes first, then vendor-specific (ff), then the rest in order.
+
+    >>> blocked_classes(Settings())[:4], len(blocked_classes(Settings()))
+    (['08', '06', 'ff', '00'], 254)
+    """
+    allowed = set(allowed_classes(settings))
+    first = [*(settings.block_interface_classes if settings.storage == "block" else []), VENDOR]
+    rest = [f"{n:02x}" for n in range(256)]
+    return [c for c in dict.fromkeys(first + rest) if c not in allowed]
+
+
 def usbguard_rules(settings: Settings) -> list[str]:
     """The USBGuard rules, first match wins, as ``usbguard list-rules`` prints them.
+
+    A device is allowed by class only if EVERY interface it has is of an allowed class: the
+    ``block`` rule lists every other class, so a composite device that carries a keyboard next
+    to a storage, vendor-specific (ff), audio or video interface is blocked before it reaches the
+    ``allow with-interface one-of { 03:*:* }`` rule. USBGuard has no operator for "all of the
+    device's interfaces are among these": ``one-of`` and ``all-of`` match a device that has more
+    interfaces than the rule names, and ``equals`` compares sizes, so ``equals { 03:*:* 03:*:* }``
+    matches a keyboard with a vendor interface too (see :func:`unsafe_allow_rules`).
 
     >>> usbguard_rules(Settings(storage="allow", allow=[]))[-1]
     'allow with-interface one-of { 08:*:* 06:*:* } label "hardening: storage allowed by the profile"'
     """
     devices = allowed_devices(settings)
     rules = [_allow_rule(d) for d in devices if d.vendor]
-    classes = settings.block_interface_classes
-    if settings.storage == "block" and classes:
-        rules.append(f"block with-interface {_classes(classes)} label \"hardening: blocked classes\"")
+    rules.append(f"block with-interface {_classes(blocked_classes(settings))} label \"hardening: blocked classes\"")
     rules += [_allow_rule(d) for d in devices if not d.vendor]
-    if settings.storage == "allow" and classes:
-        rules.append(f"allow with-interface {_classes(classes)} "
+    if settings.storage == "allow" and settings.block_interface_classes:
+        rules.append(f"allow with-interface {_classes(settings.block_interface_classes)} "
                      "label \"hardening: storage allowed by the profile\"")
     return rules
 
@@ -329,6 +367,162 @@ def parse_list_rules(output: str) -> list[str]:
     return rules
 
 
+# -- USBGuard's rule language, to judge rules the way the daemon evaluates them ------------------
+
+SET_OPERATORS = ("all-of", "one-of", "none-of", "equals", "equals-ordered", "match-all")
+TARGETS = ("allow", "block", "reject", "match", "device")
+# Attributes the evaluator models; any other known one (serial, name, ...) narrows a rule in a way
+# a probe device cannot know, so such a rule is assumed to match only when it is the one judged.
+MODELLED = ("id", "with-interface", "label")
+KNOWN = (*MODELLED, "name", "hash", "parent-hash", "serial", "via-port", "with-connect-type", "if")
+_TOKEN = re.compile(r'"(?:\\.|[^"\\])*"|[{}]|[^\s{}"]+')
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One USBGuard rule: its target and, per attribute, the set operator and values."""
+
+    text: str
+    target: str
+    attributes: dict[str, tuple[str, tuple[str, ...]]]
+
+    def narrowed(self) -> bool:
+        """Whether an attribute the evaluator does not model narrows the rule."""
+        return any(name not in MODELLED for name in self.attributes)
+
+
+def parse_rule(text: str) -> Rule:
+    """A rule as ``usbguard list-rules`` or ``usbguard-rule-parser`` print it; raises
+    :class:`ObservationError` on anything outside the grammar (never skips a part).
+
+    >>> parse_rule('allow id 1d6b:* with-interface one-of { 03:*:* 08:06:50 } label "x"').attributes
+    {'id': ('equals', ('1d6b:*',)), 'with-interface': ('one-of', ('03:*:*', '08:06:50')), 'label': ('equals', ('"x"',))}
+    """
+    tokens = _TOKEN.findall(text)
+    if not tokens or tokens[0] not in TARGETS or _TOKEN.sub("", text).strip():
+        raise ObservationError(f"USBGuard rule: unreadable {text[:300]!r}")
+    attributes: dict[str, tuple[str, tuple[str, ...]]] = {}
+    i = 1
+    while i < len(tokens):
+        name = tokens[i]
+        if name not in KNOWN or name in attributes or i + 1 >= len(tokens):
+            raise ObservationError(f"USBGuard rule: unreadable at {name!r}: {text[:300]!r}")
+        i += 1
+        operator = "equals"
+        if tokens[i] in SET_OPERATORS:
+            operator, i = tokens[i], i + 1
+        values, i = _values(tokens, i, text)
+        attributes[name] = (operator, values)
+    return Rule(text=text, target=tokens[0], attributes=attributes)
+
+
+def _values(tokens: list[str], i: int, text: str) -> tuple[tuple[str, ...], int]:
+    if i >= len(tokens) or tokens[i] == "}":
+        raise ObservationError(f"USBGuard rule: a value is missing: {text[:300]!r}")
+    if tokens[i] != "{":
+        return (tokens[i],), i + 1
+    end = tokens.index("}", i) if "}" in tokens[i:] else -1
+    if end < 0 or "{" in tokens[i + 1:end]:
+        raise ObservationError(f"USBGuard rule: unbalanced braces: {text[:300]!r}")
+    return tuple(tokens[i + 1:end]), end + 1
+
+
+def _value_matches(pattern: str, value: str) -> bool:
+    """``03:*:*`` against ``03:01:01``; ``1d6b:*`` against ``1d6b:0002`` (fields: ``*`` or equal)."""
+    fields, actual = pattern.lower().split(":"), value.lower().split(":")
+    return len(fields) == len(actual) and all(f in ("*", a) for f, a in zip(fields, actual, strict=True))
+
+
+def set_applies(operator: str, rule_values: tuple[str, ...], device_values: tuple[str, ...]) -> bool:
+    """USBGuard's set operators (Rule.hpp, ``Attribute::appliesTo``), rule values against a
+    device's: ``equals`` = same size and every rule value matches one of the device's.
+
+    >>> set_applies("one-of", ("03:*:*",), ("03:01:01", "ff:00:00"))
+    True
+    >>> set_applies("equals", ("03:*:*", "03:*:*"), ("03:01:01", "ff:00:00"))
+    True
+    """
+    def hit(value: str) -> bool:
+        return any(_value_matches(value, d) for d in device_values)
+
+    if operator == "match-all":
+        return True
+    if operator == "all-of":
+        return all(hit(v) for v in rule_values)
+    if operator == "one-of":
+        return any(hit(v) for v in rule_values)
+    if operator == "none-of":
+        return not any(hit(v) for v in rule_values)
+    if operator == "equals":
+        return len(rule_values) == len(device_values) and all(hit(v) for v in rule_values)
+    if operator == "equals-ordered":
+        return len(rule_values) == len(device_values) and all(
+            _value_matches(v, d) for v, d in zip(rule_values, device_values, strict=True))
+    raise ObservationError(f"USBGuard rule: unknown set operator {operator!r}")
+
+
+def rule_applies(rule: Rule, device_id: str, interfaces: tuple[str, ...]) -> bool:
+    """Whether ``rule`` matches a device with this ``vvvv:pppp`` id and these ``cc:ss:pp``
+    interfaces, for its modelled attributes (the caller decides about :meth:`Rule.narrowed`)."""
+    if "id" in rule.attributes and not set_applies(*rule.attributes["id"], (device_id,)):
+        return False
+    return "with-interface" not in rule.attributes or set_applies(*rule.attributes["with-interface"], interfaces)
+
+
+def decide(rules: list[Rule], device_id: str, interfaces: tuple[str, ...],
+           judged: Rule | None = None) -> Rule | None:
+    """The first rule that matches (``match`` rules do not decide); None: the implicit target.
+
+    A rule narrowed by attributes the evaluator does not model (serial, name, hash, via-port,
+    a condition) counts as matching only if it is ``judged``: an earlier ``block`` narrowed that
+    way protects nothing we can prove.
+    """
+    for rule in rules:
+        if rule.target in ("match", "device") or (rule.narrowed() and rule is not judged):
+            continue
+        if rule_applies(rule, device_id, interfaces):
+            return rule
+    return None
+
+
+def _concrete(pattern: str, filler: str) -> str:
+    return ":".join(filler if f == "*" else f for f in pattern.split(":"))
+
+
+def _probes(rule: Rule, danger: str) -> list[tuple[str, tuple[str, ...]]]:
+    """Devices that carry a ``danger`` class interface and that ``rule`` could match: its own
+    interfaces (wildcards filled) plus the dangerous one, the dangerous one alone, and each of
+    its interfaces replaced by it (``equals`` compares sizes)."""
+    operator, ids = rule.attributes.get("id", ("equals", ("*:*",)))
+    device_id = _concrete(ids[0], "0000") if operator in ("equals", "one-of") else "0000:0000"
+    bad = f"{danger}:00:00"
+    own = tuple(_concrete(v, "00") if not v.startswith("*") else bad
+                for v in rule.attributes.get("with-interface", ("equals", (f"{HID}:*:*",)))[1])
+    sets = [(*own, bad), (bad,), *((*own[:i], bad, *own[i + 1:]) for i in range(len(own)))]
+    return [(device_id, s) for s in dict.fromkeys(sets)]
+
+
+def unsafe_allow_rules(rules: list[Rule], dangerous: list[str]) -> dict[str, str]:
+    """Each ``allow`` rule that decides for some device carrying an interface of a ``dangerous``
+    class (in first-match order, as the daemon evaluates): rule text -> the device it allows.
+
+    >>> rules = [parse_rule('allow with-interface one-of { 03:*:* }')]
+    >>> unsafe_allow_rules(rules, ["08"])
+    {'allow with-interface one-of { 03:*:* }': 'interfaces 03:00:00 08:00:00'}
+    >>> unsafe_allow_rules([parse_rule('block with-interface one-of { 08:*:* }'), *rules], ["08"])
+    {}
+    """
+    unsafe: dict[str, str] = {}
+    for rule in (r for r in rules if r.target == "allow"):
+        for danger in dangerous:
+            hit = next((p for p in _probes(rule, danger) if decide(rules, *p, judged=rule) is rule), None)
+            if hit:
+                device = f"id {hit[0]} " if "id" in rule.attributes else ""
+                unsafe[rule.text] = f"{device}interfaces {' '.join(hit[1])}"
+                break
+    return unsafe
+
+
 # -- attached devices -----------------------------------------------------------------------------
 
 def parse_sysfs_listing(output: str) -> list[UsbDevice]:
@@ -356,38 +550,32 @@ def _sysfs_device(line: str) -> UsbDevice:
     return device
 
 
-def _matches(device: UsbDevice, allowed: Device) -> bool:
-    if allowed.vendor and device.vendor != allowed.vendor:
-        return False
-    if allowed.product and device.product != allowed.product:
-        return False
-    return not allowed.interface_class or allowed.interface_class in device.interfaces
+def _unquote(label: str) -> str:
+    return re.sub(r"\\(.)", r"\1", label[1:-1]) if label.startswith('"') else label
 
 
 def verdict(device: UsbDevice, settings: Settings) -> tuple[Literal["allow", "block"], str]:
     """What the profile's policy does with a device, and the rule (label) that decides.
 
-    The same first-match order as :func:`usbguard_rules`. Without USBGuard only the driver block
-    applies: a device is then "not allowed" when it has a blocked interface class.
+    Evaluated on :func:`usbguard_rules` the way USBGuard does (:func:`decide`). Without USBGuard
+    only the driver block applies: a device is then "not allowed" when it has a blocked
+    interface class.
 
     >>> verdict(UsbDevice(port="1-1", vendor="0781", product="5567", interfaces=("08",)), Settings())
     ('block', 'hardening: blocked classes')
+    >>> verdict(UsbDevice(port="1-2", vendor="1234", product="0001", interfaces=("03", "ff")), Settings())
+    ('block', 'hardening: blocked classes')
     """
-    devices = allowed_devices(settings) if settings.usbguard else []
-    for allowed in (d for d in devices if d.vendor):
-        if _matches(device, allowed):
-            return "allow", allowed.name
-    blocked = set(settings.block_interface_classes) & set(device.interfaces)
-    if settings.storage == "block" and blocked:
-        return "block", "hardening: blocked classes"
     if not settings.usbguard:
+        if settings.storage == "block" and set(settings.block_interface_classes) & set(device.interfaces):
+            return "block", "hardening: blocked classes"
         return "allow", "no USBGuard in the profile"
-    for allowed in (d for d in devices if not d.vendor):
-        if _matches(device, allowed):
-            return "allow", allowed.name
-    if settings.storage == "allow" and blocked:
-        return "allow", "hardening: storage allowed by the profile"
-    return "block", "implicit policy: block"
+    rules = [parse_rule(r) for r in usbguard_rules(settings)]
+    rule = decide(rules, f"{device.vendor}:{device.product}", tuple(f"{c}:00:00" for c in device.interfaces))
+    if rule is None:
+        return "block", "implicit policy: block"
+    label = _unquote(rule.attributes.get("label", ("equals", ("",)))[1][0])
+    return ("allow" if rule.target == "allow" else "block"), label
 
 
 def violations(devices: list[UsbDevice], settings: Settings) -> list[UsbDevice]:
@@ -420,6 +608,94 @@ USBGUARD_ACTIVE = "systemctl is-active usbguard.service"
 USBGUARD_LIST_RULES = "usbguard list-rules"
 DAEMON_CONF_READ = quote("cat %s", USBGUARD_DAEMON_CONF)
 RULES_SHA256 = quote("sha256sum %s", USBGUARD_RULES)
+# The rules file as USBGuard reads it (normalised like list-rules), to compare with the daemon's.
+RULES_AS_PARSED = quote("usbguard-rule-parser -f %s", USBGUARD_RULES)
+# The daemon parameters usbguard 1.1 exposes over IPC (others: "unknown parameter").
+RUNNING_PARAMETERS = ("ImplicitPolicyTarget", "InsertedDevicePolicy")
+LSBLK_MEDIA = "lsblk -J -o NAME,TYPE,TRAN,RM,MOUNTPOINTS"
+
+
+def get_parameter(name: str) -> str:
+    """The running daemon's value of a parameter (``usbguard get-parameter``)."""
+    return quote("usbguard get-parameter %s", name)
+
+
+def parse_rule_parser(output: str) -> list[str]:
+    """The rules ``usbguard-rule-parser -f FILE`` read (its ``OUTPUT:`` lines; a comment or an
+    empty line parses to an empty one); any other line raises :class:`ObservationError`.
+
+    >>> parse_rule_parser('INPUT: # c\\nOUTPUT: \\nINPUT: allow  id 1234:*\\nOUTPUT: allow id 1234:*\\n')
+    ['allow id 1234:*']
+    """
+    rules = []
+    for line in output.splitlines():
+        if line.startswith("OUTPUT: ") and line.strip() != "OUTPUT:":
+            rules.append(line.removeprefix("OUTPUT: ").strip())
+        elif not (line.startswith("INPUT:") or line.strip() in ("", "OUTPUT:")):
+            raise ObservationError(f"usbguard-rule-parser: unreadable line {line[:200]!r}")
+    return rules
+
+
+def stale_rules(file_rules: list[str], loaded: list[str], wanted: list[str]) -> str:
+    """Why the rules file and the daemon's loaded rules differ, naming the stale one; "" if equal.
+
+    >>> stale_rules(["a"], ["b"], ["b"])[:58]
+    'the rules file differs from the rules the daemon loaded: t'
+    """
+    if file_rules == loaded:
+        return ""
+    if loaded == wanted:
+        return ("the rules file differs from the rules the daemon loaded: the file was changed and the "
+                "daemon not restarted (the file will take effect at its next start)")
+    if file_rules == wanted:
+        return ("the daemon's rules differ from its rules file: changed at run time (usbguard "
+                "append-rule -t / remove-rule) or the file was restored without a restart; the daemon is stale")
+    return "the rules file and the daemon's loaded rules differ from each other and from the profile"
+
+
+def stale_parameter(name: str, running: str, configured: str, wanted: str) -> str:
+    """Why a daemon parameter is not the wanted one, naming the stale side; "" if both are right.
+
+    >>> stale_parameter("ImplicitPolicyTarget", "allow", "block", "block").split(": ")[1]
+    'the daemon runs with allow, its file says block'
+    """
+    if running == configured == wanted:
+        return ""
+    if configured == wanted:
+        return (f"{name}: the daemon runs with {running}, its file says {configured}: set at run time "
+                "(usbguard set-parameter); the running value is the stale one")
+    if running == wanted:
+        return (f"{name}: the file says {configured}, the daemon runs with {running}: the file was changed "
+                "and the daemon not restarted (it takes effect at the next start)")
+    return f"{name}: the daemon runs with {running}, the file says {configured}, the profile wants {wanted}"
+
+
+def removable_media(lsblk: Any) -> list[str]:
+    """SD/MMC and optical block devices in ``lsblk -J`` output (``name tran type [mounts]``);
+    raises :class:`ObservationError` when it is not lsblk's tree.
+
+    >>> removable_media({"blockdevices": [{"name": "sr0", "tran": "ata", "type": "rom", "mountpoints": [None]},
+    ...                                   {"name": "vda", "tran": None, "type": "disk", "mountpoints": ["/"]}]})
+    ['sr0 (ata, rom)']
+    """
+    if not isinstance(lsblk, dict) or not isinstance(lsblk.get("blockdevices"), list):
+        raise ObservationError(f"lsblk: no device tree: {str(lsblk)[:200]!r}")
+    found = []
+    for dev in lsblk["blockdevices"]:
+        if not isinstance(dev, dict) or not isinstance(dev.get("name"), str):
+            raise ObservationError(f"lsblk: unreadable device {str(dev)[:200]!r}")
+        if dev["name"].startswith("mmcblk") or dev.get("tran") == "mmc" or dev.get("type") == "rom":
+            mounts = _mounts(dev)
+            found.append(f"{dev['name']} ({dev.get('tran') or '-'}, {dev.get('type')})"
+                         + (f" mounted on {', '.join(mounts)}" if mounts else ""))
+    return found
+
+
+def _mounts(dev: dict[str, Any]) -> list[str]:
+    mounts = [m for m in dev.get("mountpoints") or [] if m]
+    for child in dev.get("children") or []:
+        mounts += _mounts(child)
+    return mounts
 
 
 def modprobe_installs(modules: list[str], proc_modules: str = "/proc/modules") -> str:
@@ -444,9 +720,12 @@ def observe(profile: Any) -> list[str]:
     if blocked:
         commands.append(modprobe_installs(blocked))
     commands += [MODPROBE_CONF_READ, PROC_MODULES, INITRAMFS_TOOL, SYSFS_LISTING_COMMAND]
+    if settings.removable_media == "block":
+        commands.append(LSBLK_MEDIA)
     if settings.usbguard:
         commands += [USBGUARD_INSTALLED, USBGUARD_ENABLED, USBGUARD_ACTIVE, USBGUARD_LIST_RULES,
-                     DAEMON_CONF_READ, RULES_SHA256]
+                     DAEMON_CONF_READ, RULES_SHA256, RULES_AS_PARSED]
+        commands += [get_parameter(p) for p in RUNNING_PARAMETERS]
     return commands
 
 
@@ -479,7 +758,7 @@ def ineffective_blocks(settings: Settings, seen: dict[str, str], conf_on_host: s
     Writing the file again would change nothing: another modprobe.d file overrides it (the first
     ``install`` line of a module wins). ``seen`` is :func:`block_seen` per blocked module.
 
-    >>> s = Settings(block_thunderbolt_firewire=False)
+    >>> s = Settings(block_thunderbolt_firewire=False, removable_media="allow")
     >>> ineffective_blocks(s, {"usb-storage": "insmod /x/usb-storage.ko", "uas": "install /bin/false"},
     ...                    modprobe_conf(s))
     ['usb-storage: insmod /x/usb-storage.ko']
@@ -521,7 +800,7 @@ def unload_command(modules: list[str], proc_modules: str = "/proc/modules") -> s
 
 
 def restart_reasons(settings: Settings, active: str, list_rules: Observation,
-                    devices: list[UsbDevice]) -> list[str]:
+                    devices: list[UsbDevice], parameters: dict[str, Observation] | None = None) -> list[str]:
     """Why USBGuard must be (re)started although its files may be unchanged; [] if it runs right.
 
     ``PresentDevicePolicy=apply-policy`` makes a restart re-judge the attached devices, so a
@@ -541,7 +820,19 @@ def restart_reasons(settings: Settings, active: str, list_rules: Observation,
     bad = violations(devices, settings)
     if bad:
         reasons.append("authorized against the profile: " + "; ".join(d.describe() for d in bad))
+    wanted = parse_daemon_conf(usbguard_daemon_conf(settings), RUNNING_PARAMETERS)
+    running = {name: running_value(obs) for name, obs in (parameters or {}).items()}
+    differ = [f"{name}={value}" for name, value in running.items() if value != wanted.get(name)]
+    if differ:
+        reasons.append("it runs with " + ", ".join(differ))
     return reasons
+
+
+def running_value(observation: Observation) -> str:
+    """A parameter's value from ``usbguard get-parameter`` (or why there is none)."""
+    if observation.rc != 0:
+        return f"(unread: exit {observation.rc}: {observation.stderr.strip()[:200]})"
+    return observation.stdout.strip()
 
 
 MEASURE = Measure(
