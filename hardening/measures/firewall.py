@@ -382,7 +382,10 @@ class Ruleset:
         for item in items:
             kind = next(iter(item), "") if len(item) == 1 else ""
             if kind not in _OBJECTS:
-                self.unknown.append(f"unknown object {', '.join(map(repr, item))}")
+                body: Any = next(iter(item.values()), {}) if len(item) == 1 else {}
+                owner = (f"{body.get('family')} {body.get('table')}: " if isinstance(body, dict)
+                         and body.get("table") else "")
+                self.unknown.append(f"{owner}unknown object {', '.join(map(repr, item))}")
             elif kind == "chain":
                 self._chain(item["chain"])
             elif kind in ("set", "map"):
@@ -661,6 +664,29 @@ def _subnet(net: Any, of: Any) -> bool:
     return bool(net.version == of.version and net.subnet_of(of))
 
 
+def _meet(a: frozenset[Any] | None, b: frozenset[Any] | None) -> frozenset[Any] | None:
+    return b if a is None else a if b is None else a & b
+
+
+def _meet_networks(a: tuple[str, ...] | None, b: tuple[str, ...] | None) -> tuple[str, ...] | None:
+    if a is None or b is None:
+        return b if a is None else a
+    out = []
+    for x in map(ipaddress.ip_network, a):
+        for y in map(ipaddress.ip_network, b):
+            if _subnet(x, y) or _subnet(y, x):
+                out.append(str(x if _subnet(x, y) else y))
+    return tuple(out)
+
+
+def _meet_allowed(a: Accept, b: Accept, services: list[Service]) -> bool:
+    """Whether what both accepts let in (a packet must pass both chains) is within the allow-list."""
+    if "essential" in (a.kind, b.kind):
+        return True
+    both = Accept("", _meet(a.protos, b.protos), _meet(a.ports, b.ports), _meet_networks(a.sources, b.sources))
+    return both.protos == frozenset() or both.ports == frozenset() or both.sources == () or allowed(both, services)
+
+
 def unexpected_accepts(chain: Chain, settings: Settings) -> list[str]:
     """What the chain lets in (or does) that the allow-list does not account for."""
     services = inbound_services(settings)
@@ -692,7 +718,9 @@ def judge_inbound(document: dict[str, Any], settings: Settings, role: str) -> In
 
     A packet gets in only if every base chain hooked at input accepts it, so an IP version is
     safe when at least one chain seeing it is tight (policy drop, every accept allowed, nothing
-    unmodelled): another table's accept cannot undo that drop. Hazards (:data:`_HAZARDS`) and
+    unmodelled): another table's accept cannot undo that drop. Otherwise an accept beyond the
+    allow-list is excused only where another chain with policy drop (and nothing unmodelled)
+    accepts nothing beyond the allow-list of what it would let in. Hazards (:data:`_HAZARDS`) and
     keys outside the grammar count in any table; address translation counts where forwarding is
     allowed (it then exposes what it points at)."""
     rs = Ruleset(document)
@@ -716,11 +744,15 @@ def judge_inbound(document: dict[str, Any], settings: Settings, role: str) -> In
             notes += [f"IPv{version}: {c.ref} decides (policy drop, nothing else accepted)"
                       for c in deciders if tight[c.ref]][:1]
             continue
-        for chain in deciders or []:
-            unexpected += [f"{chain.ref}: {x}" for x in unexpected_accepts(chain, settings)
-                           if f"{chain.ref}: {x}" not in unexpected]
+        for chain in deciders:
+            others = [c for c in deciders if c is not chain and c.policy == "drop" and not c.findings
+                      and not c.hazards]
+            found = [f"accepts {a.describe()}" for a in chain.accepts if not allowed(a, services)
+                     and not any(all(_meet_allowed(a, b, services) for b in y.accepts) for y in others)]
+            found += chain.findings + chain.hazards
             if chain.policy != "drop":
-                unexpected.append(f"{chain.ref}: policy {chain.policy}: IPv{version} is accepted unless dropped")
+                found.append(f"policy {chain.policy}: IPv{version} is accepted unless dropped")
+            unexpected += [f"{chain.ref}: {x}" for x in found if f"{chain.ref}: {x}" not in unexpected]
         if not deciders:
             unexpected.append(f"IPv{version}: no chain hooked at input")
     return Inbound(ours, chains, unexpected, notes)
@@ -740,8 +772,9 @@ def live_problems(document: dict[str, Any], settings: Settings, role: str) -> li
     problems += [f"missing {s.name}: {s.describe()}" for s in inbound_services(settings)
                  if not service_present(chain, s)]
     problems += [f"unexpected: {x}" for x in unexpected_accepts(chain, settings)]
+    foreign = foreign_problems(document, settings, role)
     problems += [f"unexpected: {x}" for x in inbound.unexpected if not x.startswith(f"{chain.ref}: ")
-                 and f"unexpected: {x}" not in problems]
+                 and x not in foreign and f"unexpected: {x}" not in problems]
     forward = parse_nft_json(document).get("forward")
     want = "accept" if forwarding_allowed(settings, role) else "drop"
     if forward is None or forward.policy != want:
