@@ -269,7 +269,8 @@ def _conflicts(dest: str, text: str, keywords: list[str]) -> tuple[list[_sshd.Se
     return _sshd.overriding(_sshd.parse_trace(out), keywords, dest)
 
 
-def disable_script(measure: str, settings: list[_sshd.Setting]) -> str:
+def disable_script(measure: str, settings: list[_sshd.Setting],
+                   validate: str = "install -d -m 0755 /run/sshd && sshd -t") -> str:
     """Shell that comments out each directive (file, line, keyword) in place, after a backup of
     each file (``FILE.hardening-<time>.bak``: no sshd Include pattern ``*.conf`` matches it), then
     ``sshd -t``; when a line is no longer what sshd read, or sshd -t fails, every file is restored
@@ -290,7 +291,7 @@ def disable_script(measure: str, settings: list[_sshd.Setting]) -> str:
                      f"sed -i -E {edits} {f} && {checks} || {{ "
                      f"echo {shlex.quote(file + ': the line to disable is no longer what sshd read')} >&2; "
                      "restore; exit 1; }")
-    lines.append('install -d -m 0755 /run/sshd; sshd -t || { echo "sshd -t failed: files restored" >&2; '
+    lines.append(f'{validate} || {{ echo "sshd -t failed: files restored" >&2; '
                  "restore; exit 1; }")
     return "\n".join(lines)
 

@@ -13,6 +13,9 @@ The configuration had, after Debian's sshd_config (Include at line 12):
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from hardening.measures import _sshd, timeouts
@@ -288,3 +291,54 @@ def test_stricter_timeouts_pass() -> None:
     assert problem(settings, {"clientaliveinterval": ["60"], "clientalivecountmax": ["0"]})
     with pytest.raises(ValueError):
         problem(settings, {"clientaliveinterval": ["5m"], "clientalivecountmax": ["1"]})
+
+
+def _settings(path: str, *lines: tuple[int, str]) -> list[_sshd.Setting]:
+    return [_sshd.Setting(path, number, keyword, "") for number, keyword in lines]
+
+
+def test_disable_script_comments_out_in_place(tmp_path: Path) -> None:
+    """The deploy's repair, run for real with sh and GNU sed on a copy (sshd -t replaced by
+    ``true``/``false``: the validator's verdict is what matters here)."""
+    from deploys import _sshd as deploy_sshd
+    conf = tmp_path / "sshd_config"
+    text = "Port 22\nMatch Address 10.9.0.0/16\n\tclientaliveinterval 0\n\tPermitRootLogin yes\n"
+    conf.write_text(text)
+    script = deploy_sshd.disable_script("timeouts", _settings(str(conf), (3, "ClientAliveInterval")), "true")
+    assert subprocess.run(["sh", "-c", script], capture_output=True, text=True).returncode == 0
+    assert conf.read_text().splitlines()[2] == "\t# disabled by hardening (timeouts): clientaliveinterval 0"
+    assert len(list(tmp_path.glob("sshd_config.hardening-*.bak"))) == 1
+    # a second deploy finds nothing to disable; a line that moved is refused and restored
+    conf.write_text(text)
+    moved = deploy_sshd.disable_script("timeouts", _settings(str(conf), (2, "ClientAliveInterval")), "true")
+    out = subprocess.run(["sh", "-c", moved], capture_output=True, text=True)
+    assert out.returncode == 1 and "no longer what sshd read" in out.stderr and conf.read_text() == text
+    failing = deploy_sshd.disable_script("timeouts", _settings(str(conf), (3, "ClientAliveInterval")), "false")
+    out = subprocess.run(["sh", "-c", failing], capture_output=True, text=True)
+    assert out.returncode == 1 and "restored" in out.stderr and conf.read_text() == text
+
+
+def test_overriding_directives() -> None:
+    own = "/etc/ssh/sshd_config.d/10-hardening-timeouts.conf"
+    trace = [_sshd.Setting("/etc/ssh/sshd_config.d/00-vendor.conf", 2, "ClientAliveInterval", "7200"),
+             _sshd.Setting(own, 3, "ClientAliveInterval", "120"),
+             _sshd.Setting("/etc/ssh/sshd_config", 130, "ClientAliveInterval", "0"),   # read after: loses
+             _sshd.Setting("/etc/ssh/sshd_config.d/10-hardening-terminal.conf", 3, "AllowGroups", "sudo"),
+             _sshd.Setting("/etc/ssh/sshd_config.d/50-users.conf", 1, "AllowGroups", "users")]
+    found, unfixable = _sshd.overriding(trace, ["clientaliveinterval"], own)
+    assert [str(s) for s in found] == ["/etc/ssh/sshd_config.d/00-vendor.conf:2 sets ClientAliveInterval 7200"]
+    assert not unfixable
+    found, _ = _sshd.overriding(trace, ["allowgroups"], "/etc/ssh/sshd_config.d/10-hardening-terminal.conf")
+    assert [s.file for s in found] == ["/etc/ssh/sshd_config.d/50-users.conf"]    # accumulating: every other
+    _, unfixable = _sshd.overriding(trace, ["clientalivecountmax"], own)
+    assert unfixable and "does not read clientalivecountmax" in unfixable[0]
+
+
+def test_class_repairs_keep_stricter_values() -> None:
+    classes = _sshd.connection_classes(_obs(MATCHES), _runner([]))
+    settings = timeouts.Settings(ssh_client_alive_interval=120)
+    want = {"clientaliveinterval": ["120"], "clientalivecountmax": ["1"]}
+    found, unfixable = _sshd.class_repairs(classes, want, timeouts.sshd_value_ok(settings))
+    assert [str(s) for s in found] == ["/etc/ssh/sshd_config.d/05-x.conf:3 sets ClientAliveCountMax 9",
+                                       "/etc/ssh/sshd_config:125 sets ClientAliveInterval 0"]
+    assert len(unfixable) == 1 and "Match User ad*" in unfixable[0]   # the runner's wrong answer

@@ -294,3 +294,66 @@ def test_defaults_are_the_base_profile() -> None:
     """hwprofiles/base.yaml at medium (terminal.yaml does not touch timeouts) = the defaults."""
     assert measure.Settings().screen_lock_delay == 600
     assert Profiles().resolve("terminal").measure("timeouts") == measure.Settings()
+
+
+# Real output of systemd 252 on a Debian 12 lab container (systemd-analyze cat-config
+# systemd/logind.conf, comments of the main file cut) with a foreign drop-in after the tool's.
+CAT_CONFIG = """# /etc/systemd/logind.conf
+#  This file is part of systemd.
+[Login]
+#IdleAction=ignore
+
+# /etc/systemd/logind.conf.d/hardening-timeouts.conf
+# Managed by hardening (timeouts, 6-15).
+[Login]
+IdleAction=lock
+IdleActionSec=900s
+
+# /usr/lib/systemd/logind.conf.d/unattended-upgrades-logind-maxdelay.conf
+[Login]
+InhibitDelayMaxSec=30
+
+# /etc/systemd/logind.conf.d/zz-local.conf
+[Login]
+IdleAction=ignore
+"""
+
+
+def test_logind_overrides_and_running_state() -> None:
+    settings = measure.Settings(logind_idle_action="lock", logind_idle_action_sec=900)
+    assert measure.logind_overrides(CAT_CONFIG) == [("/etc/systemd/logind.conf.d/zz-local.conf", 2, "IdleAction")]
+    configured = measure.parse_logind(CAT_CONFIG)
+    assert configured == {"IdleAction": "ignore", "IdleActionSec": "900s", "InhibitDelayMaxSec": "30"}
+    assert not measure.logind_config_ok(settings, configured)
+    live = measure.parse_logind_live('s "ignore"\nt 1800000000\n')       # busctl, as seen on the lab
+    assert live == {"IdleAction": "ignore", "IdleActionSec": "1800s"}
+    problems = measure.logind_problems(settings, configured, live)
+    assert any("configured IdleAction=ignore" in p for p in problems)
+    assert any("stale" in p for p in problems)                          # 1800s running, 900s configured
+    ok = {"IdleAction": "lock", "IdleActionSec": "5min"}                  # stricter: passes
+    assert measure.logind_problems(settings, ok, {"IdleAction": "lock", "IdleActionSec": "300s"}) == []
+    stale = measure.logind_problems(settings, ok, {"IdleAction": "ignore", "IdleActionSec": "300s"})
+    assert len(stale) == 1 and "stale" in stale[0]
+    assert measure.logind_problems(settings, {}, {"IdleAction": "ignore", "IdleActionSec": "1800s"}) == [
+        "configured IdleAction=ignore, wanted lock", "configured IdleActionSec=30min, wanted at most 900s"]
+    for text in ("", 's "lock"\n', "Failed to get property IdleAction: Access denied\n"):
+        with pytest.raises(ValueError):
+            measure.parse_logind_live(text)
+
+
+def test_logind_reload_confirms_with_busctl() -> None:
+    script = measure.logind_reload_script({"IdleAction": "lock", "IdleActionSec": "15min"})
+    assert script.startswith("systemctl kill --kill-whom=main -s HUP systemd-logind.service")
+    assert "t 900000000" in script and measure.LOGIND_LIVE in script
+
+
+def test_screen_lock_at_least_as_strict() -> None:
+    settings = measure.Settings(screen_lock_delay=600)
+    idle, lock = "/org/gnome/desktop/session/idle-delay", "/org/gnome/desktop/screensaver/lock-delay"
+    assert measure.dconf_value_ok(settings, idle, "uint32 300")
+    assert not measure.dconf_value_ok(settings, idle, "uint32 0")        # never
+    assert not measure.dconf_value_ok(settings, idle, "uint32 900")
+    assert not measure.dconf_value_ok(settings, idle, "")                 # unset
+    assert measure.dconf_value_ok(settings, lock, "uint32 0")
+    assert not measure.dconf_value_ok(settings, lock, "uint32 30")
+    assert measure.dconf_value_ok(settings, "/org/gnome/desktop/screensaver/lock-enabled", "true")
