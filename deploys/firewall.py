@@ -146,8 +146,10 @@ def _foreign(obs: Observations, settings: measure.Settings, role: str) -> None:
 def _forwarding_boot(settings: measure.Settings, role: str, obs: Observations) -> None:
     """Comment out the sysctl.d lines (in /etc or /run) that would switch forwarding on at boot;
     a vendor file (/usr/lib/sysctl.d) is refused, naming it: override it in /etc/sysctl.d."""
+    if measure.forwarding_allowed(settings, role):
+        return
     config = obs.run(measure.SYSCTL_CONFIG)
-    if measure.forwarding_allowed(settings, role) or config.rc != 0:
+    if config.rc != 0:
         return
     for line in measure.forwarding_persist_repairs(measure.sysctl_assignments(config.stdout), settings, role):
         if not line.path.startswith(("/etc/", "/run/")):

@@ -834,3 +834,25 @@ def test_a_failed_service_start_does_not_undo_the_commit(sandbox: dict[str, Any]
     assert "nftables.service did not start" in out.stderr
     assert "systemctl start nftables.service" in sandbox["log"].read_text()
     assert not (sandbox["run"] / "pending" / "demo").exists()
+
+
+def test_a_second_input_chain_in_our_table_does_not_replace_input() -> None:
+    doc = copy.deepcopy(LIVE_TERMINAL)
+    doc["nftables"] += [
+        {"chain": {"family": "inet", "table": "hardening", "name": "early", "handle": 20, "type": "filter",
+                   "hook": "input", "prio": -100, "policy": "accept"}},
+        {"rule": {"family": "inet", "table": "hardening", "chain": "early", "handle": 21, "expr": [ACCEPT]}}]
+    inbound = m.judge_inbound(doc, terminal(), "terminal")
+    assert inbound.ours is not None and inbound.ours.name == "input"
+    assert inbound.unexpected == []  # a packet still has to pass "input"
+    assert m.table_difference(doc, LIVE_TERMINAL)[0].startswith('only live: {"chain": {"family": "inet"')
+
+
+def test_a_fresh_host_boot_file_loads_no_table_of_ours() -> None:
+    debian = {"nftables": [{"table": {"family": "inet", "name": "filter", "handle": 1}}, {"chain": {
+        "family": "inet", "table": "filter", "name": "input", "handle": 1, "type": "filter", "hook": "input",
+        "prio": 0, "policy": "accept"}}]}
+    conf = seen(m.NFTABLES_CONF_TEXT, "#!/usr/sbin/nft -f\nflush ruleset\n")
+    assert m.stale(conf, debian, debian, terminal(), "terminal") == [
+        "/etc/nftables.conf loads no table inet hardening (nor is there one live)",
+        "at boot: no input chain in table inet hardening"]

@@ -726,7 +726,8 @@ def judge_inbound(document: dict[str, Any], settings: Settings, role: str) -> In
     rs = Ruleset(document)
     services = inbound_services(settings)
     chains = [walk_chain(rs, c) for c in rs.base("input") if c.families]
-    ours = next((c for c in chains if (c.ref.family, c.ref.table) == ("inet", TABLE)), None)
+    mine = [c for c in chains if (c.ref.family, c.ref.table) == ("inet", TABLE)]
+    ours = next((c for c in mine if c.ref.name == "input"), mine[0] if mine else None)
     unexpected = list(rs.unknown) + [h for c in chains for h in c.hazards]
     notes: list[str] = []
     for pre in (walk_chain(rs, c) for c in [*rs.base("prerouting"), *rs.base("input")]):
@@ -754,7 +755,7 @@ def judge_inbound(document: dict[str, Any], settings: Settings, role: str) -> In
                 found.append(f"policy {chain.policy}: IPv{version} is accepted unless dropped")
             unexpected += [f"{chain.ref}: {x}" for x in found if f"{chain.ref}: {x}" not in unexpected]
         if not deciders:
-            unexpected.append(f"IPv{version}: no chain hooked at input")
+            unexpected.append(f"IPv{version}: no chain hooked at input, so everything is accepted")
     return Inbound(ours, chains, unexpected, notes)
 
 
@@ -932,6 +933,8 @@ def stale(conf: Observation, live: dict[str, Any], boot: dict[str, Any] | str, s
         return [boot]
     difference = table_difference(live, boot)
     at_boot = [f"at boot: {p}" for p in live_problems(boot, settings, role)]
+    if not difference and not table_objects(boot):
+        return [f"{NFTABLES_CONF} loads no table inet {TABLE} (nor is there one live)", *at_boot]
     if not difference:
         return [] if current else [f"{NFTABLES_CONF} is not the profile's ruleset (though it loads the live "
                                    "table)", *at_boot]
