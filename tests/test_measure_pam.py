@@ -346,3 +346,13 @@ def test_real_pam_auth_update_with_hardening_unix_drops_nullok_and_force_repairs
     assert update("--force", "--enable", *measure.pam_profiles()).returncode == 0
     assert (pam / "common-auth").read_text() == auth                          # --force: rewritten
     assert update().returncode == 0 and (pam / "common-auth").read_text() == auth   # an upgrade keeps it
+    # an option added by hand is merged back even with --force, unless the saved state is gone
+    # (what the enable script does on drift)
+    (pam / "common-auth").write_text(auth.replace("authfail", "authfail deny=0"))
+    assert update("--force", "--enable", *measure.pam_profiles()).returncode == 0
+    assert "authfail deny=0" in (pam / "common-auth").read_text()
+    for kind in ("auth", "account", "password", "session", "session-noninteractive"):
+        (root / "var/lib/pam" / kind).unlink()
+    assert update("--force", "--enable", *measure.pam_profiles()).returncode == 0
+    assert (pam / "common-auth").read_text() == auth
+    assert "(cd /var/lib/pam && rm -f auth account password session session-noninteractive)" in measure.enable_script()

@@ -358,8 +358,8 @@ def enable_script() -> str:
     return f"""#!/bin/sh
 # Managed by hardening (auth, 6-1): enable pam_faillock through pam-auth-update, validated.
 # --force: the common-* files were edited by hand (drift); pam-auth-update rewrites them from the
-# profiles instead of keeping the local modifications. With {UNIX_OWN} present (Debian's unix
-# profile without nullok), it replaces the unix profile.
+# profiles instead of keeping the local modifications (controls, lines and module options).
+# With {UNIX_OWN} present (Debian's unix profile without nullok), it replaces the unix profile.
 set -u
 FORCE=""
 [ "${{1:-}}" = "--force" ] && FORCE=--force
@@ -376,6 +376,11 @@ restore() {{
     rm -rf /var/lib/pam && cp -a "$B/var-lib-pam" /var/lib/pam
     rm -f {profiles}
 }}
+# pam-auth-update merges option changes made by hand (its saved state in /var/lib/pam against the
+# files) even with --force: without the saved state it writes the profiles' lines as they are.
+if [ -n "$FORCE" ]; then
+    (cd /var/lib/pam && rm -f auth account password session session-noninteractive) || {{ restore; exit 1; }}
+fi
 out=$(DEBIAN_FRONTEND=noninteractive pam-auth-update --package $FORCE --enable {names} $UNIX 2>&1)
 rc=$?
 problems=$(awk -v stack=auth -f {STACK_CHECK} /etc/pam.d/common-auth;
