@@ -53,8 +53,9 @@ LIVE_TERMINAL = json.loads(
 
 # The objects `nft -j list ruleset` (nftables 1.0.6 on a Debian 12 lab container) listed beyond the
 # deployed table after each change planted by hand; appended to LIVE_TERMINAL (the same table)
-# they are the real listing. "queue" is not here: the lab kernel has no nfnetlink_queue, so nft
-# refuses the rule ("Could not process rule: No such file or directory"); QUEUE_RULE follows the schema.
+# they are the real listing. "queue" is not here: the container's kernel has no nfnetlink_queue, so nft
+# refuses the rule ("Could not process rule: No such file or directory"); QUEUE_RULE is the rule as
+# a lab VM listed it (tests/violations/firewall/queue-to-userspace.sh).
 CAPTURED: dict[str, list[dict[str, Any]]] = {
     "vmap": json.loads(
         '[{"rule":{"family":"inet","table":"hardening","chain":"input","handle":14,"expr":[{"vmap":{"key":{"paylo'
@@ -359,9 +360,9 @@ def captured(name: str) -> dict[str, Any]:
     return doc
 
 
-QUEUE_RULE = {"rule": {"family": "inet", "table": "hardening", "chain": "input", "handle": 13, "expr": [
-    {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 8080}},
-    {"queue": {"num": 0, "flags": "bypass"}}]}}
+QUEUE_RULE = {"rule": {"family": "inet", "table": "hardening", "chain": "input", "handle": 15, "expr": [
+    {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 4444}},
+    {"queue": {"num": 7, "flags": "bypass"}}]}}
 
 
 def problems(doc: dict[str, Any], settings: m.Settings | None = None, role: str = "terminal") -> list[str]:
@@ -390,7 +391,7 @@ def test_named_verdict_map_is_read_from_its_elements() -> None:
 def test_queue_is_unexpected_in_any_table() -> None:
     doc = copy.deepcopy(LIVE_TERMINAL)
     doc["nftables"].append(QUEUE_RULE)
-    assert problems(doc) == ["unexpected: inet hardening input handle 13: statement 'queue': a userspace program "
+    assert problems(doc) == ["unexpected: inet hardening input handle 15: statement 'queue': a userspace program "
                              "decides (NF_STOP skips every later chain of the hook)"]
     foreign = captured("foreign_drop")
     foreign["nftables"].append({"rule": {**QUEUE_RULE["rule"], "family": "ip", "table": "other"}})

@@ -750,7 +750,7 @@ def judge_inbound(document: dict[str, Any], settings: Settings, role: str) -> In
                       and not c.hazards]
             found = [f"accepts {a.describe()}" for a in chain.accepts if not allowed(a, services)
                      and not any(all(_meet_allowed(a, b, services) for b in y.accepts) for y in others)]
-            found += chain.findings + chain.hazards
+            found += chain.findings + [h for h in chain.hazards if h not in unexpected]
             if chain.policy != "drop":
                 found.append(f"policy {chain.policy}: IPv{version} is accepted unless dropped")
             unexpected += [f"{chain.ref}: {x}" for x in found if f"{chain.ref}: {x}" not in unexpected]
