@@ -143,6 +143,36 @@ CAPTURED: dict[str, list[dict[str, Any]]] = {
         '[{"table":{"family":"ip6","name":"other6","handle":26}},{"chain":{"family":"ip6","table":"other6","name"'
         ':"input","handle":1,"type":"filter","hook":"input","prio":0,"policy":"drop"}}]'
     ),
+    "return_first": json.loads(
+        '[{"chain":{"family":"inet","table":"hardening","name":"extra","handle":13}},{"rule":{"family":"inet","ta'
+        'ble":"hardening","chain":"input","handle":16,"expr":[{"jump":{"target":"extra"}}]}},{"rule":{"family":"i'
+        'net","table":"hardening","chain":"extra","handle":14,"expr":[{"return":null}]}},{"rule":{"family":"inet"'
+        ',"table":"hardening","chain":"extra","handle":15,"expr":[{"match":{"op":"==","left":{"payload":{"protoco'
+        'l":"tcp","field":"dport"}},"right":8080}},{"accept":null}]}}]'
+    ),
+    "concat": json.loads(
+        '[{"rule":{"family":"inet","table":"hardening","chain":"input","handle":14,"expr":[{"match":{"op":"==","l'
+        'eft":{"concat":[{"payload":{"protocol":"ip","field":"saddr"}},{"payload":{"protocol":"tcp","field":"dpor'
+        't"}}]},"right":{"set":[{"concat":["10.1.0.1",22]},{"concat":["192.168.1.1",22]}]}}},{"accept":null}]}}]'
+    ),
+    "concat_wide": json.loads(
+        '[{"rule":{"family":"inet","table":"hardening","chain":"input","handle":14,"expr":[{"match":{"op":"==","l'
+        'eft":{"concat":[{"payload":{"protocol":"ip","field":"saddr"}},{"payload":{"protocol":"tcp","field":"dpor'
+        't"}}]},"right":{"set":[{"concat":["10.1.0.1",22]},{"concat":["192.0.2.1",22]}]}}},{"accept":null}]}}]'
+    ),
+    "set_comment": json.loads(
+        '[{"set":{"family":"inet","name":"m2","table":"hardening","type":"ipv4_addr","handle":13,"flags":["interv'
+        'al"],"elem":[{"elem":{"val":{"prefix":{"addr":"10.2.0.0","len":16}},"comment":"office"}}]}},{"rule":{"fa'
+        'mily":"inet","table":"hardening","chain":"input","handle":14,"expr":[{"match":{"op":"==","left":{"payloa'
+        'd":{"protocol":"ip","field":"saddr"}},"right":"@m2"}},{"match":{"op":"==","left":{"payload":{"protocol":'
+        '"tcp","field":"dport"}},"right":22}},{"accept":null}]}}]'
+    ),
+    "limit_then_accept": json.loads(
+        '[{"rule":{"family":"inet","table":"hardening","chain":"input","handle":13,"expr":[{"limit":{"rate":5,"bu'
+        'rst":5,"per":"second"}},{"drop":null}]}},{"rule":{"family":"inet","table":"hardening","chain":"input","h'
+        'andle":14,"expr":[{"match":{"op":"==","left":{"payload":{"protocol":"tcp","field":"dport"}},"right":8080'
+        '}},{"accept":null}]}}]'
+    ),
 }
 
 
@@ -857,3 +887,17 @@ def test_a_fresh_host_boot_file_loads_no_table_of_ours() -> None:
     assert m.stale(conf, debian, debian, terminal(), "terminal") == [
         "/etc/nftables.conf loads no table inet hardening (nor is there one live)",
         "at boot: no input chain in table inet hardening"]
+
+
+def test_rules_after_an_unconditional_return_are_never_reached() -> None:
+    assert problems(captured("return_first")) == []  # extra: return, then tcp/8080 accept (unreachable)
+    # a rate limit is a condition: the accept after "limit rate 5/second drop" is reached
+    assert problems(captured("limit_then_accept")) == [
+        "unexpected: accepts tcp 8080 from anywhere (inet hardening input handle 14)"]
+
+
+def test_concatenations_and_named_set_elements_with_comments() -> None:
+    assert problems(captured("concat")) == []  # 10.1.0.1 . 22, 192.168.1.1 . 22: management only
+    assert problems(captured("concat_wide")) == [
+        "unexpected: accepts tcp 22 from 10.1.0.1/32, 192.0.2.1/32 (inet hardening input handle 14)"]
+    assert problems(captured("set_comment")) == []  # ip saddr @m2 (10.2.0.0/16 comment "office") tcp dport 22

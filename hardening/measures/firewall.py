@@ -225,11 +225,12 @@ _STATEMENTS: dict[str, dict[str, str] | None] = {
     "ct count": {"val": "*", "inv": "*"}, "last": {"used": "*"},
     "mangle": {"key": "E", "value": "E"}, "notrack": None,
     "fwd": {"dev": "E", "family": "*", "addr": "E"}, "dup": {"addr": "E", "dev": "E"},
-    "snat": {"addr": "E", "family": "*", "port": "E", "flags": "*"},
-    "dnat": {"addr": "E", "family": "*", "port": "E", "flags": "*"},
+    "snat": {"addr": "E", "family": "*", "port": "E", "flags": "*", "type_flags": "*"},
+    "dnat": {"addr": "E", "family": "*", "port": "E", "flags": "*", "type_flags": "*"},
     "masquerade": {"port": "E", "flags": "*"}, "redirect": {"port": "E", "flags": "*"},
     "tproxy": {"family": "*", "addr": "E", "port": "E"},
-    "reject": {"type": "*", "expr": "E"}, "set": {"op": "*", "elem": "E", "set": "*"},
+    "reject": {"type": "*", "expr": "E"}, "set": {"op": "*", "elem": "E", "set": "*", "stmt": "S"},
+    "flow": {"op": "*", "flowtable": "*"}, "reset": {},
     "map": {"op": "*", "elem": "E", "data": "E", "map": "*"},
     "ct helper": {}, "ct timeout": {}, "ct expectation": {}, "secmark": {}, "synproxy": {
         "mss": "*", "wscale": "*", "flags": "*"},
@@ -248,7 +249,8 @@ _EXPRESSIONS: dict[str, dict[str, str] | str | None] = {
     "numgen": {"mode": "*", "mod": "*", "offset": "*"},
     "jhash": {"mod": "*", "offset": "*", "expr": "E", "seed": "*"}, "symhash": {"mod": "*", "offset": "*"},
     "fib": {"result": "*", "flags": "*"}, "socket": {"key": "*", "level": "*"},
-    "osf": {"key": "*", "ttl": "*"},
+    "osf": {"key": "*", "ttl": "*"}, "ipsec": {"key": "*", "family": "*", "dir": "*", "spnum": "*"},
+    "dccp option": {"type": "*"},
     "|": "list", "^": "list", "&": "list", "<<": "list", ">>": "list",
     "accept": None, "drop": None, "continue": None, "return": None,
     "jump": {"target": "*"}, "goto": {"target": "*"},
@@ -442,22 +444,31 @@ class _Walk:
             self.out.findings.append(f"{via.strip()}: jump/goto to {ref}: "
                                      + ("no such chain" if target is None else "a loop"))
             return
-        for rule in target.rules:
-            self.rule(rule, conds, (*stack, ref), via)
+        self.rules(target.rules, conds, (*stack, ref), via)
 
-    def rule(self, rule: dict[str, Any], conds: Conditions, stack: tuple[ChainRef, ...], via: str) -> None:
+    def rules(self, rules: list[dict[str, Any]], conds: Conditions, stack: tuple[ChainRef, ...], via: str) -> None:
+        """A chain's rules in order, up to one that ends the chain for every packet."""
+        for rule in rules:
+            if self.rule(rule, conds, stack, via):
+                return
+
+    def rule(self, rule: dict[str, Any], conds: Conditions, stack: tuple[ChainRef, ...], via: str) -> bool:
+        """Walk one rule; True when it ends the chain for every packet (no condition before an
+        accept, drop, reject, return, goto or queue), so the rules after it are never reached."""
         label = _label(rule, via)
+        conditional = False
         for stmt in rule.get("expr", []):
             key = next(iter(stmt), "") if isinstance(stmt, dict) and len(stmt) == 1 else ""
             if key == "match":
-                conds = (*conds, stmt["match"])
+                conds, conditional = (*conds, stmt["match"]), True
             elif key in _HARMLESS:
-                continue
+                conditional = conditional or key not in ("counter", "log", "last")
             elif key in _VERDICTS:
                 self.verdict(key, stmt[key], conds, stack, label, rule)
-                return
+                return not conditional and key in ("accept", "drop", "reject", "return", "goto", "queue")
             else:
                 self.statement(key or repr(stmt), conds, label)
+        return False
 
     def statement(self, key: str, conds: Conditions, label: str) -> None:
         text = f"{label}: statement {key!r}"
@@ -537,7 +548,8 @@ def _cond_text(cond: dict[str, Any]) -> str:
 def _values(right: Any, rs: Ruleset | None, family: str, table: str) -> list[Any] | None:
     """The values a match compares with; None when they are not known (a set filled at runtime)."""
     if isinstance(right, str) and right.startswith("@"):
-        return rs.elements(ChainRef(family, table, right[1:])) if rs else None
+        named = rs.elements(ChainRef(family, table, right[1:])) if rs else None
+        return None if named is None else [_elem_value(v) for v in named]
     if isinstance(right, dict) and "set" in right:
         inner = right["set"]
         return [_elem_value(v) for v in (inner if isinstance(inner, list) else [inner])]
@@ -601,6 +613,15 @@ def reduce_accept(conds: Conditions, text: str, rs: Ruleset | None = None, famil
 
 
 def _restrict(accept: Accept, left: dict[str, Any], values: list[Any]) -> None:
+    if isinstance(left.get("concat"), list):
+        # ip saddr . tcp dport { a . p, ... }: each part restricted to its own values (a superset)
+        parts = [v["concat"] for v in values if isinstance(v, dict) and isinstance(v.get("concat"), list)]
+        if len(parts) != len(values):
+            raise ValueError("concatenation against values that are not concatenations")
+        for index, part in enumerate(left["concat"]):
+            if isinstance(part, dict):
+                _restrict(accept, part, [p[index] for p in parts])
+        return
     payload, meta = left.get("payload", {}), left.get("meta", {})
     if _essential(left, values):
         accept.kind = "essential"
@@ -621,8 +642,7 @@ def _restrict(accept: Accept, left: dict[str, Any], values: list[Any]) -> None:
 def walk_chain(rs: Ruleset, base: ChainDef) -> Chain:
     """A base chain with every accept, finding and hazard reachable from it."""
     walk = _Walk(rs, base)
-    for rule in base.rules:
-        walk.rule(rule, (), (base.ref,), "")
+    walk.rules(base.rules, (), (base.ref,), "")
     if base.policy not in ("drop", "accept", None):
         walk.out.findings.append(f"{base.ref}: policy {base.policy!r}")
     return walk.out
