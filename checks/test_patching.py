@@ -115,10 +115,12 @@ def test_pending_security_updates(obs, profile, evidence):
     pending = measure.security_updates(out.stdout)
     held = measure.held_security_updates(out.stdout)
     holds = measure.parse_holds(obs.run(measure.HOLDS))
+    pinned = measure.pinned_security_updates(out.stdout, obs.run(measure.POLICY).stdout)
     evidence.record(expected={"pending security updates": f"<= {settings.max_pending_security_updates}"},
                     observed={"pending security updates": len(pending), "packages": pending,
                               "held with a pending security update": held,
                               "held, nothing pending (not a finding)": [p for p in holds if p not in held],
+                              "pinned away by apt preferences": pinned,
                               "kept back (not installable)": measure.kept_back(out.stdout),
                               "lists age (days)": measure.lists_age_days(lists, _now(obs))})
     assert out.rc == 0, f"apt-get -s failed: {out.stderr.strip()[:300]}"
@@ -126,7 +128,8 @@ def test_pending_security_updates(obs, profile, evidence):
         raise ValueError(f"apt-get -s: unreadable output {out.stdout[:600]!r}")
     assert len(pending) <= settings.max_pending_security_updates, \
         f"{len(pending)} pending security updates: {', '.join(pending[:20])}" + \
-        (f" (held, never installed by unattended-upgrades: {', '.join(held)})" if held else "")
+        (f" (held, never installed by unattended-upgrades: {', '.join(held)})" if held else "") + \
+        (f" (pinned away by apt preferences: {', '.join(pinned)})" if pinned else "")
 
 
 @pytest.mark.clause("6-8")

@@ -15,9 +15,10 @@ It decides from the host's observation batch, the same observations the checks j
   naming file and line;
 * the apt services are unmasked, each apt timer unmasked, enabled and started, as far as its
   observed state (``systemctl show``) needs it;
-* held packages with a pending security update (unattended-upgrades never installs them) are
-  refused at the end, naming them: a hold is an admin's decision whose reason the tool cannot
-  see, so it never releases one; a hold with nothing pending is left alone;
+* held packages with a pending security update (unattended-upgrades never installs them), and
+  pending security updates that apt preferences pin away, are refused at the end, naming them:
+  a hold or pin is an admin's decision whose reason the tool cannot see, so it never releases
+  one; a hold or pin with nothing pending is left alone;
 * pending security updates are installed now only when the profile sets
   ``apply_security_updates: true`` (a change-management decision) and some are observed pending,
   or the lists were just refreshed (the observed count is then from the old lists);
@@ -94,12 +95,17 @@ def _unattended(obs: Observations) -> None:
 
 
 def _holds(obs: Observations) -> None:
-    """Refuse (at the end) held packages whose pending security update the hold keeps out."""
-    held = measure.held_security_updates(obs.run(measure.PENDING).stdout)
+    """Refuse (at the end) held or pinned packages whose pending security update is kept out."""
+    simulation = obs.run(measure.PENDING).stdout
+    held = measure.held_security_updates(simulation)
     if held:
         refuse_at_end(f"patching: held packages with a pending security update: {', '.join(held)} "
                       "(unattended-upgrades never installs a held package; release with "
                       f"'apt-mark unhold {' '.join(held)}' when the reason for the hold is settled)")
+    pinned = measure.pinned_security_updates(simulation, obs.run(measure.POLICY).stdout)
+    if pinned:
+        refuse_at_end(f"patching: apt preferences keep pending security updates out: {', '.join(pinned)} "
+                      "(see /etc/apt/preferences and /etc/apt/preferences.d; apt-cache policy shows the pins)")
 
 
 def _security_updates(obs: Observations, refreshed: bool) -> None:

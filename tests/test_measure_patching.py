@@ -34,7 +34,8 @@ def test_pending_command_is_read_only_and_counts_holds():
     rewritten: seen on lab hosts), holds ignored so held security updates show."""
     command = measure.pending_command()
     assert command == ("apt-get -s -o Debug::NoLocking=1 -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= "
-                       "-o APT::Ignore-Hold=1 dist-upgrade")
+                       "-o APT::Ignore-Hold=1 -o Dir::Etc::Preferences=/dev/null "
+                       "-o Dir::Etc::PreferencesParts=/dev/null -o APT::Default-Release= dist-upgrade")
     assert measure.POLICY == "apt-cache -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= policy"
 
 
@@ -46,8 +47,9 @@ def test_simulation_without_cache_files_writes_no_cache(tmp_path: Path):
     (cache / "archives" / "partial").mkdir(parents=True)
     base = ["-o", f"Dir::Cache={cache}", "-o", "Debug::NoLocking=1"]
     options = measure.NO_CACHE.split()
-    subprocess.run(["apt-get", "-s", *base, *options, "-o", "APT::Ignore-Hold=1", "dist-upgrade"],
-                   capture_output=True, text=True, check=True)
+    done = subprocess.run(["apt-get", "-s", *base, *options, "-o", "APT::Ignore-Hold=1", *measure.NO_PINS.split(),
+                           "dist-upgrade"], capture_output=True, text=True, check=True)
+    assert " upgraded, " in done.stdout and "W:" not in done.stderr  # /dev/null: apt's "no preferences"
     subprocess.run(["apt-cache", *base, *options, "policy"], capture_output=True, text=True, check=True)
     assert not list(cache.glob("*.bin"))
     defaults = ["-o", "Dir::Cache::pkgcache=pkgcache.bin", "-o", "Dir::Cache::srcpkgcache=srcpkgcache.bin"]
@@ -112,6 +114,44 @@ def test_held_packages_with_pending_security_updates_are_counted():
     assert "libexpat1" not in measure.security_updates(HELD_HIDDEN)
     assert measure.kept_back(HELD_HIDDEN) == ["libexpat1", "tzdata"]
     assert measure.held_security_updates(HELD_HIDDEN) == []
+
+
+# Real `apt-cache policy` of the lab VM with apt preferences planted: openssl and libssl3 pinned
+# to 50 for Debian-Security, tzdata pinned to its installed version.
+POLICY_PINNED = """\
+Package files:
+ 100 /var/lib/dpkg/status
+     release a=now
+ 500 http://deb.debian.org/debian-security bookworm-security/main amd64 Packages
+     release v=12,o=Debian,a=oldstable-security,n=bookworm-security,l=Debian-Security,c=main,b=amd64
+     origin deb.debian.org
+ 500 http://deb.debian.org/debian bookworm-updates/main amd64 Packages
+     release v=12-updates,o=Debian,a=oldstable-updates,n=bookworm-updates,l=Debian,c=main,b=amd64
+     origin deb.debian.org
+ 500 http://deb.debian.org/debian bookworm/main amd64 Packages
+     release v=12.15,o=Debian,a=oldstable,n=bookworm,l=Debian,c=main,b=amd64
+     origin deb.debian.org
+Pinned packages:
+     tzdata -> 2026b-0+deb12u1 with priority 1001
+     libssl3 -> 3.0.22-1~deb12u2 with priority 50
+     openssl -> 3.0.22-1~deb12u2 with priority 50
+"""
+
+
+def test_pinned_security_updates():
+    """Pins hide updates from apt's own simulation; the tool's simulates without preferences and
+    names the pending ones the host's pins keep out."""
+    assert measure.pinned_packages(POLICY_PINNED) == ["tzdata", "libssl3", "openssl"]
+    assert measure.pinned_security_updates(HELD_IGNORED, POLICY_PINNED) == ["tzdata"]
+    assert measure.pinned_security_updates(HELD_IGNORED, POLICY) == []
+    # `Pin: release l=Debian-Security` / `Pin-Priority: -1` (seen on the lab VM: the file's priority is -1).
+    lowered = POLICY.replace(" 500 http://deb.debian.org/debian-security", "  -1 http://deb.debian.org/debian-security")
+    assert [r.priority for r in measure.parse_policy(lowered)] == [-1, 500, 500]
+    assert measure.pinned_security_updates(HELD_IGNORED, lowered) == measure.security_updates(HELD_IGNORED)
+    # APT::Default-Release=bookworm raises the main archive to 990, the security suite stays at 500.
+    main = " {} http://deb.debian.org/debian bookworm/main"
+    default_release = POLICY.replace(main.format(500), main.format(990))
+    assert measure.pinned_security_updates(HELD_IGNORED, default_release) == measure.security_updates(HELD_IGNORED)
 
 
 def test_holds_from_dpkg():

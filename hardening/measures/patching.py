@@ -15,10 +15,11 @@ Desired state (shared by ``deploys/patching.py`` and ``checks/test_patching.py``
   and the legacy Allowed-Origins, ``${distro_id}``/``${distro_codename}`` substituted, fnmatch
   per field) against the security package files ``apt-cache policy`` lists.
 * A hold (dpkg selection ``hold``) hides a pending update from ``apt-get -s dist-upgrade`` ("kept
-  back") and unattended-upgrades never installs a held package: the pending count simulates with
-  ``APT::Ignore-Hold`` so held security updates are counted, and names them. A hold on a package
-  with nothing pending is not a finding. The deploy never releases a hold (an admin's decision it
-  cannot see the reason for): it refuses, naming the package.
+  back") and unattended-upgrades never installs a held package; a pin (apt preferences) does the
+  same silently. The pending count simulates with ``APT::Ignore-Hold`` and without preferences,
+  so held and pinned-away security updates are counted, and names them. A hold or pin on a
+  package with nothing pending is not a finding. The deploy never releases a hold or removes a
+  pin (an admin's decision it cannot see the reason for): it refuses, naming the packages.
 * apt runs read-only and never writes its cache: ``Dir::Cache::pkgcache`` and ``srcpkgcache``
   are emptied, so apt builds the cache in memory (without that, a simulation whose cache is stale
   rewrote /var/cache/apt/pkgcache.bin on lab hosts, with Debug::NoLocking outside apt's lock).
@@ -45,7 +46,7 @@ import fnmatch
 import re
 import shlex
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import Field
@@ -67,6 +68,8 @@ INTERVAL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "": 86400}
 MAX_INTERVAL_SECONDS = 86400
 # apt builds its cache in memory with these: a check never writes /var/cache/apt.
 NO_CACHE = "-o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache="
+# apt's preferences (pins) and default release left out: what is available, whatever the pins.
+NO_PINS = "-o Dir::Etc::Preferences=/dev/null -o Dir::Etc::PreferencesParts=/dev/null -o APT::Default-Release="
 # How the deploy marks a foreign apt.conf.d line it switched off.
 DISABLED_MARK = "// disabled by hardening (patching, 6-8; non-compliant): "
 REBOOT_REQUIRED = "/run/reboot-required"
@@ -115,13 +118,17 @@ def origins_conf() -> str:
 
 
 def pending_command() -> str:
-    """Simulated full upgrade: read-only, prints ``Inst`` lines, held packages included.
+    """Simulated full upgrade: read-only, prints ``Inst`` lines, held and pinned packages included.
 
     No lock (``Debug::NoLocking``), the cache built in memory (``NO_CACHE``: a stale cache is
-    otherwise rewritten), and ``APT::Ignore-Hold`` so a held package is planned like any other:
-    apt then names it under "The following held packages will be changed:".
+    otherwise rewritten), ``APT::Ignore-Hold`` so a held package is planned like any other (apt
+    then names it under "The following held packages will be changed:"), and no preferences and
+    no default release (``/dev/null`` is apt's own "none"), so a pin that keeps a security update
+    out (``Pin-Priority: -1`` on Debian-Security, a package pinned to its old version) does not hide
+    it either. The cost: a host that pins a third-party build above Debian's is judged against
+    Debian's candidate.
     """
-    return f"apt-get -s -o Debug::NoLocking=1 {NO_CACHE} -o APT::Ignore-Hold=1 dist-upgrade"
+    return (f"apt-get -s -o Debug::NoLocking=1 {NO_CACHE} -o APT::Ignore-Hold=1 {NO_PINS} dist-upgrade")
 
 
 def apply_command() -> str:
@@ -201,6 +208,8 @@ class Release:
     codename: str = ""
     component: str = ""
     site: str = ""
+    # The package file's priority (pins applied); not part of what the origins match.
+    priority: int = field(default=500, compare=False)
 
     def __str__(self) -> str:
         return (f"o={self.origin},a={self.archive},n={self.codename},l={self.label},"
@@ -216,23 +225,51 @@ def parse_policy(text: str) -> list[Release]:
         raise ValueError(f"apt-cache policy: unreadable output {text[:300]!r}")
     releases: list[Release] = []
     fields = {"o": "origin", "l": "label", "a": "archive", "n": "codename", "c": "component"}
-    for line in text.splitlines():
+    priority = 500
+    for line in text.split("Pinned packages:")[0].splitlines():
         words = line.split(maxsplit=1)
         if words[:1] == ["release"] and len(words) == 2:
             pairs = dict(p.split("=", 1) for p in words[1].split(",") if "=" in p)
             if pairs.get("a") != "now":
-                releases.append(Release(**{fields[k]: v for k, v in pairs.items() if k in fields}))
+                releases.append(Release(**{fields[k]: v for k, v in pairs.items() if k in fields},
+                                        priority=priority))
         elif words[:1] == ["origin"] and len(words) == 2 and releases and not releases[-1].site:
             last = releases[-1]
-            releases[-1] = Release(last.origin, last.label, last.archive, last.codename, last.component, words[1])
+            releases[-1] = Release(last.origin, last.label, last.archive, last.codename, last.component, words[1],
+                                   last.priority)
+        elif re.fullmatch(r"-?\d+", words[0] if words else ""):
+            priority = int(words[0])
     return releases
+
+
+def pinned_packages(text: str) -> list[str]:
+    """Packages with a pin of their own, from ``apt-cache policy``'s "Pinned packages:" section
+    (``     tzdata -> 2026b-0+deb12u1 with priority 1001``)."""
+    _, _, section = text.partition("Pinned packages:")
+    return [m.group(1) for m in re.finditer(r"^\s+(\S+) -> \S+ with priority -?\d+$", section, re.MULTILINE)]
+
+
+def pinned_security_updates(simulation: str, policy: str) -> list[str]:
+    """Pending security updates the host's pins keep out: all of them when a security package file
+    has a lower priority than another package file, else those of packages pinned by name."""
+    releases = parse_policy(policy)
+    security = [r for r in releases if is_security(r)]
+    others = [r.priority for r in releases if r not in security]
+    pending = security_updates(simulation)
+    if security and others and min(r.priority for r in security) < max(others):
+        return pending
+    pinned = set(pinned_packages(policy))
+    return [p for p in pending if p in pinned]
+
+
+def is_security(release: Release) -> bool:
+    return release.label == "Debian-Security" or (release.origin == "Debian" and release.codename.endswith("-security"))
 
 
 def security_releases(releases: list[Release], codename: str) -> list[Release]:
     """The Debian security package files apt knows, or the one Debian publishes for ``codename``
     when the host has none (no lists fetched yet: then judged against the origin, label, codename)."""
-    found = [r for r in releases if r.label == "Debian-Security"
-             or (r.origin == "Debian" and r.codename.endswith("-security"))]
+    found = [r for r in releases if is_security(r)]
     return found or [Release("Debian", "Debian-Security", "", f"{codename}-security", "main", "")]
 
 
@@ -628,9 +665,9 @@ def observe(profile: Any) -> list[str]:
     reboot, ClamAV), and so is what the deploy then does not touch.
     """
     settings: Settings = profile.measure("patching")
-    commands = [NOW, SECURITY_LISTS, PENDING, HOLDS, package_status("unattended-upgrades")]
+    commands = [NOW, SECURITY_LISTS, PENDING, HOLDS, POLICY, package_status("unattended-upgrades")]
     if settings.unattended_upgrades:
-        commands += [APT_CONFIG, APT_CONFIG_LINES, POLICY, DISTRO, AUTO_UPGRADES_TEXT, ORIGINS_TEXT, UNITS]
+        commands += [APT_CONFIG, APT_CONFIG_LINES, DISTRO, AUTO_UPGRADES_TEXT, ORIGINS_TEXT, UNITS]
     if not settings.reboot_required_allowed:
         commands += [REBOOT_FLAG, REBOOT_PACKAGES, KERNEL_RELEASE, KERNEL_VERSION, KERNELS]
     if settings.anti_malware == "clamav":
