@@ -9,7 +9,11 @@ Decided from the host's observation batch (the same observations the checks judg
   only when the deploy runner reconnects and runs ``hardening-confirm``. It is (re)applied when
   the observed ``/etc/nftables.conf`` is not the desired ruleset (first run, a profile change, a
   rollback, a reboot before the confirmation) or when the observed live ruleset (``nft -j list
-  ruleset``) lacks or differs from the measure's table, or cannot be read. Run this measure LAST
+  ruleset``) lacks or differs from the measure's table, or cannot be read, or when the live table
+  is not exactly the one /etc/nftables.conf loads (``hardening.measures.firewall.NFT_BOOT``).
+  What re-applying cannot fix is refused at the end of the host's run, named: another table's
+  queue/helper/tproxy/xt at input, keys outside nft's JSON grammar, a translation where
+  forwarding is allowed, an nftables.service that does not load /etc/nftables.conf. Run this measure LAST
   in deploys/main.py: the timeout has to cover the rest of the pyinfra run plus the reconnection.
 * nftables.service ends enabled AND active. Enabling loads nothing, so it happens in the run.
   Starting it runs ``nft -f /etc/nftables.conf``: while a change waits for its confirmation that
@@ -28,7 +32,9 @@ Decided from the host's observation batch (the same observations the checks judg
   keys are per network namespace: in a lab container they change the container's own. Note the
   kernel's own side effect: writing
   ``net.ipv4.ip_forward`` resets ``net.ipv4.conf.all.accept_redirects`` (to 1 when forwarding goes
-  off); no measure of this tool sets that key.
+  off); no measure of this tool sets that key. A line of another sysctl.d file (or
+  /etc/sysctl.conf) that would switch forwarding on at boot is commented out in place (named in
+  the operation) when it lives in /etc or /run; a vendor file in /usr/lib is refused, named.
 
 Example::
 

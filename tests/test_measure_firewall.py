@@ -901,3 +901,12 @@ def test_concatenations_and_named_set_elements_with_comments() -> None:
     assert problems(captured("concat_wide")) == [
         "unexpected: accepts tcp 22 from 10.1.0.1/32, 192.0.2.1/32 (inet hardening input handle 14)"]
     assert problems(captured("set_comment")) == []  # ip saddr @m2 (10.2.0.0/16 comment "office") tcp dport 22
+
+
+def test_the_deploy_refuses_only_what_re_applying_cannot_fix() -> None:
+    # Ours drifted (tcp/8080) next to a table accepting everything: re-applying ours settles both.
+    doc = with_rule(captured("foreign_accept"), [dport(8080), ACCEPT])
+    assert m.live_problems(doc, terminal(), "terminal") == [
+        'unexpected: accepts tcp 8080 from anywhere (inet hardening input handle 99 "extra")']
+    assert m.foreign_problems(doc, terminal(), "terminal") == []
+    assert len(m.judge_inbound(doc, terminal(), "terminal").unexpected) == 3  # until then, both are told

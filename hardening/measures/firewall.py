@@ -17,6 +17,15 @@ this table drops, because a packet must pass every base chain of the hook. The f
 only when the change is confirmed: until then the new ruleset is live but a reboot loads the
 previous file (see deploys/_rollback.py for the confirmation protocol).
 
+Judging (checks and deploy alike): the live ruleset is read whole from ``nft -j list ruleset``
+(:func:`judge_inbound`, libnftables-json(5)): every accept reachable from every table's input
+chains, through jump, goto and verdict maps, is reduced to what it lets in; keys outside the
+grammar, statements it does not model, and queue/helper/tproxy anywhere at input count as
+unexpected. What nftables.service loads at boot is read by loading /etc/nftables.conf into an
+empty network namespace (:data:`NFT_BOOT`; ``nft -c`` prints nothing to compare on nft 1.0.6)
+and compared with the live table (:func:`stale` says which one is stale); forwarding at boot is
+read as systemd-sysctl merges sysctl.d (:data:`SYSCTL_CONFIG`, :func:`persisted`).
+
 Examples::
 
     >>> s = Settings(management_networks=["10.1.0.0/16"])
@@ -731,6 +740,9 @@ class Inbound:
     chains: list[Chain]
     unexpected: list[str]
     notes: list[str]
+    # The part that counts whatever the input chains do: keys outside the grammar, hazards,
+    # translations where forwarding is allowed.
+    anyway: list[str] = field(default_factory=list)
 
 
 def judge_inbound(document: dict[str, Any], settings: Settings, role: str) -> Inbound:
@@ -757,6 +769,7 @@ def judge_inbound(document: dict[str, Any], settings: Settings, role: str) -> In
         else:
             notes += [f"{t}: not judged (the input chain judges the translated packet; forwarding is off)"
                       for t in pre.translations]
+    anyway = list(unexpected)
     tight = {c.ref: c.policy == "drop" and not c.findings and not c.hazards
              and all(allowed(a, services) for a in c.accepts) for c in chains}
     for version in (4, 6):
@@ -776,7 +789,7 @@ def judge_inbound(document: dict[str, Any], settings: Settings, role: str) -> In
             unexpected += [f"{chain.ref}: {x}" for x in found if f"{chain.ref}: {x}" not in unexpected]
         if not deciders:
             unexpected.append(f"IPv{version}: no chain hooked at input, so everything is accepted")
-    return Inbound(ours, chains, unexpected, notes)
+    return Inbound(ours, chains, unexpected, notes, anyway)
 
 
 def live_problems(document: dict[str, Any], settings: Settings, role: str) -> list[str]:
@@ -793,9 +806,8 @@ def live_problems(document: dict[str, Any], settings: Settings, role: str) -> li
     problems += [f"missing {s.name}: {s.describe()}" for s in inbound_services(settings)
                  if not service_present(chain, s)]
     problems += [f"unexpected: {x}" for x in unexpected_accepts(chain, settings)]
-    foreign = foreign_problems(document, settings, role)
-    problems += [f"unexpected: {x}" for x in inbound.unexpected if not x.startswith(f"{chain.ref}: ")
-                 and x not in foreign and f"unexpected: {x}" not in problems]
+    problems += [f"unexpected: {x}" for x in inbound.unexpected if x.startswith(f"inet {TABLE} ")
+                 and not x.startswith(f"{chain.ref}: ") and f"unexpected: {x}" not in problems]
     forward = parse_nft_json(document).get("forward")
     want = "accept" if forwarding_allowed(settings, role) else "drop"
     if forward is None or forward.policy != want:
@@ -917,12 +929,10 @@ def _listing(live: Observation) -> dict[str, Any] | str:
 
 def foreign_problems(document: dict[str, Any], settings: Settings, role: str) -> list[str]:
     """What lets traffic in from OTHER tables, whatever this tool's table does: hazards, keys
-    outside the grammar, translations where forwarding is allowed (re-applying cannot fix these).
+    outside the grammar, translations where forwarding is allowed (re-applying cannot fix these;
+    another table's accepts are held by this tool's table once it is the profile's).
     """
-    inbound = judge_inbound(document, settings, role)
-    ours = f"inet {TABLE} "
-    return [x for x in inbound.unexpected
-            if not x.startswith(ours) and f" {ours}" not in x.split(":")[0] and not x.startswith("IPv")]
+    return [x for x in judge_inbound(document, settings, role).anyway if not x.startswith(f"inet {TABLE} ")]
 
 
 def boot_listing(boot: Observation) -> dict[str, Any] | str:
