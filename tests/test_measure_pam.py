@@ -203,6 +203,15 @@ def test_a_service_that_jumps_over_the_common_file_fails_and_is_a_conflict():
     assert len(conflicts) == 1 and conflicts[0].startswith("/etc/pam.d/sshd: pam_faillock.so preauth is skipped")
 
 
+def test_a_second_password_module_that_succeeds_after_pam_unix_is_fine():
+    """pam-auth-update with libpam-sss: pam_sss between pam_unix and authfail, its success jumps
+    over authfail (no failure to count); its failure reaches authfail."""
+    sss = AUTH.replace("[success=2 default=ignore]\tpam_unix.so try_first_pass",
+                       "[success=3 default=ignore]\tpam_unix.so try_first_pass\n"
+                       "auth\t[success=2 default=ignore]\tpam_sss.so use_first_pass")
+    assert measure.faillock_stacks(measure.PamView(tree(common_auth=sss), MODULES | {"pam_sss.so"})) == {}
+
+
 def test_su_root_bypass_is_not_a_finding_and_substack_die_stays_inside():
     assert "su (auth)" not in measure.faillock_stacks(view())   # pam_rootok: only root, judged as failing
     # in a substack, die ends only the substack: the service's later lines still decide

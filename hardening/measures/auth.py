@@ -680,6 +680,12 @@ def _is(entry: PamEntry, module: str, arg: str | None = None, without: tuple[str
     return entry.module == module and (arg is None or arg in entry.args) and not set(without) & set(entry.args)
 
 
+# Results some modules can give, narrower than "anything" (judged for a person who is not root:
+# pam_rootok fails; pam_faillock succeeds or refuses, pam_faillock(8)).
+_KNOWN_RESULTS = {kind: {"pam_rootok.so": (_FAILURE[kind],), "pam_faillock.so": ("success", "auth_err")}
+                  for kind in PAM_TYPES}
+
+
 def gate_problems(stack: list[PamEntry], kind: str, module: str, arg: str | None, failure: str | None,
                   what: str, without: tuple[str, ...] = (), modules: set[str] | None = None) -> list[str]:
     """A module that must stop the stack when it fails: every way to success passes it, and no
@@ -694,7 +700,7 @@ def gate_problems(stack: list[PamEntry], kind: str, module: str, arg: str | None
             return facts
         return facts | {"ran"} | ({f"failed:{i}"} if value == failure else set())
 
-    ends = pam_outcomes(stack, kind, track, modules, {"pam_rootok.so": (_FAILURE[kind],)})
+    ends = pam_outcomes(stack, kind, track, modules, _KNOWN_RESULTS[kind])
     problems = []
     if any(ok and "ran" not in facts for ok, facts in ends):
         first = min(at)
@@ -708,7 +714,9 @@ def gate_problems(stack: list[PamEntry], kind: str, module: str, arg: str | None
 
 def reached_problems(stack: list[PamEntry], kind: str, before: tuple[str, str], module: str, arg: str,
                      what: str, modules: set[str] | None = None) -> list[str]:
-    """After ``before`` (module, result), ``module arg`` always runs (faillock counts the failure)."""
+    """After ``before`` (module, result), ``module arg`` runs on every way that ends in a failure,
+    unless another module (pam_sss, pam_krb5) authenticated the user after it: faillock counts
+    every failed password."""
     at = {i for i, e in enumerate(stack) if _is(e, module, arg)}
     if not at:
         return [f"no {what} in the {kind} stack"]
@@ -716,10 +724,14 @@ def reached_problems(stack: list[PamEntry], kind: str, before: tuple[str, str], 
     def track(i: int, value: str, facts: Facts) -> Facts:
         if stack[i].module == before[0] and value == before[1] and not facts:
             return frozenset({"pending"})
-        return frozenset({"counted"}) if i in at and "pending" in facts else facts
+        if "pending" in facts and i in at:
+            return frozenset({"counted"})
+        if "pending" in facts and value == "success" and stack[i].module != "pam_permit.so":
+            return frozenset({"authenticated by another module"})
+        return facts
 
-    ends = pam_outcomes(stack, kind, track, modules, {"pam_rootok.so": (_FAILURE[kind],)})
-    if any("pending" in facts for _, facts in ends):
+    ends = pam_outcomes(stack, kind, track, modules, _KNOWN_RESULTS[kind])
+    if any("pending" in facts and not ok for ok, facts in ends):
         return [f"{what} does not always run after {before[0]} returned {before[1]}"]
     return []
 
