@@ -1,8 +1,10 @@
 """admin (6-6): least administrator privilege, verified as sudo and sshd evaluate it.
 
 Sudo rights are read from ONE parse of the whole sudoers policy by sudo's own parser
-(``cvtsudoers -f json /etc/sudoers``: includes followed, aliases kept), judged with the accounts
-and groups from ``getent`` (hardening.measures.admin explains how Defaults bindings are read);
+(``cvtsudoers -f json /etc/sudoers``: ``@includedir``/``#includedir`` files followed, aliases
+kept), judged with the accounts and groups from ``getent`` (hardening.measures.admin explains how
+Defaults bindings per user, run-as user, host and command are read, and which single commands
+count as a root shell);
 each file sudo reads is also converted alone, only to name the file behind a finding. Root login
 with ``sshd -T`` (the effective configuration after drop-ins and first match); root's lock with
 ``passwd -S root``. Output that cannot be read is an error, never a pass.
@@ -35,7 +37,7 @@ def _files(obs) -> dict[str, measure.Policy | str]:
 
 @pytest.mark.clause("6-6")
 def test_sudo_rights_admin_group_only(obs, profile, evidence):
-    """Only the admin group holds blanket sudo rights; no blanket NOPASSWD outside the exceptions"""
+    """Only the admin group holds blanket sudo rights (ALL or a root shell); no blanket NOPASSWD beyond exceptions"""
     settings: measure.Settings = profile.measure("admin")
     ctx = _context(obs)
     if ctx is None:
@@ -56,7 +58,7 @@ def test_sudo_rights_admin_group_only(obs, profile, evidence):
 
 @pytest.mark.clause("6-6")
 def test_sudo_logging(obs, profile, evidence):
-    """sudo runs commands in a pseudo-terminal (use_pty) and logs them to the profile's log file"""
+    """sudo uses a pseudo-terminal (use_pty) and logs every allowed command to the profile's log file and syslog"""
     settings: measure.Settings = profile.measure("admin")
     ctx = _context(obs)
     if ctx is None:
