@@ -316,6 +316,22 @@ def plan(tmp_path: Path, path: Path) -> measure.SudoRepair:
 
 
 @needs_cvtsudoers
+@pytest.mark.parametrize("directive", ["#includedir", "@includedir", "#include", "@include"])
+def test_old_and_new_include_forms_are_followed(tmp_path: Path, directive: str) -> None:
+    """sudo reads ``#includedir`` (the old spelling, not a comment) like ``@includedir``, and a
+    single file through ``#include``/``@include``: cvtsudoers follows all four."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "zz").write_text("bob ALL=(root) NOPASSWD: /usr/bin/less\nDefaults:bob !logfile\n")
+    os.chmod(tmp_path / "d" / "zz", 0o440)
+    target = tmp_path / "d" if directive.endswith("dir") else tmp_path / "d" / "zz"
+    (tmp_path / "sudoers").write_text(LOGGED + f"{directive} {target}\n")
+    os.chmod(tmp_path / "sudoers", 0o440)
+    ctx = context(tmp_path / "sudoers")
+    assert "bob" in measure.violations(ctx, SETTINGS)
+    assert logging_gaps(ctx)["bob"] == ["logfile=/var/log/sudo.log"]
+
+
+@needs_cvtsudoers
 def test_deploy_refuses_what_is_in_the_main_file(tmp_path: Path) -> None:
     path = tree(tmp_path, DEBIAN + "bob ALL=(root) NOPASSWD: /bin/bash\n", {"zz-extra": "Defaults:bob !use_pty\n"})
     repair = plan(tmp_path, path)
