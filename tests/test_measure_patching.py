@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -30,31 +32,39 @@ def test_security_updates_from_simulation():
 
 
 def test_pending_command_is_read_only_and_counts_holds():
-    """Simulation, no lock, the cache built in memory (a stale pkgcache.bin is otherwise
-    rewritten: seen on lab hosts), holds ignored so held security updates show."""
-    command = measure.pending_command()
-    assert command == ("apt-get -s -o Debug::NoLocking=1 -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= "
-                       "-o APT::Ignore-Hold=1 -o Dir::Etc::Preferences=/dev/null "
-                       "-o Dir::Etc::PreferencesParts=/dev/null -o APT::Default-Release= dist-upgrade")
-    assert measure.POLICY == "apt-cache -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= policy"
+    """Simulation as nobody (never writes apt's cache: a stale pkgcache.bin was rewritten by the
+    root simulation on lab hosts), holds ignored and no preferences, so held or pinned-away
+    security updates show."""
+    nobody = "setpriv --reuid=nobody --regid=nogroup --clear-groups -- "
+    assert measure.pending_command() == (
+        nobody + "apt-get -s -o APT::Ignore-Hold=1 -o Dir::Etc::Preferences=/dev/null "
+        "-o Dir::Etc::PreferencesParts=/dev/null -o APT::Default-Release= dist-upgrade")
+    assert measure.POLICY.endswith(" -- apt-cache policy") and measure.POLICY.startswith(nobody)
 
 
-@pytest.mark.skipif(shutil.which("apt-get") is None, reason="needs apt-get")
-def test_simulation_without_cache_files_writes_no_cache(tmp_path: Path):
-    """apt with the tool's options against an empty cache directory leaves it empty; with apt's
-    default cache files (named here: this machine's docker-clean empties them) it writes one."""
-    cache = tmp_path / "cache"
-    (cache / "archives" / "partial").mkdir(parents=True)
-    base = ["-o", f"Dir::Cache={cache}", "-o", "Debug::NoLocking=1"]
-    options = measure.NO_CACHE.split()
-    done = subprocess.run(["apt-get", "-s", *base, *options, "-o", "APT::Ignore-Hold=1", *measure.NO_PINS.split(),
-                           "dist-upgrade"], capture_output=True, text=True, check=True)
-    assert " upgraded, " in done.stdout and "W:" not in done.stderr  # /dev/null: apt's "no preferences"
-    subprocess.run(["apt-cache", *base, *options, "policy"], capture_output=True, text=True, check=True)
-    assert not list(cache.glob("*.bin"))
-    defaults = ["-o", "Dir::Cache::pkgcache=pkgcache.bin", "-o", "Dir::Cache::srcpkgcache=srcpkgcache.bin"]
-    subprocess.run(["apt-get", "-s", *base, *defaults, "dist-upgrade"], capture_output=True, text=True, check=True)
-    assert (cache / "pkgcache.bin").exists()
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None or shutil.which("apt-get") is None,
+                    reason="needs root, setpriv and apt-get")
+def test_simulation_as_nobody_writes_no_cache():
+    """The tool's commands against an empty, root-owned cache directory leave it empty; the same
+    simulation as root writes pkgcache.bin there (apt's cache files named: this machine's
+    docker-clean empties them)."""
+    cache = Path(tempfile.mkdtemp(prefix="hardening-apt-cache-"))
+    try:
+        cache.chmod(0o755)
+        (cache / "archives" / "partial").mkdir(parents=True)
+        options = [f"Dir::Cache={cache}", "Dir::Cache::pkgcache=pkgcache.bin",
+                   "Dir::Cache::srcpkgcache=srcpkgcache.bin"]
+        extra = " ".join(f"-o {o}" for o in options)
+        for command in (measure.PENDING, measure.POLICY):
+            tool, _, rest = command.partition(" apt-")
+            done = subprocess.run(f"{tool} apt-{rest.replace(' ', f' {extra} ', 1)}", shell=True,
+                                  capture_output=True, text=True, check=True)
+            assert "W:" not in done.stderr, done.stderr  # /dev/null is apt's own "no preferences"
+        assert not list(cache.glob("*.bin"))
+        subprocess.run(f"apt-get -s {extra} dist-upgrade", shell=True, capture_output=True, text=True, check=True)
+        assert (cache / "pkgcache.bin").exists()
+    finally:
+        shutil.rmtree(cache)
 
 
 # Real output (lab VM, Debian 12 after apt-get update, 2026-12-01): libexpat1 and tzdata held,

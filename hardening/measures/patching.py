@@ -20,9 +20,12 @@ Desired state (shared by ``deploys/patching.py`` and ``checks/test_patching.py``
   so held and pinned-away security updates are counted, and names them. A hold or pin on a
   package with nothing pending is not a finding. The deploy never releases a hold or removes a
   pin (an admin's decision it cannot see the reason for): it refuses, naming the packages.
-* apt runs read-only and never writes its cache: ``Dir::Cache::pkgcache`` and ``srcpkgcache``
-  are emptied, so apt builds the cache in memory (without that, a simulation whose cache is stale
-  rewrote /var/cache/apt/pkgcache.bin on lab hosts, with Debug::NoLocking outside apt's lock).
+* apt runs read-only and never writes its cache: the checks run apt as ``nobody`` (``setpriv``,
+  no PAM session), which reads a valid /var/cache/apt/pkgcache.bin and builds a stale one in
+  memory. As root, ``apt-get -s -o Debug::NoLocking=1`` (the observation before) rewrote a
+  stale pkgcache.bin on lab hosts (new inode), outside apt's lock; emptying
+  ``Dir::Cache::pkgcache`` also avoids that, but makes every run build the cache (38 s instead
+  of 19 s for the simulation on an emulated lab VM).
 * Pending security updates are applied by the deploy **only** when the profile says
   ``apply_security_updates: true``. Updating a production host is a change-management decision
   (a window, a restart of services, a reboot for a kernel): by default the deploy turns on the
@@ -66,8 +69,9 @@ LEGACY_ORIGINS_KEY = "Unattended-Upgrade::Allowed-Origins"
 # apt.systemd.daily's interval units (no unit = days); the rule is "at most daily".
 INTERVAL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "": 86400}
 MAX_INTERVAL_SECONDS = 86400
-# apt builds its cache in memory with these: a check never writes /var/cache/apt.
-NO_CACHE = "-o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache="
+# apt run as nobody cannot write /var/cache/apt (nor take apt's locks): it uses a valid cache and
+# builds a stale one in memory. setpriv (util-linux) changes the user without a PAM session.
+AS_NOBODY = "setpriv --reuid=nobody --regid=nogroup --clear-groups --"
 # apt's preferences (pins) and default release left out: what is available, whatever the pins.
 NO_PINS = "-o Dir::Etc::Preferences=/dev/null -o Dir::Etc::PreferencesParts=/dev/null -o APT::Default-Release="
 # How the deploy marks a foreign apt.conf.d line it switched off.
@@ -120,15 +124,15 @@ def origins_conf() -> str:
 def pending_command() -> str:
     """Simulated full upgrade: read-only, prints ``Inst`` lines, held and pinned packages included.
 
-    No lock (``Debug::NoLocking``), the cache built in memory (``NO_CACHE``: a stale cache is
-    otherwise rewritten), ``APT::Ignore-Hold`` so a held package is planned like any other (apt
-    then names it under "The following held packages will be changed:"), and no preferences and
+    As ``nobody`` (``AS_NOBODY``: no lock, no cache written), ``APT::Ignore-Hold`` so a held
+    package is planned like any other (apt then names it under "The following held packages will
+    be changed:"), and no preferences and
     no default release (``/dev/null`` is apt's own "none"), so a pin that keeps a security update
     out (``Pin-Priority: -1`` on Debian-Security, a package pinned to its old version) does not hide
     it either. The cost: a host that pins a third-party build above Debian's is judged against
     Debian's candidate.
     """
-    return (f"apt-get -s -o Debug::NoLocking=1 {NO_CACHE} -o APT::Ignore-Hold=1 {NO_PINS} dist-upgrade")
+    return f"{AS_NOBODY} apt-get -s -o APT::Ignore-Hold=1 {NO_PINS} dist-upgrade"
 
 
 def apply_command() -> str:
@@ -446,7 +450,7 @@ APT_CONFIG = "apt-config dump"
 # overrides the tool's; comments are left out when read, see overriding_lines).
 APT_CONFIG_LINES = ("grep -rHnsE 'Periodic|Unattended-Upgrade|Origins-Pattern|Allowed-Origins|#clear' "
                     "/etc/apt/apt.conf /etc/apt/apt.conf.d")
-POLICY = f"apt-cache {NO_CACHE} policy"
+POLICY = f"{AS_NOBODY} apt-cache policy"
 DISTRO = "lsb_release -i -c -s"
 HOLDS = "dpkg-query -W -f '${db:Status-Want} ${Package}\\n' | awk '$1 == \"hold\" {print $2}'"
 UNITS = "systemctl show --property=Id,LoadState,UnitFileState,ActiveState " + " ".join((*TIMERS, *SERVICES))
