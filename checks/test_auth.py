@@ -79,7 +79,8 @@ def test_faillock_settings(obs, profile, evidence):
     problems = {name: p for name, v in values.items() if (p := measure.faillock_problems(v, settings))}
     evidence.record(expected={"deny": f"1..{settings.faillock_deny}",
                               "unlock_time": f">= {settings.faillock_unlock_time} or 0 (never)",
-                              "fail_interval": f">= {settings.faillock_fail_interval}"},
+                              "fail_interval": f">= {settings.faillock_fail_interval}",
+                              "admin_group": "none (or with even_deny_root)"},
                     observed={"per auth stack (faillock.conf, then module arguments)": values, "problems": problems})
     assert not problems, f"faillock looser than the profile: {problems}"
 

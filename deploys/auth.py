@@ -69,6 +69,8 @@ def _faillock(settings: measure.Settings, obs: Observations) -> None:
     for key, value in measure.faillock_values(settings).items():
         files.line(name=f"faillock.conf: {key} = {value}", path=measure.FAILLOCK_CONF,
                    line=measure.kv_conf_regex(key), replace=f"{key} = {value}")
+    files.line(name="faillock.conf: no admin_group (its members would never be locked)",
+               path=measure.FAILLOCK_CONF, line=measure.kv_conf_regex("admin_group"), present=False)
     profiles = [
         files.put(name=f"pam-auth-update profile {name}", src=StringIO(text),
                   dest=f"{measure.PAM_CONFIGS}/{name}", user="root", group="root", mode="644")

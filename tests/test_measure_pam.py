@@ -235,6 +235,18 @@ def test_faillock_arguments_per_stack():
     assert any("deny=0" in p for p in measure.common_drift(v, measure.Settings()))
 
 
+@pytest.mark.parametrize(("conf", "arguments", "exempt"), [
+    ("admin_group = sudo\n", {}, True),
+    ("", {"admin_group": "sudo"}, True),
+    ("admin_group = sudo\neven_deny_root\n", {}, False),    # members locked like root, then
+    ("# admin_group = sudo\n", {}, False),
+])
+def test_faillock_admin_group_exempts_its_members(conf, arguments, exempt):
+    values = measure.effective_faillock("deny = 3\nunlock_time = 900\n" + conf, arguments)
+    found = measure.faillock_problems(values, measure.Settings())
+    assert found == (["admin_group=sudo: its members are never locked (like root)"] if exempt else [])
+
+
 # -- pwquality and nullok ------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("password", [

@@ -56,6 +56,9 @@ PWQUALITY_PROFILE = "pwquality"
 
 # pam_faillock's built-in defaults (pam_faillock(8)), used when nothing sets a value.
 FAILLOCK_DEFAULTS = {"deny": "3", "unlock_time": "600", "fail_interval": "900"}
+# Options that exempt accounts from locking: members of admin_group are treated like root, which is
+# never locked unless even_deny_root is set (pam_faillock(8)).
+FAILLOCK_EXEMPTIONS = ("admin_group", "even_deny_root")
 # libpwquality's built-in defaults (pwquality.conf(5)).
 # enforcing: nonzero refuses a password that fails the checks, 0 only warns (pam_pwquality(8)).
 PWQUALITY_DEFAULTS = {"minlen": "8", "minclass": "0", "enforcing": "1"}
@@ -779,9 +782,10 @@ def stack_args(stack: list[PamEntry], module: str) -> dict[str, str]:
 def effective_faillock(conf_text: str, args: dict[str, str]) -> dict[str, str]:
     """deny/unlock_time/fail_interval as pam_faillock uses them: defaults, faillock.conf, then
     the arguments of its lines in the service's auth stack (which win, :func:`stack_args`)."""
+    keys = {*FAILLOCK_DEFAULTS, *FAILLOCK_EXEMPTIONS}
     values = dict(FAILLOCK_DEFAULTS)
-    values.update({k: v for k, v in parse_kv_conf(conf_text).items() if k in FAILLOCK_DEFAULTS})
-    values.update({k: v for k, v in args.items() if k in FAILLOCK_DEFAULTS})
+    values.update({k: v for k, v in parse_kv_conf(conf_text).items() if k in keys})
+    values.update({k: v for k, v in args.items() if k in keys})
     return values
 
 
@@ -797,6 +801,8 @@ def faillock_problems(values: dict[str, str], settings: Settings) -> list[str]:
     if _int(values["fail_interval"]) < settings.faillock_fail_interval:
         problems.append(f"fail_interval={values['fail_interval']}, the profile wants >= "
                         f"{settings.faillock_fail_interval}")
+    if values.get("admin_group") and "even_deny_root" not in values:
+        problems.append(f"admin_group={values['admin_group']}: its members are never locked (like root)")
     return problems
 
 
