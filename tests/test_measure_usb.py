@@ -362,3 +362,203 @@ def test_restart_reasons() -> None:
         'authorized against the profile: 2-1 46f4:0001 "QEMU USB HARDDRIVE" [08]']
     blocked_stick = m.UsbDevice(port="2-1", vendor="46f4", product="0001", interfaces=(), authorized=False)
     assert m.restart_reasons(settings, "active", rules, [blocked_stick]) == []
+
+
+# -- issue 9: judged the way USBGuard and the kernel see it (real outputs from the lab VM) ------
+
+# `usbguard list-devices` on the lab VM (Debian 12, usbguard 1.1.2) with a QEMU keyboard and
+# stick plugged, after the deploy: each line is a rule in USBGuard's own grammar.
+LIST_DEVICES = """\
+5: allow id 1d6b:0002 serial "0000:00:06.0" name "xHCI Host Controller" hash "ZZtycF8IRsssMSsccSwNooehxwmeedWqQnJbm1Z9gF8=" parent-hash "XokStAV3JXWqQkW0l6YD7ZPFcHse1OtwuGmVNBCe46E=" via-port "usb1" with-interface 09:00:00 with-connect-type ""
+7: allow id 0627:0001 serial "68284-0000:00:06.0-1" name "QEMU USB Keyboard" hash "FEFGVJPXIBCXc4lccpvRGUu21fIoy49/afk3mkNLG0I=" parent-hash "ZZtycF8IRsssMSsccSwNooehxwmeedWqQnJbm1Z9gF8=" via-port "1-1" with-interface 03:01:01 with-connect-type "unknown"
+8: block id 46f4:0001 serial "stick0" name "QEMU USB HARDDRIVE" hash "GUqhbTKsz1aXuOuMVapssJyBlrN9inM77HuMzp+PGvI=" parent-hash "3FlIlMN5/y3leZhokmNB6tNQgOvLI3t3kbF3Ez+2bPw=" via-port "2-2" with-interface 08:06:50 with-connect-type "unknown"
+"""  # noqa: E501
+# Interfaces of composite devices as `usbguard list-devices` prints them.
+COMPOSITES = {
+    "keyboard + mass storage (BadUSB-style)": ("1234:5678", ("03:01:01", "08:06:50"), "block"),
+    "keyboard + vendor-specific (programmable macro pad)": ("16c0:0486", ("03:01:01", "ff:00:00"), "block"),
+    "headset: audio (microphone) + HID buttons":
+        ("047f:c056", ("01:01:00", "01:02:00", "01:02:00", "03:00:00"), "block"),
+    "Android phone, MTP + ADB": ("18d1:4ee2", ("ff:ff:00", "ff:42:01"), "block"),
+    "phone, PTP": ("18d1:4ee6", ("06:01:01",), "block"),
+    "Logitech Unifying receiver (three HID interfaces)": ("046d:c52b", ("03:01:01", "03:01:02", "03:00:00"), "allow"),
+    "YubiKey 5 NFC: OTP keyboard, FIDO, CCID": ("1050:0407", ("03:01:01", "03:00:00", "0b:00:00"), "allow"),
+}
+TERMINAL_HIGH = Profiles().resolve("terminal", "high").measure("usb")
+
+
+def _rules(*texts: str) -> list[m.Rule]:
+    return [m.parse_rule(t) for t in texts]
+
+
+def test_list_devices_lines_parse_in_usbguard_grammar() -> None:
+    rules = [m.parse_rule(line.split(": ", 1)[1]) for line in LIST_DEVICES.splitlines()]
+    assert [r.target for r in rules] == ["allow", "allow", "block"]
+    assert rules[1].attributes["with-interface"] == ("equals", ("03:01:01",))
+    assert rules[1].attributes["name"] == ("equals", ('"QEMU USB Keyboard"',))
+    assert rules[2].narrowed() and not _rules("allow with-interface one-of { 03:*:* }")[0].narrowed()
+
+
+@pytest.mark.parametrize("text", [
+    "permit with-interface 03:*:*",                     # no such target
+    "allow with-interface one-of { 03:*:* ",            # unbalanced
+    'allow name "unterminated',
+    "allow colour blue",                                 # unknown attribute
+    "allow id 1234:5678 id 1234:5679",                   # twice
+    "allow with-interface",                              # no value
+])
+def test_rule_outside_the_grammar_is_an_error(text: str) -> None:
+    with pytest.raises(ObservationError, match="USBGuard rule"):
+        m.parse_rule(text)
+
+
+@pytest.mark.parametrize("name", list(COMPOSITES))
+def test_composite_devices_against_the_deployed_rules(name: str) -> None:
+    device_id, interfaces, expected = COMPOSITES[name]
+    rules = _rules(*m.usbguard_rules(TERMINAL_HIGH))
+    decided = m.decide(rules, device_id, interfaces)
+    assert (decided.target if decided else "block") == expected, (name, decided)
+    vendor, product = device_id.split(":")
+    device = m.UsbDevice(port="1-1", vendor=vendor, product=product,
+                         interfaces=tuple(dict.fromkeys(i[:2] for i in interfaces)))
+    assert m.verdict(device, TERMINAL_HIGH)[0] == expected, name
+
+
+@pytest.mark.parametrize(("rule", "unsafe"), [
+    ("allow with-interface one-of { 03:*:* }", "03:00:00 08:00:00"),          # keyboard + stick
+    ("allow with-interface all-of { 03:*:* }", "03:00:00 08:00:00"),          # all-of: more is fine for it
+    ("allow with-interface equals { 03:*:* 03:*:* }", "08:00:00 03:00:00"),   # sizes equal, both hit the 03
+    ("allow with-interface none-of { 08:*:* }", "interfaces 06:00:00"),
+    ("allow", "03:00:00 08:00:00"),
+    ("allow id 046d:*", "id 046d:0000 interfaces 03:00:00 08:00:00"),
+    ("allow with-interface { 03:01:01 08:06:50 }", "03:01:01 08:06:50"),      # generate-policy of a composite
+    ("allow with-interface equals { 03:*:* }", None),                         # exactly one HID interface
+    ("allow with-interface equals-ordered { 03:*:* 03:*:* }", None),
+    ("allow with-interface 03:01:01", None),
+    ("block with-interface one-of { 03:*:* }", None),
+])
+def test_unsafe_allow_rules_alone(rule: str, unsafe: str | None) -> None:
+    found = m.unsafe_allow_rules(_rules(rule), ["08", "06", "ff"])
+    if unsafe is None:
+        assert found == {}
+    else:
+        assert found[rule].endswith(unsafe), found
+
+
+def test_unsafe_allow_rules_in_first_match_order() -> None:
+    hid = "allow with-interface one-of { 03:*:* }"
+    assert m.unsafe_allow_rules(_rules("block with-interface one-of { 08:*:* 06:*:* ff:*:* }", hid),
+                                ["08", "06", "ff"]) == {}
+    # the old rules: storage and still image blocked first, vendor-specific (ff) got through
+    old = m.unsafe_allow_rules(_rules("block with-interface one-of { 08:*:* 06:*:* }", hid), ["08", "06", "ff"])
+    assert old == {hid: "interfaces 03:00:00 ff:00:00"}
+    # a block narrowed by what a probe cannot know (serial) protects nothing provable
+    narrowed = m.unsafe_allow_rules(_rules('block serial "X" with-interface one-of { 08:*:* }', hid), ["08"])
+    assert hid in narrowed
+    # the deployed rules of every shipped profile are safe for every class they do not allow
+    for name, _level, settings in all_profiles():
+        assert m.unsafe_allow_rules(_rules(*m.usbguard_rules(settings)), m.blocked_classes(settings)) == {}, name
+
+
+def test_blocked_classes_are_every_class_not_allowed() -> None:
+    classes = m.blocked_classes(TERMINAL_HIGH)
+    assert len(classes) == 256 - 3 and not {"03", "09", "0b"} & set(classes)
+    assert classes[:3] == ["08", "06", "ff"]
+    storage = m.blocked_classes(m.Settings(storage="allow"))
+    assert "08" not in storage and "06" not in storage and storage[0] == "ff"
+
+
+# `usbguard-rule-parser -f /etc/usbguard/rules.conf` on the lab VM (1.1.2), first rule cut.
+RULE_PARSER = """\
+INPUT: # Managed by hardening (measure usb, clause 6-11). Do not edit: changes are overwritten.
+OUTPUT: 
+INPUT: block with-interface one-of { 08:*:* 06:*:* } label "hardening: blocked classes"
+OUTPUT: block with-interface one-of { 08:*:* 06:*:* } label "hardening: blocked classes"
+INPUT: allow with-interface one-of { 03:*:* } label "HID (keyboard, mouse)"
+OUTPUT: allow with-interface one-of { 03:*:* } label "HID (keyboard, mouse)"
+"""  # noqa: W291
+
+
+def test_rule_parser_output_and_stale_side() -> None:
+    rules = m.parse_rule_parser(RULE_PARSER)
+    assert rules == ['block with-interface one-of { 08:*:* 06:*:* } label "hardening: blocked classes"',
+                     'allow with-interface one-of { 03:*:* } label "HID (keyboard, mouse)"']
+    with pytest.raises(ObservationError, match="unreadable line"):
+        m.parse_rule_parser(RULE_PARSER + "ERROR: syntax\n")
+    want = ["a", "b"]
+    assert m.stale_rules(want, want, want) == ""
+    assert "daemon not restarted" in m.stale_rules(["x", *want], want, want)
+    assert "the daemon is stale" in m.stale_rules(want, want[:1], want)
+    assert "from each other and from the profile" in m.stale_rules(["x"], ["y"], want)
+
+
+# `usbguard get-parameter NAME` on the lab VM (1.1.2): exit 0 with the value, or exit 1.
+UNKNOWN_PARAMETER = "IPC ERROR: request id=1: getParameter: PresentDevicePolicy: unknown parameter"
+DAEMON_DOWN = "ERROR: IPC connect: service=usbguard: Connection refused"
+
+
+def test_running_parameters() -> None:
+    assert m.running_value(_o(stdout="block\n")) == "block"
+    assert m.running_value(_o(1, stderr=UNKNOWN_PARAMETER)).startswith("(unread: exit 1: IPC ERROR")
+    assert m.stale_parameter("ImplicitPolicyTarget", "block", "block", "block") == ""
+    assert "set at run time (usbguard set-parameter); the running value is the stale one" in \
+        m.stale_parameter("ImplicitPolicyTarget", "allow", "block", "block")
+    assert "the file was changed and the daemon not restarted" in \
+        m.stale_parameter("InsertedDevicePolicy", "apply-policy", "allow", "apply-policy")
+    assert "is usbguard running?" in m.stale_parameter(
+        "ImplicitPolicyTarget", m.running_value(_o(1, stderr=DAEMON_DOWN)), "block", "block")
+
+
+def test_restart_reasons_running_parameters() -> None:
+    settings = m.Settings()
+    rules = _o(stdout="".join(f"{i}: {r}\n" for i, r in enumerate(m.usbguard_rules(settings), 1)))
+    good = {"ImplicitPolicyTarget": _o(stdout="block\n"), "InsertedDevicePolicy": _o(stdout="apply-policy\n")}
+    assert m.restart_reasons(settings, "active", rules, [], good) == []
+    drift = {**good, "ImplicitPolicyTarget": _o(stdout="allow\n")}
+    assert m.restart_reasons(settings, "active", rules, [], drift) == ["it runs with ImplicitPolicyTarget=allow"]
+
+
+# /proc/modules on the lab VM after `modprobe --ignore-install` of each (addresses as root sees them).
+PROC_LOADED = """\
+mmc_block 57344 0 - Live 0xffffffffc0e77000
+mmc_core 217088 1 mmc_block, Live 0xffffffffc0e41000
+firewire_ohci 45056 0 - Live 0xffffffffc0e35000
+firewire_core 86016 1 firewire_ohci, Live 0xffffffffc0e1f000
+thunderbolt 385024 0 - Live 0xffffffffc0dbb000
+sr_mod 28672 0 - Live 0xffffffffc0a14000
+cdrom 81920 1 sr_mod, Live 0xffffffffc0bcc000
+"""
+
+
+def test_thunderbolt_firewire_and_removable_media_loaded() -> None:
+    assert m.loaded_modules(PROC_LOADED, list(m.THUNDERBOLT_FIREWIRE_MODULES)) == [
+        "thunderbolt", "firewire-ohci", "firewire-core"]
+    assert m.loaded_modules(PROC_LOADED, list(m.REMOVABLE_MEDIA_MODULES)) == ["mmc_block", "sr_mod", "cdrom"]
+    assert m.unload_order(PROC_LOADED, m.blocked_modules(m.Settings())) == [
+        "thunderbolt", "firewire_ohci", "firewire_core", "mmc_block", "sr_mod", "cdrom"]
+
+
+# `lsblk -J -o NAME,TYPE,TRAN,RM,MOUNTPOINTS` on the lab VM (QEMU's IDE CD-ROM with sr_mod loaded),
+# plus an SD card with a mounted partition as lsblk prints one.
+LSBLK = {"blockdevices": [
+    {"name": "fd0", "type": "disk", "tran": None, "rm": True, "mountpoints": [None]},
+    {"name": "sr0", "type": "rom", "tran": "ata", "rm": True, "mountpoints": [None]},
+    {"name": "vda", "type": "disk", "tran": None, "rm": False, "mountpoints": ["/"]},
+    {"name": "mmcblk0", "type": "disk", "tran": None, "rm": True, "mountpoints": [None],
+     "children": [{"name": "mmcblk0p1", "type": "part", "tran": None, "rm": True, "mountpoints": ["/media/sd"]}]},
+]}
+
+
+def test_removable_media_devices() -> None:
+    assert m.removable_media(LSBLK) == ["sr0 (ata, rom)", "mmcblk0 (-, disk) mounted on /media/sd"]
+    assert m.removable_media({"blockdevices": [LSBLK["blockdevices"][2]]}) == []
+    with pytest.raises(ObservationError, match="no device tree"):
+        m.removable_media([])
+
+
+def test_observe_reads_the_running_daemon_and_the_media() -> None:
+    commands = m.observe(Profiles().resolve("terminal", "high"))
+    for command in (m.RULES_AS_PARSED, m.LSBLK_MEDIA, *(m.get_parameter(p) for p in m.RUNNING_PARAMETERS)):
+        assert command in commands
+    assert m.LSBLK_MEDIA not in m.observe(type("P", (), {"measure": staticmethod(
+        lambda name: m.Settings(removable_media="allow"))})())

@@ -491,15 +491,16 @@ def _concrete(pattern: str, filler: str) -> str:
 
 def _probes(rule: Rule, danger: str) -> list[tuple[str, tuple[str, ...]]]:
     """Devices that carry a ``danger`` class interface and that ``rule`` could match: its own
-    interfaces (wildcards filled) plus the dangerous one, the dangerous one alone, and each of
-    its interfaces replaced by it (``equals`` compares sizes)."""
+    interfaces (wildcards filled; dangerous already if it names such a class), those plus the
+    dangerous one, the dangerous one alone, and each of its interfaces replaced by it (``equals``
+    compares sizes)."""
     operator, ids = rule.attributes.get("id", ("equals", ("*:*",)))
     device_id = _concrete(ids[0], "0000") if operator in ("equals", "one-of") else "0000:0000"
     bad = f"{danger}:00:00"
     own = tuple(_concrete(v, "00") if not v.startswith("*") else bad
                 for v in rule.attributes.get("with-interface", ("equals", (f"{HID}:*:*",)))[1])
-    sets = [(*own, bad), (bad,), *((*own[:i], bad, *own[i + 1:]) for i in range(len(own)))]
-    return [(device_id, s) for s in dict.fromkeys(sets)]
+    sets = [own, (*own, bad), (bad,), *((*own[:i], bad, *own[i + 1:]) for i in range(len(own)))]
+    return [(device_id, s) for s in dict.fromkeys(sets) if any(i.startswith(f"{danger}:") for i in s)]
 
 
 def unsafe_allow_rules(rules: list[Rule], dangerous: list[str]) -> dict[str, str]:
@@ -661,6 +662,8 @@ def stale_parameter(name: str, running: str, configured: str, wanted: str) -> st
     """
     if running == configured == wanted:
         return ""
+    if running.startswith("(unread"):
+        return f"{name}: the daemon's value cannot be read {running}: is usbguard running?"
     if configured == wanted:
         return (f"{name}: the daemon runs with {running}, its file says {configured}: set at run time "
                 "(usbguard set-parameter); the running value is the stale one")
