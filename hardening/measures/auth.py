@@ -12,9 +12,19 @@ Desired state (shared by ``deploys/auth.py`` and ``checks/test_auth.py``):
   ``authsucc`` line inside it would never run; pam_faillock's account phase resets the records
   instead (pam_faillock(8)). Root is not locked (no ``even_deny_root``): root's console login
   stays possible. Values live in faillock.conf; arguments on the module lines would win over it.
-* **pwquality** (6-2): ``/etc/security/pwquality.conf.d/hardening.conf``. libpwquality reads
-  the ``pwquality.conf.d/*.conf`` files first (ASCII order), then ``pwquality.conf``, the last
-  value winning (pwquality.conf(5)); arguments of ``pam_pwquality.so`` win over both.
+* **pwquality** (6-2): ``minlen``, ``minclass`` and ``enforcing = 1`` in
+  ``/etc/security/pwquality.conf``, line by line. libpwquality reads the ``pwquality.conf.d/*.conf``
+  files first (ASCII order), then ``pwquality.conf``, the last value winning
+  (``pwquality_read_config``), so no drop-in can loosen them; arguments of ``pam_pwquality.so``
+  win over both (and are drift in common-password, see below).
+* **PAM** (6-1, 6-2): read as libpam reads it (the "PAM as libpam reads it" section): every file
+  of /etc/pam.d with ``@include``, ``include``/``substack``, bracketed controls, ``-`` lines and
+  continuations, and each service's stack walked through every result its modules can give
+  (:func:`pam_outcomes`, libpam's ``_pam_dispatch_aux``). pam_faillock preauth and pam_pwquality
+  must stop the stack when they refuse and lie on every way to success; authfail runs after every
+  pam_unix failure; no pam_unix line has ``nullok``. Drift in the common-* files is repaired by
+  ``pam-auth-update --force`` after dropping its saved state (which would merge hand-made options
+  back); ``nullok`` through ``hardening-unix``, Debian's unix profile without it, replacing ``unix``.
 * **ageing and hash** (6-2): ``/etc/login.defs``. shadow-utils' getdef.c stores every
   ``KEY value`` line it reads over the previous one, so the **last** occurrence of a key wins;
   quotes around the value are stripped. ``ENCRYPT_METHOD`` is what chpasswd/newusers use;
@@ -211,17 +221,6 @@ def parse_pam_stack(text: str, stack: str) -> list[PamLine]:
         if words:
             lines.append(PamLine(control, words[0].rsplit("/", 1)[-1], tuple(words[1:])))
     return lines
-
-
-def module_args(lines: list[PamLine], module: str) -> dict[str, str]:
-    """`name=value` arguments of every line of `module` (later lines win)."""
-    args: dict[str, str] = {}
-    for line in lines:
-        if line.module == module:
-            for arg in line.args:
-                name, _, value = arg.partition("=")
-                args[name] = value
-    return args
 
 
 # -- validation of the PAM stack (same rules as pam-stack-check.awk, see the tests) ----------------
@@ -986,10 +985,6 @@ def acl_marker(listing: str) -> str:
 
 
 # -- what a deploy cannot repair (it refuses, naming it) ---------------------------------------------
-
-def pam_in_stack(password_text: str, module: str) -> bool:
-    return any(ln.module == module for ln in parse_pam_stack(password_text, "password"))
-
 
 def account_findings(shadow_text: str, passwd_text: str, settings: Settings) -> list[str]:
     """Account problems only a person can solve (the deploy never changes accounts)."""
