@@ -1,4 +1,5 @@
-"""usb (6-11): block USB storage drivers and apply the profile's USBGuard allow-list.
+"""usb (6-11): block USB storage, Thunderbolt/FireWire, SD/MMC and optical drivers; apply the
+profile's USBGuard allow-list.
 
 Decides from the host's observation batch (``obs``, the same commands the checks judge), so that
 a redeploy repairs the running state and not only its own files:
@@ -10,12 +11,15 @@ a redeploy repairs the running state and not only its own files:
    whether or not the file changed, as the last step (after USBGuard blocked what it can); a
    driver in use cannot be, and the operation then fails naming it. If the file is already the
    wanted one and a block still does not take effect, another modprobe.d file overrides it: the
-   deploy refuses, naming the line modprobe uses.
+   deploy refuses, naming the line modprobe uses. With ``removable_media: block``, an SD/MMC or
+   optical device with a mounted file system (an eMMC root, a mounted card or disc) is refused,
+   named, before anything is written: the block would pull the disk from under its mounts.
 2. With ``usbguard: true``: the daemon configuration and the rules, both whole managed files
    (mode 0600, the daemon refuses readable ones), the rules validated with
    ``usbguard-rule-parser`` before they go live; ``usbguard.service`` enabled when it is not, and
    restarted when a file changed or the running daemon differs from the profile (not running,
-   other rules enforced, a device authorized against the policy). A masked unit is refused.
+   other rules enforced, a parameter set at run time such as ``usbguard set-parameter
+   ImplicitPolicyTarget allow``, a device authorized against the policy). A masked unit is refused.
 
 Lockout (see hardening/measures/usb.py for the policy choice): before anything touches
 USBGuard, the deploy judges the devices attached now (sysfs) and refuses, with the device named,

@@ -2,30 +2,51 @@
 
 Two layers, both computed here from the profile so that the deploy and the check agree:
 
-1. Kernel drivers: ``/etc/modprobe.d/hardening-usb.conf`` makes ``usb-storage`` and ``uas``
-   (and ``firewire-sbp2``, ``thunderbolt`` when ``block_thunderbolt_firewire``) impossible to load
-   (``install <module> /bin/false`` plus a ``blacklist`` line).
+1. Kernel drivers: ``/etc/modprobe.d/hardening-usb.conf`` makes them impossible to load
+   (``install <module> /bin/false`` plus a ``blacklist`` line), and the deploy unloads the ones
+   loaded now (``modprobe -r``; a module in use fails the deploy, named):
+
+   - ``storage: block`` (default): ``usb-storage``, ``uas``;
+   - ``block_thunderbolt_firewire: true`` (default): ``thunderbolt`` and the whole FireWire stack
+     (``firewire-core``, ``-ohci``, ``-sbp2``, ``-net``): both give a plugged device DMA;
+   - ``removable_media: block`` (default, so every shipped profile at every level, terminals at
+     high included, blocks them): SD/MMC cards (``mmc_block``) and optical discs (``sr_mod``,
+     ``cdrom``). Not the SD host drivers (``sdhci*``: SDIO Wi-Fi needs them). A host that boots
+     from eMMC, or has a card or disc mounted, is refused by the deploy (named), never cut off;
+     such a role sets ``removable_media: allow``.
+
+   The checks read what is loaded now (``/proc/modules``) and, for cards and discs, the block
+   devices (``lsblk``: an ``mmcblk*`` or ``rom`` device fails even with a built-in driver).
 2. USBGuard: a device allow-list (``/etc/usbguard/rules.conf``) evaluated first-match:
 
    - ``allow`` the devices the profile names by ``id vendor:product`` (a deliberate, per-model
      decision, e.g. a keyboard with a built-in card reader; its storage interface still has no
      driver because of layer 1);
-   - ``block`` any other device that has a mass storage (08) or still image (06: PTP, MTP phones)
-     interface, even a composite device that also has a keyboard interface;
+   - ``block`` any device with an interface of ANY class the profile does not allow (all 256
+     class codes but the allowed ones: mass storage 08, still image 06, vendor-specific ff,
+     audio, video, wireless ...), even a composite device that also has a keyboard interface;
    - ``allow`` HID (03) and hubs (09) always, whatever the profile says: a keyboard is never
      blocked by this tool (``block_interface_classes`` may not name 03 or 09);
    - ``allow`` the profile's other interface classes (e.g. 0b smart card readers);
-   - everything else is blocked by ``ImplicitPolicyTarget=block`` (this also catches MTP phones
-     that present a vendor-specific (ff) interface).
+   - everything else (a device with no interface) is blocked by ``ImplicitPolicyTarget=block``.
+
+   Why a block rule and not ``equals``: USBGuard's ``one-of`` and ``all-of`` match a device with
+   more interfaces than the rule names (``allow with-interface one-of { 03:*:* }`` lets a keyboard
+   that also carries a storage or vendor interface through), and ``equals`` only compares sizes
+   and that each rule value matches some interface (``equals { 03:*:* 03:*:* }`` matches 03+ff;
+   ``equals { 03:*:* }`` would block every keyboard with two HID interfaces). The check judges
+   the daemon's loaded rules with those semantics (:func:`unsafe_allow_rules`), the rules file
+   against them, and the daemon's running parameters against its file.
 
 Lockout of an attached keyboard or console (the choice, and why):
 ``PresentDevicePolicy=apply-policy`` evaluates the devices already attached when the daemon
 starts against the same rules, so a USB stick left in at boot is blocked, and an attached
 keyboard stays authorized because HID always matches an ``allow`` rule. ``keep`` would be
 lockout-proof but leaves any attached stick authorized at every boot; ``allow`` is the same hole.
-The one case apply-policy blocks a keyboard is a composite keyboard that also presents a storage or
-still-image interface: :func:`lockout_risks` finds such attached devices and the deploy refuses
-to (re)start USBGuard while one is attached, rather than cut off the console.
+The one case apply-policy blocks a keyboard is a composite keyboard that also presents an interface
+of a class the profile does not allow (storage, still image, vendor-specific ...):
+:func:`lockout_risks` finds such attached devices and the deploy refuses to (re)start USBGuard
+while one is attached, rather than cut off the console (allow it by id in the profile).
 ``PresentControllerPolicy=keep`` keeps the root hubs as they are, and ``AuthorizedDefault=none``
 keeps a newly plugged device unauthorized until the daemon has decided (no race at plug time).
 
