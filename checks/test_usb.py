@@ -32,7 +32,7 @@ def _usbguard_applies(settings: measure.Settings, evidence: Evidence) -> None:
 
 @pytest.mark.clause("6-11")
 def test_storage_driver_blocked(obs, profile, evidence):
-    """USB storage, Thunderbolt and FireWire drivers cannot be loaded (modprobe -n -v)"""
+    """USB storage, Thunderbolt, FireWire, SD/MMC and optical drivers cannot be loaded (modprobe -n -v)"""
     settings: measure.Settings = profile.measure("usb")
     want = measure.blocked_modules(settings)
     if not want:
