@@ -76,15 +76,17 @@ def test_unattended_upgrades_security_origin(obs, profile, evidence):
 
 @pytest.mark.clause("6-8")
 def test_update_timers_enabled(obs, profile, evidence):
-    """apt-daily.timer and apt-daily-upgrade.timer are enabled and running, their services not masked"""
+    """apt-daily.timer and apt-daily-upgrade.timer are enabled, running and fire at least daily
+    (systemd's next elapse), their services not masked"""
     settings: measure.Settings = profile.measure("patching")
     if not settings.unattended_upgrades:
         evidence.not_applicable("the profile does not use unattended-upgrades")
     units = measure.parse_units(obs.run(measure.UNITS))
-    problems = measure.unit_problems(units)
+    problems = measure.unit_problems(units, _now(obs))
     evidence.record(expected={**{t: {"UnitFileState": "enabled", "ActiveState": "active"} for t in measure.TIMERS},
                               **{s: {"LoadState": "loaded"} for s in measure.SERVICES}},
-                    observed={**{u: {k: v for k, v in state.items() if k != "Id"} for u, state in units.items()},
+                    observed={**{u: {k: v for k, v in state.items() if k not in ("Id", "FragmentPath")}
+                                 for u, state in units.items()},
                               "problems": problems})
     assert not problems, "; ".join(problems)
 

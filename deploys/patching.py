@@ -14,7 +14,9 @@ It decides from the host's observation batch, the same observations the checks j
   settings stay); a nested scope, or an override the tool cannot name, is refused at the end,
   naming file and line;
 * the apt services are unmasked, each apt timer unmasked, enabled and started, as far as its
-  observed state (``systemctl show``) needs it;
+  observed state (``systemctl show``) needs it; a timer that fires less than daily has the files
+  in /etc that override its schedule (drop-ins, a unit copy) renamed aside
+  (``measure.DISABLED_SUFFIX``) and is restarted; with no such file the deploy refuses;
 * held packages with a pending security update (unattended-upgrades never installs them), and
   pending security updates that apt preferences pin away, are refused at the end, naming them:
   a hold or pin is an admin's decision whose reason the tool cannot see, so it never releases
@@ -81,6 +83,11 @@ def _unattended(obs: Observations) -> None:
     units = measure.parse_units(obs.run(measure.UNITS))
     for command in measure.unit_commands(units):
         server.shell(name=f"apt timers and services: {command}", commands=[command])
+    commands, refusals = measure.schedule_repairs(units, measure.now_epoch(obs.run(measure.NOW)))
+    if commands:
+        server.shell(name=f"apt timer scheduled less than daily: {'; '.join(commands)}", commands=commands)
+    for reason in refusals:
+        refuse_at_end(reason)
     config = measure.read_apt_config(obs.run(measure.APT_CONFIG))
     releases = measure.parse_policy(obs.run(measure.POLICY).stdout)
     problems = measure.config_problems(config, releases, measure.parse_distro(obs.run(measure.DISTRO)))

@@ -455,10 +455,23 @@ UnitFileState=masked
 """
 
 
+NOW = 1796149691
+# Real `systemctl show --timestamp=unix` of a lab container's apt-daily.timer (the other units alike).
+TIMER_DAILY = """\
+TimersCalendar={ OnCalendar=*-*-* 06,18:00:00 ; next_elapse=@1796191200 }
+Id=apt-daily.timer
+LoadState=loaded
+ActiveState=active
+FragmentPath=/lib/systemd/system/apt-daily.timer
+DropInPaths=
+UnitFileState=enabled
+"""
+
+
 def test_units_from_systemctl_show():
     """Real `systemctl show` shape (lab VM): masked timer, enabled-but-stopped timer, masked service."""
     units = measure.parse_units(seen(measure.UNITS, UNITS_MASKED))
-    assert measure.unit_problems(units) == [
+    assert measure.unit_problems(units, NOW) == [
         "apt-daily.timer is masked, not enabled", "apt-daily.timer is inactive, not running (active)",
         "apt-daily-upgrade.timer is inactive, not running (active)",
         "apt-daily-upgrade.service is masked: its timer cannot start it"]
@@ -467,11 +480,42 @@ def test_units_from_systemctl_show():
         "systemctl enable --now apt-daily.timer", "systemctl start apt-daily-upgrade.timer"]
     good = UNITS_MASKED.replace("masked", "loaded").replace("ActiveState=inactive", "ActiveState=active")
     good = good.replace("UnitFileState=loaded", "UnitFileState=enabled")
-    assert measure.unit_problems(measure.parse_units(seen(measure.UNITS, good))) == []
+    good = good.split("\n\n", 1)[0].replace("Id=apt-daily.timer\n", TIMER_DAILY) + "\n\n" + good.split("\n\n", 1)[1]
+    units = measure.parse_units(seen(measure.UNITS, good))
+    assert measure.unit_problems(units, NOW) == ["apt-daily-upgrade.timer has no calendar schedule (OnCalendar: none)"]
     with pytest.raises(ValueError, match="missing"):
         measure.parse_units(seen(measure.UNITS, UNITS_MASKED.split("\n\n")[0]))
     with pytest.raises(ValueError, match="unreadable"):
         measure.parse_units(seen(measure.UNITS, "Failed to connect to bus"))
+
+
+@pytest.mark.parametrize(("calendar", "problem"), [
+    ("{ OnCalendar=*-*-* 06,18:00:00 ; next_elapse=@1796191200 }", None),
+    ("{ OnCalendar=*-*-* 06:00:00 ; next_elapse=@1796234091 }", None),  # exactly a day
+    ("{ OnCalendar=*-01-01 00:00:00 ; next_elapse=@1798761600 }",
+     "apt-daily-upgrade.timer next fires in 30.2 days (OnCalendar: *-01-01 00:00:00), wanted at least daily"),
+    ("{ OnCalendar=*-01-01 00:00:00 ; next_elapse=@1798761600 } "
+     "{ OnCalendar=*-*-* 03:00:00 ; next_elapse=@1796180400 }", None),
+    ("", "apt-daily-upgrade.timer has no calendar schedule (OnCalendar: none)"),
+])
+def test_timer_schedule_at_least_daily(calendar, problem):
+    state = {"ActiveState": "active", "TimersCalendar": calendar}
+    assert measure.schedule_problem("apt-daily-upgrade.timer", state, NOW) == problem
+
+
+def test_schedule_repairs_rename_the_overrides_in_etc():
+    yearly = {"ActiveState": "active", "TimersCalendar": "{ OnCalendar=*-01-01 00:00:00 ; next_elapse=@1798761600 }",
+              "FragmentPath": "/lib/systemd/system/apt-daily-upgrade.timer",
+              "DropInPaths": "/etc/systemd/system/apt-daily-upgrade.timer.d/override.conf"}
+    daily = {"ActiveState": "active", "TimersCalendar": "{ OnCalendar=*-*-* 06,18:00:00 ; next_elapse=@1796191200 }"}
+    commands, refusals = measure.schedule_repairs({"apt-daily.timer": daily, "apt-daily-upgrade.timer": yearly}, NOW)
+    assert commands == ["mv /etc/systemd/system/apt-daily-upgrade.timer.d/override.conf "
+                        "/etc/systemd/system/apt-daily-upgrade.timer.d/override.conf.disabled-by-hardening",
+                        "systemctl daemon-reload", "systemctl restart apt-daily-upgrade.timer"]
+    assert refusals == []
+    vendor = {**yearly, "DropInPaths": "/usr/lib/systemd/system/apt-daily-upgrade.timer.d/x.conf"}
+    commands, refusals = measure.schedule_repairs({"apt-daily.timer": daily, "apt-daily-upgrade.timer": vendor}, NOW)
+    assert commands == [] and "set in /usr/lib/systemd/system/apt-daily-upgrade.timer.d/x.conf" in refusals[0]
 
 
 def _with(profile, **changes):

@@ -76,6 +76,8 @@ AS_NOBODY = "setpriv --reuid=nobody --regid=nogroup --clear-groups --"
 NO_PINS = "-o Dir::Etc::Preferences=/dev/null -o Dir::Etc::PreferencesParts=/dev/null -o APT::Default-Release="
 # How the deploy marks a foreign apt.conf.d line it switched off.
 DISABLED_MARK = "// disabled by hardening (patching, 6-8; non-compliant): "
+# ... and a foreign systemd file (drop-in, unit copy) it renamed aside (systemd reads *.conf, *.timer).
+DISABLED_SUFFIX = ".disabled-by-hardening"
 REBOOT_REQUIRED = "/run/reboot-required"
 CLAMAV_PACKAGES = ("clamav", "clamav-freshclam")
 FRESHCLAM_SERVICE = "clamav-freshclam.service"
@@ -453,7 +455,8 @@ APT_CONFIG_LINES = ("grep -rHnsE 'Periodic|Unattended-Upgrade|Origins-Pattern|Al
 POLICY = f"{AS_NOBODY} apt-cache policy"
 DISTRO = "lsb_release -i -c -s"
 HOLDS = "dpkg-query -W -f '${db:Status-Want} ${Package}\\n' | awk '$1 == \"hold\" {print $2}'"
-UNITS = "systemctl show --property=Id,LoadState,UnitFileState,ActiveState " + " ".join((*TIMERS, *SERVICES))
+UNITS = ("systemctl show --timestamp=unix --property=Id,LoadState,UnitFileState,ActiveState,TimersCalendar,"
+         "FragmentPath,DropInPaths " + " ".join((*TIMERS, *SERVICES)))
 AUTO_UPGRADES_TEXT = quote("cat %s", AUTO_UPGRADES)
 ORIGINS_TEXT = quote("cat %s", ORIGINS_CONF)
 REBOOT_FLAG = quote("test -e %s", REBOOT_REQUIRED)
@@ -511,9 +514,25 @@ def parse_units(result: Observation) -> dict[str, dict[str, str]]:
     return units
 
 
-def unit_problems(units: dict[str, dict[str, str]]) -> list[str]:
+def schedule_problem(timer: str, state: dict[str, str], now: int) -> str | None:
+    """Why a running timer does not fire at least daily: its next calendar elapse (systemd's own,
+    ``TimersCalendar``'s ``next_elapse=@epoch``) is more than a day away, or it has none."""
+    if state.get("ActiveState") != "active":
+        return None
+    calendar = state.get("TimersCalendar", "")
+    times = [int(t) for t in re.findall(r"next_elapse=@(\d+)", calendar)]
+    when = ", ".join(re.findall(r"OnCalendar=([^;]+?) ;", calendar)) or "none"
+    if not times:
+        return f"{timer} has no calendar schedule (OnCalendar: {when})"
+    if min(times) - now > MAX_INTERVAL_SECONDS:
+        return (f"{timer} next fires in {round((min(times) - now) / 86400, 1)} days (OnCalendar: {when}), "
+                "wanted at least daily")
+    return None
+
+
+def unit_problems(units: dict[str, dict[str, str]], now: int) -> list[str]:
     """What keeps the apt timers from running apt.systemd.daily: a timer not enabled (masked
-    included) or not running, a service masked or missing."""
+    included), not running or scheduled less than daily, a service masked or missing."""
     problems = []
     for timer in TIMERS:
         state = units[timer]
@@ -522,6 +541,9 @@ def unit_problems(units: dict[str, dict[str, str]]) -> list[str]:
             problems.append(f"{timer} is {enabled}, not enabled")
         if state.get("ActiveState") != "active":
             problems.append(f"{timer} is {state.get('ActiveState') or 'absent'}, not running (active)")
+        schedule = schedule_problem(timer, state, now)
+        if schedule:
+            problems.append(schedule)
     for service in SERVICES:
         if units[service].get("LoadState") != "loaded":
             problems.append(f"{service} is {units[service].get('LoadState')}: its timer cannot start it")
@@ -536,6 +558,26 @@ def unit_commands(units: dict[str, dict[str, str]]) -> list[str]:
         enabled = "masked" if state.get("LoadState") == "masked" else state.get("UnitFileState", "")
         commands += timer_commands(timer, enabled, state.get("ActiveState", ""))
     return commands
+
+
+def schedule_repairs(units: dict[str, dict[str, str]], now: int) -> tuple[list[str], list[str]]:
+    """(commands, refusals) for a timer scheduled less than daily: the files in /etc that override
+    the package's schedule (drop-ins, a copy of the unit) are renamed aside (systemd then ignores
+    them), systemd reloaded and the timer restarted; with none in /etc the deploy refuses."""
+    commands: list[str] = []
+    refusals: list[str] = []
+    for timer in TIMERS:
+        problem = schedule_problem(timer, units[timer], now)
+        if not problem:
+            continue
+        paths = [*units[timer].get("DropInPaths", "").split(), units[timer].get("FragmentPath", "")]
+        local = [p for p in paths if p.startswith("/etc/")]
+        if not local:
+            refusals.append(f"patching: {problem}; set in {', '.join(p for p in paths if p) or 'an unknown file'}")
+            continue
+        commands += [f"mv {shlex.quote(p)} {shlex.quote(p + DISABLED_SUFFIX)}" for p in local]
+        commands += ["systemctl daemon-reload", f"systemctl restart {timer}"]
+    return commands, refusals
 
 
 def timer_commands(timer: str, enabled: str, active: str) -> list[str]:
