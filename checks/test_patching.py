@@ -57,7 +57,8 @@ def test_unattended_upgrades_enabled(obs, profile, evidence):
 @pytest.mark.clause("6-8")
 def test_unattended_upgrades_security_origin(obs, profile, evidence):
     """unattended-upgrades' origins (Origins-Pattern, Allowed-Origins, as unattended-upgrade
-    matches them) include every Debian security package file apt knows"""
+    matches them) include every Debian security package file apt knows, and its package filters
+    (Package-Blacklist, Package-Whitelist) do not keep every package out"""
     settings: measure.Settings = profile.measure("patching")
     if not settings.unattended_upgrades:
         evidence.not_applicable("the profile does not use unattended-upgrades")
@@ -65,11 +66,13 @@ def test_unattended_upgrades_security_origin(obs, profile, evidence):
     distro = measure.parse_distro(obs.run(measure.DISTRO))
     releases = measure.parse_policy(obs.run(measure.POLICY).stdout)
     patterns, _ = measure.origin_patterns(config, distro)
-    problems = measure.origin_problems(config, releases, distro)
+    problems = measure.origin_problems(config, releases, distro) + measure.package_filter_problems(config)
     security = [str(r) for r in measure.security_releases(releases, distro[1])]
     evidence.record(expected={"security origins matched": security},
                     observed={"origins (substituted)": patterns, "security package files": security,
                               "from apt's lists": any(r.label == "Debian-Security" for r in releases),
+                              "package blacklist": config.get(measure.BLACKLIST_KEY + "::", []),
+                              "package whitelist": config.get(measure.WHITELIST_KEY + "::", []),
                               "problems": problems})
     assert not problems, "; ".join(problems)
 

@@ -280,6 +280,29 @@ def test_origin_problems():
         measure.parse_distro(seen(measure.DISTRO, "", rc=127))
 
 
+@pytest.mark.parametrize(("blacklist", "whitelist", "problems"), [
+    (["linux-", "libc6$"], [], 0),  # Debian's commented examples: some packages only
+    ([".*"], [], 1), (["."], [], 1), ([""], [], 1), (["[a-z0-9]"], [], 1), (["(unclosed"], [], 1),
+    ([], ["openssl"], 1),
+])
+def test_package_filters_as_unattended_upgrade_applies_them(blacklist, whitelist, problems):
+    config = {measure.BLACKLIST_KEY + "::": blacklist, measure.WHITELIST_KEY + "::": whitelist}
+    assert len(measure.package_filter_problems(config)) == problems
+
+
+def test_package_filters_are_refused_naming_the_files():
+    config = {measure.BLACKLIST_KEY + "::": [".*"]}
+    problems = measure.config_problems({**measure.parse_apt_config(DUMP), **config}, measure.parse_policy(POLICY),
+                                       DISTRO)
+    assert problems[measure.FILTERS_KEY] == [
+        "Unattended-Upgrade::Package-Blacklist entry '.*' matches every package: nothing is upgraded"]
+    grep = "/etc/apt/apt.conf.d/51local:1:Unattended-Upgrade::Package-Blacklist { \".*\"; };\n"
+    switch_off, refusals = measure.repairs({measure.FILTERS_KEY: problems[measure.FILTERS_KEY]}, True, grep)
+    assert switch_off == [] and refusals == [
+        "patching: Unattended-Upgrade::Package-Blacklist entry '.*' matches every package: nothing is upgraded "
+        "(set in one of /etc/apt/apt.conf.d/51local:1; the deploy never edits unattended-upgrades' package filters)"]
+
+
 @pytest.mark.skipif(shutil.which("apt-config") is None, reason="needs apt-config")
 def test_written_files_are_effective_for_apt(tmp_path: Path):
     """apt-config reads our two files and yields the values the check wants."""

@@ -66,6 +66,12 @@ ENABLE = "APT::Periodic::Enable"
 INTERVALS = ("APT::Periodic::Update-Package-Lists", "APT::Periodic::Unattended-Upgrade")
 ORIGINS_KEY = "Unattended-Upgrade::Origins-Pattern"
 LEGACY_ORIGINS_KEY = "Unattended-Upgrade::Allowed-Origins"
+BLACKLIST_KEY = "Unattended-Upgrade::Package-Blacklist"
+WHITELIST_KEY = "Unattended-Upgrade::Package-Whitelist"
+# config_problems' key for the package filters (the deploy names their files, never edits them).
+FILTERS_KEY = "Unattended-Upgrade::Package-Blacklist/Whitelist"
+# A blacklist entry matching all of these blocks every package (names of different shapes).
+SAMPLE_PACKAGES = ("libc6", "openssl", "linux-image-amd64", "openssh-server", "sudo", "0ad", "g++", "zlib1g")
 # apt.systemd.daily's interval units (no unit = days); the rule is "at most daily".
 INTERVAL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "": 86400}
 MAX_INTERVAL_SECONDS = 86400
@@ -333,6 +339,24 @@ def pattern_matches(pattern: str, release: Release) -> bool:
     return result
 
 
+def package_filter_problems(config: dict[str, list[str]]) -> list[str]:
+    """unattended-upgrade's package filters that keep security updates out: a Package-Blacklist
+    entry that matches every package (``re.match``, as it applies them: ``.*``, ``.``, an empty
+    entry) or that it cannot compile (it stops), and any Package-Whitelist (then only the listed
+    packages are upgraded)."""
+    problems = []
+    for entry in config.get(BLACKLIST_KEY + "::", []):
+        try:
+            if all(re.match(entry, name) for name in SAMPLE_PACKAGES):
+                problems.append(f"{BLACKLIST_KEY} entry {entry!r} matches every package: nothing is upgraded")
+        except re.error:
+            problems.append(f"{BLACKLIST_KEY} entry {entry!r} is no regular expression: unattended-upgrade stops")
+    whitelist = config.get(WHITELIST_KEY + "::", [])
+    if whitelist:
+        problems.append(f"{WHITELIST_KEY} {whitelist}: only these packages are upgraded")
+    return problems
+
+
 def origin_problems(config: dict[str, list[str]], releases: list[Release], distro: tuple[str, str]) -> list[str]:
     """What keeps unattended-upgrade from installing Debian security updates, from its origins."""
     patterns, problems = origin_patterns(config, distro)
@@ -597,11 +621,12 @@ def timer_commands(timer: str, enabled: str, active: str) -> list[str]:
 def config_problems(config: dict[str, list[str]], releases: list[Release],
                     distro: tuple[str, str]) -> dict[str, list[str]]:
     """apt key -> what the checks find wrong in apt's effective configuration (periodic runs,
-    the security origin under ``ORIGINS_KEY``)."""
+    the security origin under ``ORIGINS_KEY``, the package filters under ``FILTERS_KEY``)."""
     problems = {key: [text] for key, text in periodic_problems(config).items()}
-    origins = origin_problems(config, releases, distro)
-    if origins:
-        problems[ORIGINS_KEY] = origins
+    for key, found in ((ORIGINS_KEY, origin_problems(config, releases, distro)),
+                       (FILTERS_KEY, package_filter_problems(config))):
+        if found:
+            problems[key] = found
     return problems
 
 
@@ -652,6 +677,10 @@ def overriding_lines(key: str, lines: list[ConfLine]) -> tuple[list[ConfLine], l
     simple, other = [], []
     for line in lines:
         text = line.text.strip()
+        if key == FILTERS_KEY:
+            if re.search(r"Package-(Black|White)list", text):
+                other.append(line)
+            continue
         if key == ORIGINS_KEY:
             if re.fullmatch(r"#clear\s+Unattended-Upgrade(::(Origins-Pattern|Allowed-Origins))?\s*;?", text):
                 simple.append(line)
@@ -691,10 +720,14 @@ def repairs(problems: dict[str, list[str]], ours_in_place: bool, grep_lines: str
     for key, texts in problems.items():
         simple, other = overriding_lines(key, lines)
         switch_off += [line for line in simple if line not in switch_off]
-        if other or (ours_in_place and not simple):
-            where = ", ".join(map(str, other)) or "a file the tool cannot name"
-            refusals.append(f"patching: {'; '.join(texts)} (set in {where}) although the tool's files are in place"
-                            if not other else f"patching: {'; '.join(texts)} (set in {where}: a nested scope)")
+        where = ", ".join(map(str, other)) or "a file the tool cannot name"
+        if key == FILTERS_KEY:
+            refusals.append(f"patching: {'; '.join(texts)} (set in one of {where}; the deploy never edits "
+                            "unattended-upgrades' package filters)")
+        elif other:
+            refusals.append(f"patching: {'; '.join(texts)} (set in {where}: a nested scope)")
+        elif ours_in_place and not simple:
+            refusals.append(f"patching: {'; '.join(texts)} (set in {where}) although the tool's files are in place")
     return switch_off, refusals
 
 
