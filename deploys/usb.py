@@ -11,9 +11,10 @@ a redeploy repairs the running state and not only its own files:
    whether or not the file changed, as the last step (after USBGuard blocked what it can); a
    driver in use cannot be, and the operation then fails naming it. If the file is already the
    wanted one and a block still does not take effect, another modprobe.d file overrides it: the
-   deploy refuses, naming the line modprobe uses. With ``removable_media: block``, an SD/MMC or
-   optical device with a mounted file system (an eMMC root, a mounted card or disc) is refused,
-   named, before anything is written: the block would pull the disk from under its mounts.
+   deploy refuses, naming the line modprobe uses. With ``removable_media: block``, a mounted
+   SD/MMC device (an eMMC root, a card) stops the host before anything is written (the block
+   would leave an eMMC root unbootable); a mounted optical disc fails the host at the end, named,
+   after everything else (its driver stays loaded until it is unmounted).
 2. With ``usbguard: true``: the daemon configuration and the rules, both whole managed files
    (mode 0600, the daemon refuses readable ones), the rules validated with
    ``usbguard-rule-parser`` before they go live; ``usbguard.service`` enabled when it is not, and
@@ -48,7 +49,7 @@ from hardening.measures import usb as measure
 from hardening.observe import ObservationError, Observations, json_output
 from hardening.profiles import Resolved
 
-from ._support import refuse, supported
+from ._support import refuse, refuse_at_end, supported
 
 RESTART = "systemctl restart usbguard.service"
 
@@ -66,27 +67,34 @@ def _block_state(settings: measure.Settings, obs: Observations) -> tuple[dict[st
     return seen, measure.unload_order(proc.stdout, modules)
 
 
-def _mounted_media(settings: measure.Settings, obs: Observations) -> list[str]:
+def _mounted_media(settings: measure.Settings, obs: Observations) -> tuple[list[str], list[str]]:
     """SD/MMC and optical devices with a mounted file system (or swap), when the profile blocks them."""
     if settings.removable_media != "block":
-        return []
+        return [], []
     out = obs.run(measure.LSBLK_MEDIA)
-    return [d for d in measure.removable_media(json_output(out.rc, out.stdout, "lsblk")) if " mounted on " in d]
+    mounted = [d for d in measure.removable_media(json_output(out.rc, out.stdout, "lsblk")) if " mounted on " in d]
+    discs = [d for d in mounted if ", rom)" in d]
+    return [d for d in mounted if d not in discs], discs
 
 
 def _drivers(settings: measure.Settings, obs: Observations) -> list[str] | None:
     """The driver block; the blocked modules loaded now (to unload), None when it refused."""
     try:
         seen, loaded = _block_state(settings, obs)
-        mounted = _mounted_media(settings, obs)
+        cards, discs = _mounted_media(settings, obs)
     except (ObservationError, ValueError) as exc:
         refuse(f"usb: {exc}")
         return None
-    if mounted:
-        refuse("usb: removable media (SD/MMC, optical) in use: " + "; ".join(mounted) + ". Blocking their "
-               "driver would pull the disk from under its mounts (or leave an eMMC root unbootable): "
-               "unmount them, or set removable_media: allow in the profile")
+    if cards:
+        # Stops the host: an eMMC root blocked in the initramfs does not boot again.
+        refuse("usb: SD/MMC storage in use: " + "; ".join(cards) + ". Blocking mmc_block would pull "
+               "it from under its mounts (and leave an eMMC root unbootable): unmount it, or set "
+               "removable_media: allow in the profile")
         return None
+    if discs:
+        refuse_at_end("usb: an optical disc is mounted: " + "; ".join(discs) + ". Its driver is blocked "
+                      "but stays loaded until it is unmounted; unmount it and deploy again")
+        loaded = [m for m in loaded if m not in ("sr_mod", "cdrom")]
     on_host = obs.run(measure.MODPROBE_CONF_READ)
     conflicts = measure.ineffective_blocks(settings, seen, on_host.stdout if on_host.rc == 0 else None)
     if conflicts:
