@@ -56,6 +56,24 @@ def test_ssh_allow_groups(obs, profile, evidence, request):
     assert not failing, "; ".join(failing)
 
 
+@pytest.mark.clause("6-12")
+def test_sshd_running_current(obs, evidence):
+    """The running sshd has read the configuration the checks judge: no configuration file or
+    drop-in is newer than its pid file (sshd rewrites it at each start and reload); a change left
+    unloaded means the daemon still runs the old settings, whatever sshd -T says"""
+    out = obs.run(_sshd.SSHD_LOADED)
+    loaded = _sshd.parse_loaded(out.stdout)
+    reason = _sshd.reload_reason(loaded)
+    evidence.record(expected={"ssh.service": "active", "files newer than its last load": []},
+                    observed={"ssh.service": "active" if loaded.active else "not active (no daemon: "
+                              "socket activation or stopped)", "main pid": loaded.main_pid,
+                              "pid file": loaded.pid_file or "absent", "files newer than its last load":
+                              list(loaded.newer), "stale": reason or "no"})
+    if not loaded.main_pid and out.rc != 0:
+        raise RuntimeError(f"cannot read sshd's state (exit {out.rc}): {out.stdout.strip()} {out.stderr.strip()}")
+    assert reason is None, f"the running sshd is stale: {reason} (reload ssh.service)"
+
+
 @pytest.mark.clause("6-12", "6-13")
 def test_asset_machine_id(obs, profile, inventory_host, evidence):
     """The machine-id is the one in the asset register"""

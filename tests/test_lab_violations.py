@@ -132,7 +132,7 @@ def run_group(target: Target, group_id: str, group: list[corpus.Violation]) -> l
     """Plant, verify, deploy, verify; the table's rows and what went wrong (empty: all held)."""
     start = time.monotonic()
     try:
-        for violation in group:
+        for violation in corpus.planting_order(group):
             target.plant(violation)
     except Exception as exc:  # a script that does not plant is the corpus's defect: say which
         problems = [f"{group_id}: planting failed: {exc}"]

@@ -62,6 +62,7 @@ GOOD = "# what: x\n# by: admin\n# fails: auth.pwquality\n# host: container\n"
     (GOOD.replace("container", "laptop"), "key 'host' is 'laptop'"),
     (GOOD.replace("auth.pwquality", "pwquality"), "expected <measure>.<check>"),
     (GOOD + "# what: again\n", "given twice"),
+    (GOOD + "# order: first\n", "key 'order' is 'first'"),
 ])
 def test_a_bad_header_names_the_file_and_the_key(tmp_path: Path, header: str, message: str) -> None:
     path = _write(tmp_path, "auth/bad.sh", header)
@@ -83,3 +84,10 @@ def test_groups_never_share_a_target_check_or_a_touched_thing(tmp_path: Path) ->
     assert list(packed) == ["container-1", "container-2", "vm-1"]
     assert len(corpus.groups(violations, alone=True)) == 5
     assert [v.id for v in corpus.select(violations, "auth/[ab], usb/*")] == ["auth/a", "auth/b", "usb/e"]
+
+
+def test_order_last_is_planted_after_the_rest(tmp_path: Path) -> None:
+    _write(tmp_path, "auth/a.sh", GOOD + "# order: last\n")
+    _write(tmp_path, "auth/b.sh", GOOD.replace("auth.pwquality", "auth.password_hash"))
+    [(_, group)] = corpus.groups(corpus.load(tmp_path))
+    assert [v.id for v in corpus.planting_order(group)] == ["auth/b", "auth/a"]

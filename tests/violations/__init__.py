@@ -10,6 +10,8 @@ is and which checks must catch it::
     # fails: admin.root_login_ssh [more check ids]
     # host: container | vm
     # touches: sshd_config          (optional: never planted with another of the same tag)
+    # order: last                   (optional: planted after the rest of its group, e.g. a state
+    #                                that another planting's reload would undo)
     set -eu
     ...
 
@@ -26,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DIRECTORY = Path(__file__).parent
-KEYS = ("what", "by", "fails", "host", "touches")
+KEYS = ("what", "by", "fails", "host", "touches", "order")
 REQUIRED = ("what", "by", "fails", "host")
 BY = ("admin", "upgrade", "intruder")
 HOSTS = ("container", "vm")
@@ -47,6 +49,7 @@ class Violation:
     fails: tuple[str, ...]
     host: str
     touches: str = ""
+    last: bool = False
 
     @property
     def measure(self) -> str:
@@ -77,12 +80,15 @@ def parse(path: Path, root: Path = DIRECTORY) -> Violation:
         raise CorpusError(f"{path}: key 'by' is {fields['by']!r}, expected one of {', '.join(BY)}")
     if fields["host"] not in HOSTS:
         raise CorpusError(f"{path}: key 'host' is {fields['host']!r}, expected one of {', '.join(HOSTS)}")
+    if fields.get("order", "last") != "last":
+        raise CorpusError(f"{path}: key 'order' is {fields['order']!r}, expected 'last'")
     fails = tuple(fields["fails"].split())
     for check in fails:
         if not re.fullmatch(r"[a-z_]+\.[a-z0-9_]+", check):
             raise CorpusError(f"{path}: key 'fails' names {check!r}, expected <measure>.<check>")
     return Violation(id=f"{rel.parts[0]}/{path.stem}", path=path, what=fields["what"], by=fields["by"],
-                     fails=fails, host=fields["host"], touches=fields.get("touches", ""))
+                     fails=fails, host=fields["host"], touches=fields.get("touches", ""),
+                     last="order" in fields)
 
 
 def load(root: Path = DIRECTORY) -> list[Violation]:
@@ -113,6 +119,11 @@ def groups(violations: list[Violation], alone: bool = False,
                 home.append(violation)
         out += [(f"{kind}-{i + 1}", group) for i, group in enumerate(packed)]
     return out
+
+
+def planting_order(group: list[Violation]) -> list[Violation]:
+    """The group as it is planted: those marked ``order: last`` after the others."""
+    return sorted(group, key=lambda v: v.last)
 
 
 def _fits(group: list[Violation], violation: Violation) -> bool:
