@@ -74,16 +74,20 @@ def test_sudo_logging(obs, profile, evidence):
 
 
 @pytest.mark.clause("6-6")
-def test_root_login_ssh(obs, profile, evidence):
-    """Root login over SSH is as the profile says (sshd -T, effective after drop-ins)"""
+def test_root_login_ssh(obs, profile, evidence, request):
+    """Root login over SSH is at most what the profile allows, for the default connection, user
+    root from the host itself, and every Match block (sshd -T; sshd -T -C per class)"""
     settings: measure.Settings = profile.measure("admin")
-    config, why = _sshd.effective(obs.run(_sshd.SSHD_T))
-    as_root, _ = _sshd.effective(obs.run(_sshd.SSHD_T_ROOT))  # a Match User root block counts
-    seen = measure.root_login_seen(config, as_root, why)
-    want = settings.permit_root_login
-    evidence.record(expected={"global": want, "for user root": want}, observed=seen)
-    assert config is not None, why
-    assert seen == {"global": want, "for user root": want}
+    classes = _sshd.connection_classes(obs, _sshd.host_runner(request))
+    as_root, why = _sshd.effective(obs.run(_sshd.SSHD_T_ROOT))
+    classes.append(_sshd.ConnectionClass("user root from 127.0.0.1", _sshd.SSHD_T_ROOT, as_root, why))
+    observed, failing = _sshd.judge(classes, ["permitrootlogin"],
+                                    lambda c: measure.root_login_problem(settings, c.value("permitrootlogin")))
+    evidence.record(expected={"permitrootlogin": f"at most {settings.permit_root_login}",
+                              "for": "the default, user root and every Match block"}, observed=observed)
+    if _sshd.unreadable(classes):
+        raise _sshd.MatchError(_sshd.unreadable(classes))
+    assert not failing, "; ".join(failing)
 
 
 @pytest.mark.clause("6-6")

@@ -20,7 +20,6 @@ from __future__ import annotations
 from pyinfra.api import deploy
 from pyinfra.operations import apt, server
 
-from hardening.measures import _sshd as sshd_measure
 from hardening.measures import admin as measure
 from hardening.observe import Observations
 from hardening.profiles import Resolved
@@ -53,13 +52,12 @@ def apply(profile: Resolved, obs: Observations) -> None:
 def _conflicts(settings: measure.Settings, obs: Observations) -> list[str]:
     """Set aside the sudoers.d files that break the measure; what this deploy cannot repair, from
     the observations (empty: it converges)."""
-    ssh = _ssh_conflict(settings, obs)
     repair = _sudo_repair(settings, obs)
     if repair.quarantine:
         server.shell(name=f"Set aside sudoers files that break the measure: {', '.join(repair.quarantine)} "
                           f"(renamed *{measure.QUARANTINE_SUFFIX}, visudo -c, put back if it fails)",
                      commands=[measure.quarantine_command(repair.quarantine)])
-    return list(repair.conflicts) + ([ssh] if ssh else [])
+    return list(repair.conflicts)
 
 
 def _sudo_repair(settings: measure.Settings, obs: Observations) -> measure.SudoRepair:
@@ -80,10 +78,3 @@ def _sudo_repair(settings: measure.Settings, obs: Observations) -> measure.SudoR
     except measure.PolicyError as exc:
         return measure.SudoRepair(conflicts=(f"the sudoers policy cannot be read, so the deploy cannot tell "
                                              f"it converges: {exc}",))
-
-
-def _ssh_conflict(settings: measure.Settings, obs: Observations) -> str | None:
-    config, why = sshd_measure.effective(obs.run(sshd_measure.SSHD_T))
-    as_root, _ = sshd_measure.effective(obs.run(sshd_measure.SSHD_T_ROOT))
-    return measure.sshd_conflict(settings, obs.run(measure.SSHD_DROPIN),
-                                 measure.root_login_seen(config, as_root, why), config is not None)

@@ -395,16 +395,16 @@ def test_failed_or_incomplete_observations_are_errors() -> None:
     assert measure.sudoers_sources("") == ["files"]
 
 
-def test_sshd_conflict_only_when_the_dropin_is_already_in_place() -> None:
-    settings = measure.Settings()
-    dropin = Observation("o1", measure.SSHD_DROPIN, 0, measure.sshd_dropin(settings), "", 0.0)
-    absent = Observation("o1", measure.SSHD_DROPIN, 1, "", "No such file", 0.0)
-    allowed = {"global": "no", "for user root": "yes"}
-    assert measure.sshd_conflict(settings, dropin, allowed, True)
-    assert measure.sshd_conflict(settings, absent, allowed, True) is None   # the deploy writes it
-    assert measure.sshd_conflict(settings, dropin, {"global": "no", "for user root": "no"}, True) is None
-    assert measure.root_login_seen({"permitrootlogin": ["without-password"]}, None, "why") == {
-        "global": "prohibit-password", "for user root": "why"}
+def test_root_login_at_least_as_strict_as_the_profile() -> None:
+    no = measure.Settings(permit_root_login="no")
+    keys = measure.Settings(permit_root_login="prohibit-password")
+    assert measure.root_login_problem(no, ["no"]) is None
+    assert "PermitRootLogin without-password" in str(measure.root_login_problem(no, ["without-password"]))
+    assert measure.root_login_problem(keys, ["without-password"]) is None   # sshd -T's spelling
+    assert measure.root_login_problem(keys, ["no"]) is None                 # stricter passes
+    assert measure.root_login_problem(keys, ["forced-commands-only"]) is None
+    assert "yes" in str(measure.root_login_problem(keys, ["yes"]))
+    assert "(not printed)" in str(measure.root_login_problem(no, []))
 
 
 def test_files_output_not_understood_names_every_file() -> None:

@@ -117,27 +117,22 @@ def sshd_dropin(settings: Settings) -> str:
     return _sshd.render("admin", ", ".join(MEASURE.clauses), sshd_directives(settings))
 
 
-def root_login_seen(config: dict[str, list[str]] | None, as_root: dict[str, list[str]] | None,
-                    why: str) -> dict[str, str]:
-    """PermitRootLogin from ``sshd -T`` (global) and ``sshd -T -C user=root,...`` (Match blocks)."""
-    aliases = {"without-password": "prohibit-password"}
-    seen = {}
-    for label, conf in (("global", config), ("for user root", as_root)):
-        value = conf.get("permitrootlogin", ["(not printed)"])[0] if conf else why
-        seen[label] = aliases.get(value, value)
-    return seen
+# What sshd -T prints for each PermitRootLogin value at least as strict as the profile's.
+ROOT_LOGIN_AT_LEAST = {
+    "no": {"no"},
+    "prohibit-password": {"no", "without-password", "prohibit-password", "forced-commands-only"},
+    "forced-commands-only": {"no", "forced-commands-only"},
+    "yes": {"no", "without-password", "prohibit-password", "forced-commands-only", "yes"},
+}
 
 
-def sshd_conflict(settings: Settings, dropin: Any, seen: dict[str, str], readable: bool) -> str | None:
-    """Why the drop-in cannot give the profile's root login: it is already in place, unchanged,
-    and sshd still says otherwise (a file read before it, or a Match block for root)."""
-    want = settings.permit_root_login
-    if not readable or seen == {"global": want, "for user root": want}:
-        return None
-    if dropin.rc == 0 and dropin.stdout == sshd_dropin(settings):
-        return (f"sshd gives PermitRootLogin {seen} although {_sshd.dropin_path('admin')} (PermitRootLogin "
-                f"{want}) is in place: a file sshd reads before it, or a Match block for root, sets it")
-    return None
+def root_login_problem(settings: Settings, values: list[str]) -> str | None:
+    """Why a connection class's PermitRootLogin (as sshd -T prints it) is looser than the
+    profile's, or None. ``no`` is the strictest; a stricter value than the profile's passes."""
+    allowed = ROOT_LOGIN_AT_LEAST.get(settings.permit_root_login, {settings.permit_root_login})
+    seen = " ".join(values) or "(not printed)"
+    return None if seen in allowed else f"PermitRootLogin {seen} (the profile allows at most " \
+                                        f"{settings.permit_root_login})"
 
 
 def root_status(result: Any) -> str:
@@ -166,7 +161,6 @@ HOST_INFO = "uname -n; hostname -I 2>/dev/null || echo '?'"
 # sudo reads only files unless nsswitch.conf names other sudoers sources (sss, ldap).
 SUDOERS_SOURCES = "sed -n 's/^[[:space:]]*sudoers:[[:space:]]*//p' /etc/nsswitch.conf"
 PASSWD_STATUS = "passwd -S root"
-SSHD_DROPIN = f"cat {_sshd.dropin_path('admin')}"
 _CVT = "cvtsudoers -c /dev/null"  # -c /dev/null: a /etc/cvtsudoers.conf (match, suppress) must not filter
 _NEED_CVT = (f'command -v sudo >/dev/null || {{ echo "{NOT_INSTALLED}"; exit 127; }}; '
              'command -v cvtsudoers >/dev/null || { echo "cvtsudoers: not found" >&2; exit 3; }; ')
@@ -232,7 +226,7 @@ def observe(profile: Any) -> list[str]:
     """The commands this measure's checks and deploy read, in the host's one observation batch."""
     settings: Settings = profile.measure("admin")
     return [SUDO_POLICY, SUDO_FILES, policy_after_command(settings), SUDOERS_SOURCES, GETENT_PASSWD,
-            GETENT_GROUP, HOST_INFO, *_sshd.OBSERVE, _sshd.SSHD_T_ROOT, SSHD_DROPIN, PASSWD_STATUS]
+            GETENT_GROUP, HOST_INFO, *_sshd.OBSERVE, _sshd.SSHD_T_ROOT, PASSWD_STATUS]
 
 
 # -- the sudoers policy (cvtsudoers -f json) --------------------------------------------------------
