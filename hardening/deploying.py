@@ -12,11 +12,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from hardening import DEPLOYS, IN_CHECKOUT, ROOT
@@ -31,10 +36,49 @@ from hardening.transport import classify_ssh_failure, ssh_config
 
 # Exit statuses of hardening-confirm (deploys/_rollback.py): 0 confirmed or nothing pending,
 # 1 a commit failed, 2 a change had already rolled back before it could be confirmed.
-RECONNECT_ATTEMPTS = 4
-RECONNECT_PAUSE = 5.0
 CONFIRM_FAILED = {1: "a pending change could not be made permanent; it will roll back",
                   2: "a change rolled back before it could be confirmed"}
+RECONNECT_ATTEMPTS = 4  # a host with nothing pending seen in the deploy's output (no deadline)
+RECONNECT_PAUSE = 5.0  # sshd refuses connections while it reloads
+ATTEMPT_TIMEOUT = 90.0  # one SSH connection running the confirmation, at most
+MIN_ATTEMPT = 15.0  # an attempt with less time than this before the deadline is not started
+SAFETY_MARGIN = 10.0  # the deadline, this much before the host's rollback timer fires
+PROGRESS_EVERY = 10.0  # while confirming, a line naming the hosts still waited for
+RETRIED = ("unreachable", "connection-lost")  # ssh failures worth another attempt while time is left
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_GUARDED_OP = re.compile(r"Apply \S+ live, rollback in (\d+) s")
+_HOST_LINE = re.compile(r"^\s*\[([^\]\s]+)\]\s+(Success|No changes|Error|Skipped)")
+
+
+@dataclass(frozen=True)
+class Window:
+    """When a host's guarded change went live (this machine's monotonic clock) and its timeout."""
+
+    live: float
+    timeout: int
+
+    def deadline(self, margin: float) -> float:
+        return self.live + self.timeout - margin
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """The outcome of one host's confirmation: confirmed, failed, rolled back or unreachable."""
+
+    host: str
+    outcome: str
+    detail: str
+    attempts: int
+    after: float | None  # seconds after its change went live (host clock when it answered)
+
+    def line(self, index: int, total: int) -> str:
+        when = f", {self.after:.0f} s after going live" if self.after is not None else ""
+        tries = f"{self.attempts} attempt{'s' if self.attempts != 1 else ''}"
+        detail = "; ".join(self.detail.splitlines()) or "nothing pending"
+        return f"[{index}/{total}] {self.host}: {self.outcome.upper()} ({tries}{when}): {detail}"
+
+
+Reconnect = Callable[[Plan, float], "subprocess.CompletedProcess[str] | None"]
 
 
 def available() -> list[str]:
@@ -59,6 +103,7 @@ class DeployResult:
     unreachable: dict[str, str]
     failed: dict[str, str] = field(default_factory=dict)
     hosts: dict[str, HostChanges] = field(default_factory=dict)
+    confirmations: dict[str, Confirmation] = field(default_factory=dict)
 
     @property
     def exit_code(self) -> Exit:
@@ -96,17 +141,39 @@ def run(inventory: Inventory, *, limit: tuple[str, ...], measures: tuple[str, ..
         env = {**os.environ, "HARDENING_PLANS": str(plan_mod.write(plans, Path(tmp) / "plans.json"))}
         if IN_CHECKOUT:  # deploys/ is a top-level package only in a checkout
             env["PYTHONPATH"] = str(ROOT)
-        proc = subprocess.run(pyinfra_command(inventory.path, limit, dry, parallel), cwd=tmp, env=env,
-                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, check=False)
-    result = DeployResult(proc.returncode, {}, {}, hosts=parse_pyinfra_json(proc.stdout, dry))
+        returncode, stdout, lines = run_pyinfra(pyinfra_command(inventory.path, limit, dry, parallel), tmp, env)
+    result = DeployResult(returncode, {}, {}, hosts=parse_pyinfra_json(stdout, dry))
     for plan in plans:  # a host whose run stopped (pyinfra: "No hosts remaining!") still gets its row
-        if plan.name not in result.hosts and proc.returncode != 0:
+        if plan.name not in result.hosts and returncode != 0:
             result.hosts[plan.name] = HostChanges(failed=["its run stopped before pyinfra reported results "
                                                           "(see pyinfra's messages above)"])
     if dry:
         return result
-    confirm(plans, result)
+    confirm(plans, result, windows=live_windows(lines), parallel=parallel)
     return result
+
+
+def run_pyinfra(cmd: list[str], cwd: str, env: dict[str, str]) -> tuple[int, str, list[tuple[float, str]]]:
+    """pyinfra's exit status, its stdout (JSON), and its stderr lines, each with the moment it was
+    read (passed on to our stderr as they come: the user sees pyinfra's progress live)."""
+    lines: list[tuple[float, str]] = []
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, bufsize=1)
+
+    def forward() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append((time.monotonic(), line))
+            sys.stderr.write(line)
+            sys.stderr.flush()
+
+    reader = threading.Thread(target=forward, daemon=True)
+    reader.start()
+    assert proc.stdout is not None
+    stdout = proc.stdout.read()
+    returncode = proc.wait()
+    reader.join()
+    return returncode, stdout, lines
 
 
 def parse_pyinfra_json(stdout: str, dry: bool) -> dict[str, HostChanges]:
@@ -133,49 +200,195 @@ def parse_pyinfra_json(stdout: str, dry: bool) -> dict[str, HostChanges]:
     return hosts
 
 
+def live_windows(lines: Iterable[tuple[float, str]]) -> dict[str, Window]:
+    """Per host, when its guarded change went live, from pyinfra's progress lines as they came.
+
+    ``lines``: (monotonic time the line was read, the line). pyinfra prints ``--> Starting operation:
+    ... Apply NAME live, rollback in N s ...`` once, then ``[host] Success`` as each host finishes
+    it; the apply script arms the timer just before applying, so the moment its Success line
+    arrives is that host's arming plus the change's own duration (about a second: covered by the
+    safety margin). A host seen in the operation without a Success line (an error, a changed
+    output format) gets the operation's start: earlier than its real arming, so a safe deadline.
+    With several guarded changes, the one that rolls back first counts.
+    """
+    windows: dict[str, Window] = {}
+    current: tuple[float, int] | None = None  # (operation start, its timeout)
+    for seen, raw in lines:
+        line = _ANSI.sub("", raw)
+        if "Starting" in line and "operation:" in line:
+            match = _GUARDED_OP.search(line)
+            current = (seen, int(match.group(1))) if match else None
+            continue
+        host = _HOST_LINE.match(line)
+        if current is None or host is None:
+            continue
+        live = seen if host.group(2).startswith("Success") else current[0]
+        window = Window(live, current[1])
+        name = host.group(1)
+        if name not in windows or window.deadline(0) < windows[name].deadline(0):
+            windows[name] = window
+    return windows
+
+
 def confirm_remote(sudo: bool) -> str:
     """Run hardening-confirm wherever it is installed: it confirms what is pending, and also
-    reports (exit 2) a change that already rolled back before this connection came."""
+    reports (exit 2) a change that already rolled back before this connection came. First, what
+    is pending and the host's own clock: how long after going live it was confirmed, with no
+    clock skew between the host and this machine."""
     command = firewall_measure.confirm_command() if sudo else firewall_measure.CONFIRM_PATH
-    return (f"if [ -x {firewall_measure.CONFIRM_PATH} ]; then {command}; "
+    pending = firewall_measure.PENDING_DIR
+    return (f"for m in {pending}/*; do [ -r \"$m\" ] && echo \"pending: ${{m##*/}} $(tr '\\n' ' ' < \"$m\")\"; "
+            f"done; echo \"host-now: $(date -u +%s)\"; "
+            f"if [ -x {firewall_measure.CONFIRM_PATH} ]; then {command}; "
             f"else echo 'nothing pending'; fi")
 
 
-def _reconnect(config: Path, t: Plan) -> subprocess.CompletedProcess[str] | None:
-    """A new connection, retried for a few seconds: sshd refuses connections while it reloads.
-
-    The rollback timeout (confirm_timeout, 120 s by default) leaves room for these retries; a host key mismatch
-    or a refused login is never retried.
-    """
-    proc = None
-    for attempt in range(RECONNECT_ATTEMPTS):
+def ssh_reconnect(config: Path) -> Reconnect:
+    """One new SSH connection (no shared master) running the confirmation, bounded by ``budget``."""
+    def attempt(t: Plan, budget: float) -> subprocess.CompletedProcess[str] | None:
         try:
-            proc = subprocess.run(["ssh", "-F", str(config), "-o", "ControlMaster=no", "-o",
+            return subprocess.run(["ssh", "-F", str(config), "-o", "ControlMaster=no", "-o",
                                    "ControlPath=none", t.name, confirm_remote(t.sudo)],
-                                  capture_output=True, text=True, timeout=90,
+                                  capture_output=True, text=True, timeout=budget,
                                   stdin=subprocess.DEVNULL, check=False)
         except subprocess.TimeoutExpired:
             return None
-        reason = classify_ssh_failure(proc.returncode, proc.stderr, t.sudo)[0] if proc.returncode else ""
-        if reason != "unreachable" or attempt == RECONNECT_ATTEMPTS - 1:
-            return proc
-        time.sleep(RECONNECT_PAUSE)
-    return proc
+    return attempt
 
 
-def confirm(targets: list[Plan], result: DeployResult) -> None:
-    """Reach each host over a NEW connection (no shared master) and make pending changes permanent."""
-    with tempfile.TemporaryDirectory(prefix="hardening-confirm-") as tmp:
-        config = ssh_config(targets, Path(tmp))
-        for t in targets:
-            proc = _reconnect(config, t)
+def _after_live(stdout: str) -> float | None:
+    """Seconds between going live and this confirmation, by the host's own clock (the earliest
+    pending marker: unit=..., armed=ISO time, timeout=N)."""
+    now = re.search(r"^host-now: (\d+)$", stdout, re.M)
+    armed = [datetime.strptime(m, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+             for m in re.findall(r"^pending: \S+ .*?armed=(\S+)", stdout, re.M)]
+    if now is None or not armed:
+        return None
+    return int(now.group(1)) - min(armed)
+
+
+def _confirm_output(stdout: str) -> str:
+    """hardening-confirm's own lines, without the preamble of :func:`confirm_remote`."""
+    return "\n".join(line for line in stdout.strip().splitlines()
+                     if not line.startswith(("pending: ", "host-now: ")))
+
+
+@dataclass
+class Confirmer:
+    """Confirms every host at once, each within its own deadline (see :func:`confirm`)."""
+
+    reconnect: Reconnect
+    windows: dict[str, Window]
+    progress: Callable[[str], None]
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    margin: float = SAFETY_MARGIN
+    pause: float = RECONNECT_PAUSE
+    min_attempt: float = MIN_ATTEMPT
+    attempt_timeout: float = ATTEMPT_TIMEOUT
+    started: float = field(default_factory=time.monotonic)
+    state: dict[str, str] = field(default_factory=dict)  # host -> what it is doing now (progress)
+
+    def host(self, t: Plan) -> Confirmation:
+        """Attempts until one answers, or the next could not finish before the rollback fires."""
+        window = self.windows.get(t.name)
+        deadline = window.deadline(self.margin) if window else None
+        last = "no attempt"
+        attempt = 0
+        while deadline is not None or attempt < RECONNECT_ATTEMPTS:
+            attempt += 1
+            budget = self.attempt_timeout if deadline is None else min(self.attempt_timeout, deadline - self.clock())
+            if budget < self.min_attempt:
+                return self._too_late(t, window, attempt - 1, last)
+            self.state[t.name] = f"attempt {attempt}"
+            begun = self.clock()
+            proc = self.reconnect(t, budget)
             if proc is None:
-                result.unreachable[t.name] = "no answer within 90 s"
-                continue
-            output = proc.stdout.strip()
-            if proc.returncode == 0:
-                result.confirmed[t.name] = output
-            elif proc.returncode in CONFIRM_FAILED:
-                result.failed[t.name] = f"{CONFIRM_FAILED[proc.returncode]}: {output}"
+                last = f"no answer within {budget:.0f} s"
             else:
-                result.unreachable[t.name] = classify_ssh_failure(proc.returncode, proc.stderr, t.sudo)[1]
+                reason, message = (classify_ssh_failure(proc.returncode, proc.stderr, t.sudo)
+                                   if proc.returncode and proc.returncode not in CONFIRM_FAILED else ("", ""))
+                if reason not in RETRIED:
+                    return self._answered(t, window, attempt, proc, message)
+                last = message
+            self.progress(f"{t.name}: attempt {attempt} failed after {self.clock() - begun:.1f} s ({last}); "
+                          + self._left(deadline))
+            self.sleep(self.pause)
+        return Confirmation(t.name, "unreachable", last, attempt, self._since(window))
+
+    def _left(self, deadline: float | None) -> str:
+        if deadline is None:
+            return "retrying (nothing pending was seen in the deploy's output)"
+        return f"retrying, {deadline - self.clock() + self.margin:.0f} s before its rollback fires"
+
+    def _since(self, window: Window | None) -> float | None:
+        return None if window is None else self.clock() - window.live
+
+    def _too_late(self, t: Plan, window: Window | None, attempts: int, last: str) -> Confirmation:
+        assert window is not None
+        fires = datetime.now(UTC) + timedelta(seconds=window.live + window.timeout - self.clock())
+        return Confirmation(t.name, "unreachable",
+                            f"{last}; no time left for another attempt before its rollback fires "
+                            f"(about {fires:%H:%M:%S} UTC, {window.timeout} s after going live)",
+                            attempts, self._since(window))
+
+    def _answered(self, t: Plan, window: Window | None, attempts: int, proc: subprocess.CompletedProcess[str],
+                  message: str) -> Confirmation:
+        output = _confirm_output(proc.stdout)
+        after = _after_live(proc.stdout)
+        if after is None:
+            after = self._since(window)
+        if proc.returncode == 0:
+            return Confirmation(t.name, "confirmed", output, attempts, after)
+        if proc.returncode == 2:
+            return Confirmation(t.name, "rolled back", f"{CONFIRM_FAILED[2]}: {output}", attempts, after)
+        if proc.returncode in CONFIRM_FAILED:
+            return Confirmation(t.name, "failed", f"{CONFIRM_FAILED[proc.returncode]}: {output}", attempts, after)
+        return Confirmation(t.name, "unreachable", message, attempts, after)
+
+    def all(self, targets: list[Plan], parallel: int) -> list[Confirmation]:
+        """Every host at once (at most ``parallel``), one progress line per host as it completes,
+        and one every PROGRESS_EVERY seconds naming the hosts still waited for."""
+        done: list[Confirmation] = []
+        with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(targets)))) as pool:
+            waiting = {pool.submit(self.host, t): t for t in targets}
+            while waiting:
+                finished, _ = wait(waiting, timeout=PROGRESS_EVERY, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    waiting.pop(future)
+                    done.append(future.result())
+                    self.progress(done[-1].line(len(done), len(targets)))
+                if waiting and not finished:
+                    names = ", ".join(f"{t.name} ({self.state.get(t.name, 'queued')})"
+                                      for t in waiting.values())
+                    self.progress(f"confirming, {self.clock() - self.started:.0f} s: waiting for {names}")
+        return done
+
+
+def confirm(targets: list[Plan], result: DeployResult, *, windows: dict[str, Window] | None = None,
+            parallel: int = 4, progress: Callable[[str], None] | None = None,
+            reconnect: Reconnect | None = None) -> None:
+    """Reach every host over a NEW connection (no shared master) and make pending changes permanent.
+
+    All hosts at once (at most ``parallel`` connections), each within its OWN deadline: the moment
+    its change went live (``windows``, from pyinfra's output) plus the change's timeout, minus
+    SAFETY_MARGIN. No attempt starts that could not finish before that host's rollback fires.
+    """
+    say = progress or _stderr
+    with tempfile.TemporaryDirectory(prefix="hardening-confirm-") as tmp:
+        confirmer = Confirmer(reconnect or ssh_reconnect(ssh_config(targets, Path(tmp))), windows or {}, say)
+        say(f"--> Confirming {len(targets)} host(s) over new SSH connections, {parallel} at once")
+        outcomes = confirmer.all(targets, parallel)
+    for c in outcomes:
+        result.confirmations[c.host] = c
+        if c.outcome == "confirmed":
+            result.confirmed[c.host] = c.detail + (f" ({c.after:.0f} s after going live)"
+                                                   if c.after is not None and "confirmed:" in c.detail else "")
+        elif c.outcome in ("failed", "rolled back"):
+            result.failed[c.host] = c.detail
+        else:
+            result.unreachable[c.host] = c.detail
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
