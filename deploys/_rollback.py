@@ -87,6 +87,9 @@ class Change:
     apply: str
     restore: str
     commit: str
+    # Run (inside $DIR) when ``restore`` failed: must leave the host no more open than the new
+    # state (e.g. keep or re-load the new firewall table). Empty: nothing to fall back on.
+    fallback: str = ""
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", self.name):
@@ -145,6 +148,18 @@ exit "$status"
 """
 
 
+def _fallback(change: Change) -> str:
+    """The restore script's branch for a failed restore: run ``fallback``, say what was kept."""
+    if not change.fallback:
+        return ""
+    return f"""\
+elif (set -e; cd "$DIR"
+{change.fallback}
+) 2>>"$DIR/restore.err"; then
+    result="RESTORE FAILED, kept the new state: $(head -c 300 "$DIR/restore.err" | tr '\\n' ' ')"
+"""
+
+
 def restore_script(change: Change) -> str:
     """$DIR/restore: started by the rollback timer, or at once when ``apply`` fails."""
     return _PRELUDE + f"""\
@@ -158,7 +173,11 @@ flock 9
 DIR="$STATE/{change.name}"
 if (set -e; cd "$DIR/saved"
 {change.restore}
-); then result="restored the previous state"; else result="RESTORE FAILED"; fi
+) 2>"$DIR/restore.err"; then
+    result="restored the previous state"
+{_fallback(change)}else
+    result="RESTORE FAILED: $(head -c 300 "$DIR/restore.err" | tr '\\n' ' ')"
+fi
 rm -f "$RUN/pending/{change.name}"
 echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) $result" > "$RUN/rolled-back/{change.name}"
 logger -t hardening -p auth.warning "rollback {change.name}: not confirmed, $result" 2>/dev/null

@@ -62,20 +62,38 @@ START_AFTER_COMMIT = ("systemctl start nftables.service || echo 'firewall: commi
                       "nftables.service did not start (the next deploy starts it)' >&2")
 
 
+# The tool's table alone, in one nft transaction each: ``table`` + ``delete table`` removes it
+# whether it exists or not, then the saved definitions (if any) put it back. Foreign tables
+# (Docker, fail2ban, libvirt, a table added while the rollback was pending) are never listed,
+# flushed or reloaded.
+T = f"inet {measure.TABLE}"
+SAVE = ("tables=$(nft list tables inet)\n"
+        f"if printf '%s\\n' \"$tables\" | grep -qx 'table {T}'; then nft list table {T} > table.nft; "
+        "else : > absent; fi")
+RESTORE = (f"{{ printf 'table {T}\\ndelete table {T}\\n'; [ -f absent ] || cat table.nft; }} > restore.nft\n"
+           "nft -f restore.nft")
+# The saved table did not load (nothing changed: one transaction): keep the new table, or
+# re-load it if it is gone, never leave the host with no table of this tool.
+FALLBACK = f'nft list table {T} > /dev/null 2>&1 || nft -f "$DIR/desired"'
+# Before the first commit, the file nftables.service loads is kept aside (the deploy refuses a
+# file that loads other tables than Debian's empty default, see measure.boot_foreign_tables).
+COMMIT = (f"if [ -f {measure.NFTABLES_CONF} ] && ! grep -qF {shlex.quote(measure.HEADER.strip())} "
+          f"{measure.NFTABLES_CONF}; then cp -p {measure.NFTABLES_CONF} {measure.NFTABLES_CONF}.before-hardening; fi\n"
+          f'install -m 0644 -o root -g root "$DIR/desired" {measure.NFTABLES_CONF}\n')
+
+
 def change(timeout: int) -> Change:
-    """The firewall as a lockout-safe change: the payload file is ``$DIR/desired``."""
+    """The firewall as a lockout-safe change: the payload file is ``$DIR/desired``, the
+    ruleset that replaces table inet hardening alone (``measure.ruleset``)."""
     return Change(
         name="firewall",
         timeout=timeout,
         validate='nft -c -f "$DIR/desired"',
-        save="nft list ruleset > ruleset.nft",
+        save=SAVE,
         apply='nft -f "$DIR/desired"',
-        # One transaction: if the saved ruleset does not load, nothing changed, and removing the
-        # tool's own table still leaves the host reachable.
-        restore="{ echo 'flush ruleset'; cat ruleset.nft; } | nft -f - "
-                f"|| nft delete table inet {measure.TABLE}",
-        commit=f'install -m 0644 -o root -g root "$DIR/desired" {measure.NFTABLES_CONF}\n'
-               + START_AFTER_COMMIT,
+        restore=RESTORE,
+        fallback=FALLBACK,
+        commit=COMMIT + START_AFTER_COMMIT,
     )
 
 
@@ -124,8 +142,14 @@ def apply(profile: Resolved, obs: Observations) -> None:
     _forwarding_file(settings, profile.role)
     reasons = measure.reapply_reasons(obs.run(measure.NFTABLES_CONF_TEXT), obs.run(measure.NFT_LIST),
                                       settings, profile.role, obs.run(measure.NFT_BOOT))
+    foreign = measure.boot_foreign_tables(obs.run(measure.NFTABLES_CONF_TEXT), obs.run(measure.NFT_BOOT))
+    if foreign and reasons:
+        refuse_at_end(f"firewall: {measure.NFTABLES_CONF} also loads {', '.join(foreign)}; the tool writes that "
+                      "file whole (it holds only table inet hardening), so those tables would not load at the "
+                      "next boot: move them to a file of their own, or remove them; nothing applied")
+    # Nor is nftables.service started then (reapply=True): it would load that file.
     guarded(change(settings.confirm_timeout), payload={"desired": measure.ruleset(settings, profile.role)},
-            needed=bool(reasons), why="; ".join(reasons))
+            needed=bool(reasons) and not foreign, why="; ".join(reasons))
     _service(obs, reapply=bool(reasons))
     _foreign(obs, settings, profile.role)
     _forwarding_runtime(settings, profile.role, obs)

@@ -948,6 +948,38 @@ def boot_listing(boot: Observation) -> dict[str, Any] | str:
         raise Unreadable(f"{NFT_BOOT}: {exc}") from None
 
 
+def _inert(kind: str, body: dict[str, Any]) -> bool:
+    """A table or base chain that decides nothing: Debian's default /etc/nftables.conf."""
+    return kind == "table" or (kind == "chain" and body.get("policy", "accept") == "accept")
+
+
+def boot_foreign_tables(conf: Observation, boot: Observation) -> list[str]:
+    """The tables other than inet hardening that /etc/nftables.conf loads today, when the file is
+    not this tool's (``table ip nat``, ...; [] = none, or only tables with empty accepting chains
+    like Debian's default, or a file that loads nothing): the commit writes the file whole.
+
+    >>> boot_foreign_tables(Observation("o", "cat", 0, "flush ruleset\\n", "", 0.0), Observation(
+    ...     "o", "b", 0, '{"nftables": [{"table": {"family": "ip", "name": "nat"}}, {"rule": '
+    ...     '{"family": "ip", "table": "nat", "chain": "x", "expr": []}}]}', "", 0.0))
+    ['table ip nat']
+    """
+    if conf.rc != 0 or HEADER in conf.stdout or boot.rc != 0:
+        return []
+    try:
+        document = read_nft_json(boot.stdout)
+    except Unreadable:
+        return []
+    out: list[str] = []
+    for item in document["nftables"]:
+        kind, body = next(iter(item.items())) if len(item) == 1 else ("", {})
+        if kind == "metainfo" or not isinstance(body, dict):
+            continue
+        name = f"table {body.get('family')} {body.get('table', body.get('name'))}"
+        if name != f"table inet {TABLE}" and not _inert(kind, body) and name not in out:
+            out.append(name)
+    return out
+
+
 def stale(conf: Observation, live: dict[str, Any], boot: dict[str, Any] | str, settings: Settings,
           role: str) -> list[str]:
     """Whether the live table and the one /etc/nftables.conf loads at boot differ, and which is
