@@ -1,0 +1,244 @@
+"""Confirmation after a deploy (hardening/deploying.py): all hosts at once, each within its own
+deadline. A fake reconnect function stands for SSH; timings are injected (a fake clock, or
+real sleeps of milliseconds)."""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+import time
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from hardening import deploying
+from hardening.deploying import Confirmer, DeployResult, Window, live_windows
+from hardening.errors import Exit
+
+CONFIRMED = "pending: firewall unit=hardening-rollback-firewall.timer armed={armed} timeout=120 \n" \
+            "host-now: {now}\nconfirmed: firewall\n"
+UNREACHABLE = "ssh: connect to host 10.0.0.1 port 22: Connection timed out"
+
+
+def plan(name: str) -> Any:
+    """What the confirmation reads of a Plan: its name and whether it uses sudo."""
+    return SimpleNamespace(name=name, sudo=True)
+
+
+def answer(rc: int = 0, stdout: str = "confirmed: firewall\n", stderr: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.CompletedProcess(["ssh"], rc, stdout, stderr)
+
+
+class FakeClock:
+    """A clock that only moves when the fake SSH or the pause say so (one host, no threads)."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def real_confirmer(reconnect: Any, windows: dict[str, Window] | None = None, **timing: float) -> Confirmer:
+    """A confirmer on the real clock, with every duration scaled down to milliseconds."""
+    lines: list[str] = []
+    defaults = {"margin": 0.05, "pause": 0.01, "min_attempt": 0.02, "attempt_timeout": 2.0}
+    confirmer = Confirmer(reconnect, windows or {}, lines.append, **{**defaults, **timing})
+    confirmer.lines = lines  # type: ignore[attr-defined]
+    return confirmer
+
+
+def test_four_hosts_are_confirmed_concurrently() -> None:
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def reconnect(t: Any, budget: float) -> subprocess.CompletedProcess[str]:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.2)
+        with lock:
+            running -= 1
+        return answer()
+
+    now = time.monotonic()
+    confirmer = real_confirmer(reconnect, {f"h{i}": Window(now, 5) for i in range(4)})
+    begun = time.monotonic()
+    outcomes = confirmer.all([plan(f"h{i}") for i in range(4)], parallel=4)
+    took = time.monotonic() - begun
+    assert most == 4
+    assert took < 0.6, f"4 hosts of 0.2 s each took {took:.2f} s: not concurrent"
+    assert sorted(c.outcome for c in outcomes) == ["confirmed"] * 4
+    assert len(confirmer.lines) == 4  # type: ignore[attr-defined]  # one line per host as it completes
+
+
+def test_parallelism_bounds_the_connections() -> None:
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def reconnect(t: Any, budget: float) -> subprocess.CompletedProcess[str]:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        return answer()
+
+    outcomes = real_confirmer(reconnect).all([plan(f"h{i}") for i in range(6)], parallel=2)
+    assert most == 2 and len(outcomes) == 6
+
+
+def test_a_slow_host_does_not_delay_the_others() -> None:
+    finished: dict[str, float] = {}
+    begun = time.monotonic()
+
+    def reconnect(t: Any, budget: float) -> subprocess.CompletedProcess[str]:
+        time.sleep(0.5 if t.name == "slow" else 0.02)
+        finished[t.name] = time.monotonic() - begun
+        return answer()
+
+    confirmer = real_confirmer(reconnect, {n: Window(begun, 5) for n in ("slow", "a", "b", "c")})
+    outcomes = confirmer.all([plan("slow"), plan("a"), plan("b"), plan("c")], parallel=4)
+    assert all(finished[n] < 0.3 for n in "abc"), finished
+    assert finished["slow"] >= 0.5
+    assert [c.host for c in outcomes][-1] == "slow"  # reported as each completes: the slow one last
+    assert confirmer.lines[-1].startswith("[4/4] slow: CONFIRMED")  # type: ignore[attr-defined]
+
+
+def test_no_attempt_is_started_past_the_hosts_deadline() -> None:
+    """Rollback at 120 s after going live, margin 10 s: the deadline is 110 s. Attempts of up to
+    90 s, 5 s apart, none started with less than 15 s left, none running past the deadline."""
+    clock = FakeClock()
+    attempts: list[tuple[float, float]] = []
+
+    def reconnect(t: Any, budget: float) -> subprocess.CompletedProcess[str] | None:
+        attempts.append((clock.now, budget))
+        clock.now += budget  # ssh gives up only at the budget: the host never answers
+        return None
+
+    lines: list[str] = []
+    confirmer = Confirmer(reconnect, {"h": Window(0.0, 120)}, lines.append, clock=clock, sleep=clock.sleep)
+    outcome = confirmer.host(plan("h"))
+    assert attempts == [(0.0, 90.0), (95.0, 15.0)]
+    assert all(start + budget <= 110.0 for start, budget in attempts)
+    assert outcome.outcome == "unreachable" and outcome.attempts == 2
+    assert "no time left for another attempt before its rollback fires" in outcome.detail
+    assert len(lines) == 2 and "before its rollback fires" in lines[0]  # each failed attempt is shown
+
+
+def test_a_host_whose_deadline_passed_gets_no_attempt() -> None:
+    clock = FakeClock()
+    clock.now = 200.0
+    called: list[str] = []
+    confirmer = Confirmer(lambda t, b: called.append(t.name), {"late": Window(0.0, 120)}, print,
+                          clock=clock, sleep=clock.sleep)
+    outcome = confirmer.host(plan("late"))
+    assert called == [] and outcome.outcome == "unreachable" and outcome.attempts == 0
+
+
+def test_retries_while_time_is_left_then_confirms() -> None:
+    """sshd refusing connections while it reloads: retried with its own deadline, not 4 tries."""
+    clock = FakeClock()
+    answers = [answer(255, "", UNREACHABLE)] * 6 + [answer()]
+
+    def reconnect(t: Any, budget: float) -> subprocess.CompletedProcess[str]:
+        clock.now += 1
+        return answers.pop(0)
+
+    confirmer = Confirmer(reconnect, {"h": Window(0.0, 120)}, lambda line: None, clock=clock, sleep=clock.sleep)
+    outcome = confirmer.host(plan("h"))
+    assert outcome.outcome == "confirmed" and outcome.attempts == 7
+
+
+def test_a_refused_login_is_not_retried() -> None:
+    calls = []
+
+    def reconnect(t: Any, budget: float) -> subprocess.CompletedProcess[str]:
+        calls.append(budget)
+        return answer(255, "", "deploy@h: Permission denied (publickey).")
+
+    outcome = real_confirmer(reconnect, {"h": Window(time.monotonic(), 5)}).host(plan("h"))
+    assert len(calls) == 1 and outcome.outcome == "unreachable" and "SSH login refused" in outcome.detail
+
+
+def test_the_result_per_host_and_the_exit_code() -> None:
+    replies = {
+        "ok": answer(0, CONFIRMED.format(armed="2026-12-01T18:00:00Z", now=1796148037)),
+        "late": answer(2, "host-now: 1\nrolled back before confirmation: firewall "
+                          "(2026-12-01T18:02:00Z restored the previous state)\n"),
+        "broken": answer(1, "", "commit failed: firewall"),
+        "gone": answer(255, "", "deploy@gone: Permission denied (publickey)."),
+        "plain": answer(0, "host-now: 5\nnothing pending\n"),
+    }
+    result = DeployResult(0, {}, {})
+    lines: list[str] = []
+    deploying.confirm([plan(n) for n in replies], result, parallel=4, progress=lines.append,
+                      reconnect=lambda t, budget: replies[t.name])
+    outcomes = {n: c.outcome for n, c in result.confirmations.items()}
+    assert outcomes == {"ok": "confirmed", "late": "rolled back", "broken": "failed", "gone": "unreachable",
+                        "plain": "confirmed"}
+    assert result.confirmations["ok"].after == 37.0  # by the host's own clock: armed 18:00:00, now 18:00:37
+    assert result.confirmed["ok"] == "confirmed: firewall (37 s after going live)"
+    assert "2026-12-01T18:02:00Z" in result.failed["late"]  # when it rolled back
+    assert set(result.failed) == {"late", "broken"} and set(result.unreachable) == {"gone"}
+    assert result.confirmed["plain"] == "nothing pending"
+    assert result.exit_code == Exit.UNREACHABLE
+    assert len([line for line in lines if line.startswith("[")]) == 5
+
+
+def test_a_rolled_back_host_fails_the_deploy() -> None:
+    result = DeployResult(0, {}, {})
+    deploying.confirm([plan("a"), plan("b")], result, progress=lambda line: None,
+                      reconnect=lambda t, budget: answer(2 if t.name == "b" else 0,
+                                                         "rolled back before confirmation: firewall (x)"))
+    assert result.exit_code == Exit.NONCOMPLIANT and set(result.failed) == {"b"}
+
+
+PYINFRA = """\
+--> Starting operation: firewall | firewall: desired
+    [c1] Success
+--> Starting operation: \x1b[1mfirewall | Apply firewall live, rollback in 120 s unless confirmed (x)\x1b[0m
+    [\x1b[1mc2\x1b[0m] Success
+    [c1] Success
+    [c3] Error
+--> Starting operation: firewall | nftables.service: systemctl enable nftables.service
+    [c1] Success
+"""
+
+
+def test_live_windows_from_pyinfras_output() -> None:
+    timed = [(float(i), line) for i, line in enumerate(PYINFRA.splitlines())]
+    windows = live_windows(timed)
+    assert windows == {"c2": Window(3.0, 120), "c1": Window(4.0, 120),
+                       "c3": Window(2.0, 120)}  # no Success line: the operation's start (earlier: safe)
+
+
+def test_the_earliest_rollback_counts() -> None:
+    timed = [(0.0, "--> Starting operation: sshd | Apply sshd live, rollback in 60 s unless confirmed"),
+             (1.0, "    [c1] Success"),
+             (30.0, "--> Starting operation: firewall | Apply firewall live, rollback in 120 s unless confirmed"),
+             (31.0, "    [c1] Success")]
+    assert live_windows(timed) == {"c1": Window(1.0, 60)}
+
+
+@pytest.mark.parametrize("stdout, expected", [
+    (CONFIRMED.format(armed="2026-12-01T18:00:00Z", now=1796148010), 10.0),
+    ("host-now: 1796148010\nnothing pending\n", None),
+    ("confirmed: firewall\n", None),
+])
+def test_seconds_after_going_live_by_the_hosts_clock(stdout: str, expected: float | None) -> None:
+    assert deploying._after_live(stdout) == expected
+
+
+def test_the_remote_command_reads_the_markers_before_confirming() -> None:
+    command = deploying.confirm_remote(sudo=True)
+    assert command.index("/run/hardening/pending/*") < command.index("sudo -n /usr/local/sbin/hardening-confirm")
+    proc = subprocess.run(["sh", "-n", "-c", command], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr
