@@ -156,7 +156,7 @@ def _fallback(change: Change) -> str:
 elif (set -e; cd "$DIR"
 {change.fallback}
 ) 2>>"$DIR/restore.err"; then
-    result="RESTORE FAILED, kept the new state: $(head -c 300 "$DIR/restore.err" | tr '\\n' ' ')"
+    result="RESTORE FAILED, kept the new state: $(head -c 300 "$DIR/restore.err" | tr -s '\\n ' '  ')"
 """
 
 
@@ -176,7 +176,7 @@ if (set -e; cd "$DIR/saved"
 ) 2>"$DIR/restore.err"; then
     result="restored the previous state"
 {_fallback(change)}else
-    result="RESTORE FAILED: $(head -c 300 "$DIR/restore.err" | tr '\\n' ' ')"
+    result="RESTORE FAILED: $(head -c 300 "$DIR/restore.err" | tr -s '\\n ' '  ')"
 fi
 rm -f "$RUN/pending/{change.name}"
 echo "$(date -u +%Y-%m-%dT%H:%M:%SZ) $result" > "$RUN/rolled-back/{change.name}"
