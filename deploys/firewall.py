@@ -67,9 +67,10 @@ START_AFTER_COMMIT = ("systemctl start nftables.service || echo 'firewall: commi
 # (Docker, fail2ban, libvirt, a table added while the rollback was pending) are never listed,
 # flushed or reloaded.
 T = f"inet {measure.TABLE}"
-SAVE = ("tables=$(nft list tables inet)\n"
-        f"if printf '%s\\n' \"$tables\" | grep -qx 'table {T}'; then nft list table {T} > table.nft; "
-        "else : > absent; fi")
+# Absent is told by nft's own error (ENOENT); any other failure fails the save, so nothing applies.
+SAVE = (f"if LC_ALL=C nft list table {T} > table.nft 2> list.err; then :\n"
+        "elif grep -q 'No such file or directory' list.err; then rm -f table.nft; : > absent\n"
+        "else cat list.err >&2; exit 1; fi")
 RESTORE = (f"{{ printf 'table {T}\\ndelete table {T}\\n'; [ -f absent ] || cat table.nft; }} > restore.nft\n"
            "nft -f restore.nft")
 # The saved table did not load (nothing changed: one transaction): keep the new table, or

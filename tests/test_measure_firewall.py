@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -910,3 +911,138 @@ def test_the_deploy_refuses_only_what_re_applying_cannot_fix() -> None:
         'unexpected: accepts tcp 8080 from anywhere (inet hardening input handle 99 "extra")']
     assert m.foreign_problems(doc, terminal(), "terminal") == []
     assert len(m.judge_inbound(doc, terminal(), "terminal").unexpected) == 3  # until then, both are told
+
+
+# -- the firewall's own change: only table inet hardening, never the whole ruleset ----------------
+
+# A fake nft over a ruleset of two tables: ours (the file "ours", absent: no table) and a foreign
+# one that must never be named. ``-f FILE`` is one transaction: what follows
+# "delete table inet hardening" becomes our table; a file holding "nonsense" fails, changing nothing.
+FAKE_NFT = r"""#!/bin/sh
+echo "nft $*" >> "$HARDENING_LOG"
+case "$*" in
+"list table inet hardening") [ -f "$NFT/ours" ] || { echo "Error: No such file or directory" >&2; exit 1; }
+    cat "$NFT/ours" ;;
+"-c -f "*) ! grep -q nonsense "$3" ;;
+"-f "*) cat "$2" >> "$NFT/transactions"; echo "-- end" >> "$NFT/transactions"
+    if grep -q nonsense "$2"; then echo "$2:3: Error: syntax error" >&2; exit 1; fi
+    sed '1,/^delete table inet hardening$/d' "$2" > "$NFT/next"
+    if [ -s "$NFT/next" ]; then mv "$NFT/next" "$NFT/ours"; else rm -f "$NFT/next" "$NFT/ours"; fi ;;
+*) echo "unexpected nft call: $*" >&2; exit 9 ;;
+esac
+"""
+OUR_TABLE = ("table inet hardening {\n\tchain input {\n\t\ttype filter hook input priority filter; "
+             "policy drop;\n\t}\n}\n")
+
+
+@pytest.fixture
+def fw(sandbox: dict[str, Any]) -> dict[str, Any]:
+    """The sandbox with the firewall's real scripts in $STATE/firewall and the fake nft."""
+    bin_dir = Path(sandbox["env"]["PATH"].split(":")[0])
+    (bin_dir / "nft").write_text(FAKE_NFT)
+    (bin_dir / "nft").chmod(0o755)
+    nft = sandbox["dir"].parent.parent / "nft"
+    nft.mkdir()
+    change = deploy.change(30)
+    directory = sandbox["dir"].parent / "firewall"
+    directory.mkdir()
+    for name in ("apply", "restore"):
+        (directory / name).write_text(getattr(rb, f"{name}_script")(change))
+        (directory / name).chmod(0o700)
+    (directory / "desired").write_text(m.ruleset(m.Settings(), "server"))
+    return {**sandbox, "env": {**sandbox["env"], "NFT": str(nft)}, "dir": directory, "nft": nft}
+
+
+def our_table(fw: dict[str, Any]) -> str | None:
+    path = fw["nft"] / "ours"
+    return path.read_text() if path.exists() else None
+
+
+def test_firewall_scripts_name_only_the_tools_table() -> None:
+    change = deploy.change(60)
+    for text in (change.save, change.apply, change.restore, change.fallback, change.commit):
+        assert "ruleset" not in text and "flush" not in text
+        assert set(re.findall(r"\btable (\w+ [\w-]+)", text)) <= {"inet hardening"}, text
+    assert "nft list table inet hardening > table.nft" in change.save
+    assert change.restore.splitlines() == [
+        "{ printf 'table inet hardening\\ndelete table inet hardening\\n'; [ -f absent ] || cat table.nft; } "
+        "> restore.nft", "nft -f restore.nft"]  # one file, one transaction
+    desired = m.ruleset(m.Settings(), "server")
+    assert "flush" not in desired and desired.count("table inet hardening") == 3
+    assert desired.splitlines()[2:4] == ["table inet hardening", "delete table inet hardening"]
+
+
+def test_firewall_restore_puts_back_only_the_saved_table(fw: dict[str, Any]) -> None:
+    (fw["nft"] / "ours").write_text(OUR_TABLE)
+    out = run(fw, "apply")
+    assert out.returncode == 0, out.stderr
+    assert (fw["dir"] / "saved" / "table.nft").read_text() == OUR_TABLE
+    assert "tcp dport 22" in (our_table(fw) or "")
+    restored = run(fw, "restore")
+    assert restored.returncode == 0, restored.stderr
+    assert our_table(fw) == OUR_TABLE
+    assert (fw["run"] / "rolled-back" / "firewall").read_text().endswith(" restored the previous state\n")
+    calls = [c for c in fw["log"].read_text().splitlines() if c.startswith("nft ")]
+    assert "f2b" not in "".join(calls) and "ruleset" not in "".join(calls)
+
+
+def test_firewall_restore_removes_a_table_that_did_not_exist(fw: dict[str, Any]) -> None:
+    assert run(fw, "apply").returncode == 0
+    assert (fw["dir"] / "saved" / "absent").exists() and our_table(fw) is not None
+    assert run(fw, "restore").returncode == 0
+    assert our_table(fw) is None
+    last = (fw["nft"] / "transactions").read_text().split("-- end\n")[-2]
+    assert last == "table inet hardening\ndelete table inet hardening\n"
+
+
+def test_a_failed_restore_keeps_the_new_table_and_is_reported(fw: dict[str, Any]) -> None:
+    (fw["nft"] / "ours").write_text(OUR_TABLE)
+    assert run(fw, "apply").returncode == 0
+    new = our_table(fw)
+    (fw["dir"] / "saved" / "table.nft").write_text("table inet hardening { nonsense }\n")
+    out = run(fw, "restore")
+    assert out.returncode == 1
+    assert our_table(fw) == new  # never no table
+    record = (fw["run"] / "rolled-back" / "firewall").read_text()
+    assert "RESTORE FAILED, kept the new state: restore.nft:3: Error: syntax error" in record
+    assert "logger -t hardening -p auth.warning rollback firewall: not confirmed, RESTORE FAILED, kept" \
+        in fw["log"].read_text()
+    late = run(fw, "confirm")
+    assert late.returncode == 2 and "RESTORE FAILED, kept the new state" in late.stdout
+
+
+def test_a_failed_restore_with_the_table_gone_reloads_the_new_one(fw: dict[str, Any]) -> None:
+    (fw["nft"] / "ours").write_text(OUR_TABLE)
+    assert run(fw, "apply").returncode == 0
+    new = our_table(fw)
+    (fw["dir"] / "saved" / "table.nft").write_text("nonsense\n")
+    (fw["nft"] / "ours").unlink()  # someone deleted it while the rollback was pending
+    out = run(fw, "restore")
+    assert out.returncode == 1
+    assert our_table(fw) == new
+    assert "RESTORE FAILED, kept the new state" in (fw["run"] / "rolled-back" / "firewall").read_text()
+
+
+def test_commit_keeps_a_foreign_boot_file_aside() -> None:
+    commit = deploy.change(60).commit
+    assert commit.index(".before-hardening") < commit.index("install -m 0644")
+    assert f"grep -qF '{m.HEADER.strip()}' /etc/nftables.conf" in commit
+
+
+def _boot(tables: list[dict[str, Any]]) -> Observation:
+    return seen(m.NFT_BOOT, json.dumps({"nftables": [{"metainfo": {}}, *tables]}))
+
+
+def test_boot_foreign_tables() -> None:
+    stock = seen(m.NFTABLES_CONF_TEXT, "#!/usr/sbin/nft -f\nflush ruleset\ntable inet filter {...}\n")
+    debian: list[dict[str, Any]] = [{"table": {"family": "inet", "name": "filter"}}, {"chain": {
+        "family": "inet", "table": "filter", "name": "input", "type": "filter", "hook": "input", "prio": 0,
+        "policy": "accept"}}]
+    assert m.boot_foreign_tables(stock, _boot(debian)) == []  # Debian's default decides nothing
+    mine: list[dict[str, Any]] = [{"table": {"family": "ip", "name": "mine"}}, {"chain": {
+        "family": "ip", "table": "mine", "name": "c", "type": "filter", "hook": "input", "prio": 0,
+        "policy": "drop"}}]
+    assert m.boot_foreign_tables(stock, _boot(debian + mine)) == ["table ip mine"]
+    ours = seen(m.NFTABLES_CONF_TEXT, m.ruleset(m.Settings(), "server"))
+    assert m.boot_foreign_tables(ours, _boot(mine)) == []  # the tool's own file
+    assert m.boot_foreign_tables(stock, Observation("o", m.NFT_BOOT, 3, "", "Error", 0.0)) == []
