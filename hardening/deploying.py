@@ -379,6 +379,9 @@ def confirm(targets: list[Plan], result: DeployResult, *, windows: dict[str, Win
         confirmer = Confirmer(reconnect or ssh_reconnect(ssh_config(targets, Path(tmp))), windows or {}, say)
         say(f"--> Confirming {len(targets)} host(s) over new SSH connections, {parallel} at once")
         outcomes = confirmer.all(targets, parallel)
+    counts = {o: sum(c.outcome == o for c in outcomes) for o in ("confirmed", "rolled back", "failed", "unreachable")}
+    say(f"--> Confirmation done in {confirmer.clock() - confirmer.started:.1f} s: "
+        + ", ".join(f"{n} {o}" for o, n in counts.items()))
     for c in outcomes:
         result.confirmations[c.host] = c
         if c.outcome == "confirmed":
