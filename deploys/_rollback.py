@@ -1,5 +1,9 @@
 """Lockout-safe changes: apply now, roll back automatically unless confirmed from a new connection.
 
+A change saves, applies and restores only what the tool owns (the firewall: its own nftables
+table, never the whole ruleset), so what other tools (Docker, fail2ban, libvirt) add or remove
+meanwhile, also while a rollback is pending, is left as they made it.
+
 A change that could cut the tool off from a host (the firewall now, sshd later) goes live with
 a rollback armed, and becomes permanent only when the tool proves, over a NEW ssh connection,
 that it can still reach the host. Reusable by any measure: describe the change as a
@@ -42,6 +46,10 @@ Protocol, on the target host (all as root):
    (``logger -t hardening``). The host is reachable again with its previous state; the runner
    reports the deploy as failed (the connection or the confirmation failed). Confirm and restore
    take the same lock and both check the marker, so exactly one of them wins.
+   If restoring fails, the change's ``fallback`` runs (the firewall: keep, or re-load, the NEW
+   table, so that a failed restore never leaves the host with no table, more open than before);
+   the record and the log line then say ``RESTORE FAILED, kept the new state: <the error>``, and
+   hardening-confirm reports it.
 
 Choose ``timeout`` to cover the rest of the pyinfra run after the change plus the reconnection:
 run lockout-prone measures last in deploys/main.py.
@@ -51,9 +59,11 @@ Example (the firewall measure)::
     change = Change(
         name="firewall", timeout=60,
         validate='nft -c -f "$DIR/desired"',
-        save='nft list ruleset > ruleset.nft',
-        apply='nft -f "$DIR/desired"',
-        restore="{ echo 'flush ruleset'; cat ruleset.nft; } | nft -f -",
+        save="nft list table inet hardening > table.nft",   # only the tool's table (or "absent")
+        apply='nft -f "$DIR/desired"',                      # replaces that table alone, atomically
+        restore="{ printf 'table inet hardening\\ndelete table inet hardening\\n'; cat table.nft; } "
+                "> restore.nft; nft -f restore.nft",         # one transaction, that table alone
+        fallback='nft list table inet hardening || nft -f "$DIR/desired"',
         commit='install -m 0644 "$DIR/desired" /etc/nftables.conf',
     )
     guarded(change, payload={"desired": ruleset_text}, needed=True)

@@ -6,7 +6,20 @@ Decided from the host's observation batch (the same observations the checks judg
 * The ruleset (``hardening.measures.firewall.ruleset``) goes live lockout-safe through
   deploys/_rollback.py: validated with ``nft -c -f`` on the host, applied with ``nft -f`` and an
   automatic rollback armed for ``confirm_timeout`` seconds; it becomes ``/etc/nftables.conf``
-  only when the deploy runner reconnects and runs ``hardening-confirm``. It is (re)applied when
+  only when the deploy runner reconnects and runs ``hardening-confirm``. Only ``table inet
+  hardening`` is ever saved (``nft list table``, or "absent"), replaced (the ruleset file:
+  ``table``/``delete table``/definitions, one transaction) and restored (the same, from the
+  saved table, or just deleted if there was none): other tables are never listed, flushed or
+  reloaded, so what another tool adds or removes while the rollback is pending stays. A restore
+  that does not load changes nothing (one transaction), and then the new table is kept (or
+  re-loaded if it is gone): never less than either state; the journal (``logger -t hardening``)
+  and hardening-confirm's report say so.
+* /etc/nftables.conf is this tool's file, written whole (it holds only its table and no ``flush
+  ruleset``, so nftables.service loads exactly the live table and leaves others alone; the
+  checks compare the file with the profile's ruleset). A file that today loads other tables
+  than Debian's empty default is refused, named, and nothing is applied: writing it would drop
+  those tables at the next boot. Otherwise the first commit keeps it as
+  ``/etc/nftables.conf.before-hardening``. It is (re)applied when
   the observed ``/etc/nftables.conf`` is not the desired ruleset (first run, a profile change, a
   rollback, a reboot before the confirmation) or when the observed live ruleset (``nft -j list
   ruleset``) lacks or differs from the measure's table, or cannot be read, or when the live table

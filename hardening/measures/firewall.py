@@ -15,7 +15,9 @@ in one transaction) and does not ``flush ruleset``, so loading it live or reload
 leaves other tools' tables (containers, fail2ban) alone; their ``accept`` cannot open what
 this table drops, because a packet must pass every base chain of the hook. The file is written
 only when the change is confirmed: until then the new ruleset is live but a reboot loads the
-previous file (see deploys/_rollback.py for the confirmation protocol).
+previous file (see deploys/_rollback.py for the confirmation protocol; its snapshot and restore
+are this table alone). A file that loads other tables than Debian's empty default
+(:func:`boot_foreign_tables`) is not overwritten: the deploy refuses, naming it.
 
 Judging (checks and deploy alike): the live ruleset is read whole from ``nft -j list ruleset``
 (:func:`judge_inbound`, libnftables-json(5)): every accept reachable from every table's input
