@@ -311,15 +311,20 @@ class Confirmer:
                 if reason not in RETRIED:
                     return self._answered(t, window, attempt, proc, message)
                 last = message
-            self.progress(f"{t.name}: attempt {attempt} failed after {self.clock() - begun:.1f} s ({last}); "
-                          + self._left(deadline))
+            failed = f"{t.name}: attempt {attempt} failed after {self.clock() - begun:.1f} s ({last})"
+            if deadline is not None and deadline - self.clock() - self.pause < self.min_attempt:
+                self.progress(failed)
+                return self._too_late(t, window, attempt, last)
+            self.progress(f"{failed}; {self._left(deadline)}")
+            self.state[t.name] = f"attempt {attempt + 1} in {self.pause:.0f} s"
             self.sleep(self.pause)
         return Confirmation(t.name, "unreachable", last, attempt, self._since(window))
 
     def _left(self, deadline: float | None) -> str:
         if deadline is None:
-            return "retrying (nothing pending was seen in the deploy's output)"
-        return f"retrying, {deadline - self.clock() + self.margin:.0f} s before its rollback fires"
+            return f"retrying in {self.pause:.0f} s (no pending change was seen in the deploy's output)"
+        return (f"retrying in {self.pause:.0f} s, its rollback fires in "
+                f"{deadline - self.clock() + self.margin:.0f} s")
 
     def _since(self, window: Window | None) -> float | None:
         return None if window is None else self.clock() - window.live

@@ -130,7 +130,21 @@ def test_no_attempt_is_started_past_the_hosts_deadline() -> None:
     assert all(start + budget <= 110.0 for start, budget in attempts)
     assert outcome.outcome == "unreachable" and outcome.attempts == 2
     assert "no time left for another attempt before its rollback fires" in outcome.detail
-    assert len(lines) == 2 and "before its rollback fires" in lines[0]  # each failed attempt is shown
+    assert clock.now == 110.0  # no pause for an attempt that would not start
+    assert len(lines) == 2 and "its rollback fires in 30 s" in lines[0]  # each failed attempt is shown
+
+
+def test_an_attempt_that_would_start_too_late_is_not_waited_for() -> None:
+    """Attempt 1 times out at 90 s; 5 s of pause would leave 10 s (< 15): reported at once."""
+    clock = FakeClock()
+    clock.now = 5.0
+
+    def reconnect(t: Any, budget: float) -> None:
+        clock.now += budget
+
+    outcome = Confirmer(reconnect, {"h": Window(0.0, 120)}, lambda line: None, clock=clock,
+                        sleep=clock.sleep).host(plan("h"))
+    assert outcome.attempts == 1 and clock.now == 95.0 and outcome.after == 95.0
 
 
 def test_a_host_whose_deadline_passed_gets_no_attempt() -> None:
