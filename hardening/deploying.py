@@ -6,6 +6,14 @@ finished, every host is reached again over a NEW SSH connection: changes that co
 tool off (firewall, sshd) are armed with an automatic rollback on the host and only made
 permanent by ``hardening-confirm`` over that fresh connection. A host that cannot be reached
 again rolls itself back, and the deploy reports it as failed.
+
+Confirmation runs for all hosts at once (as many at a time as the deploy's ``--parallel``), each
+host against its OWN deadline: the moment pyinfra's progress showed its change live (this
+machine's clock, so no skew with the host's) plus the change's timeout, minus SAFETY_MARGIN.
+An attempt never starts with less than MIN_ATTEMPT seconds left and never runs past the
+deadline. How long after going live a host was confirmed is measured on the host itself (its
+pending marker against its clock). Each host's outcome is printed as it completes, and the
+hosts still waited for every PROGRESS_EVERY seconds.
 """
 
 from __future__ import annotations
