@@ -300,13 +300,14 @@ class Confirmer:
     def host(self, t: Plan) -> Confirmation:
         """Attempts until one answers, or the next could not finish before the rollback fires."""
         window = self.windows.get(t.name)
-        deadline = window.deadline(self.margin) if window else None
+        margin, min_attempt, pause = self.limits(window)
+        deadline = window.deadline(margin) if window else None
         last = "no attempt"
         attempt = 0
         while deadline is not None or attempt < RECONNECT_ATTEMPTS:
             attempt += 1
             budget = self.attempt_timeout if deadline is None else min(self.attempt_timeout, deadline - self.clock())
-            if budget < self.min_attempt:
+            if budget < min_attempt:
                 return self._too_late(t, window, attempt - 1, last)
             self.state[t.name] = f"attempt {attempt}"
             begun = self.clock()
@@ -320,19 +321,28 @@ class Confirmer:
                     return self._answered(t, window, attempt, proc, message)
                 last = message
             failed = f"{t.name}: attempt {attempt} failed after {self.clock() - begun:.1f} s ({last})"
-            if deadline is not None and deadline - self.clock() - self.pause < self.min_attempt:
+            if deadline is not None and deadline - self.clock() - pause < min_attempt:
                 self.progress(failed)
                 return self._too_late(t, window, attempt, last)
-            self.progress(f"{failed}; {self._left(deadline)}")
-            self.state[t.name] = f"attempt {attempt + 1} in {self.pause:.0f} s"
-            self.sleep(self.pause)
+            self.progress(f"{failed}; {self._left(window, pause)}")
+            self.state[t.name] = f"attempt {attempt + 1} in {pause:.0f} s"
+            self.sleep(pause)
         return Confirmation(t.name, "unreachable", last, attempt, self._since(window))
 
-    def _left(self, deadline: float | None) -> str:
-        if deadline is None:
-            return f"retrying in {self.pause:.0f} s (no pending change was seen in the deploy's output)"
-        return (f"retrying in {self.pause:.0f} s, its rollback fires in "
-                f"{deadline - self.clock() + self.margin:.0f} s")
+    def limits(self, window: Window | None) -> tuple[float, float, float]:
+        """(safety margin, shortest attempt, pause between attempts) for a host: the configured
+        ones, scaled down for a short rollback timeout (confirm_timeout can be 5 s), which would
+        otherwise leave no attempt at all."""
+        if window is None:
+            return self.margin, self.min_attempt, self.pause
+        return (min(self.margin, window.timeout / 8), min(self.min_attempt, window.timeout / 4),
+                min(self.pause, window.timeout / 10))
+
+    def _left(self, window: Window | None, pause: float) -> str:
+        if window is None:
+            return f"retrying in {pause:.0f} s (no pending change was seen in the deploy's output)"
+        return (f"retrying in {pause:.0f} s, its rollback fires in "
+                f"{window.live + window.timeout - self.clock():.0f} s")
 
     def _since(self, window: Window | None) -> float | None:
         return None if window is None else self.clock() - window.live

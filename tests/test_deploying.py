@@ -147,6 +147,22 @@ def test_an_attempt_that_would_start_too_late_is_not_waited_for() -> None:
     assert outcome.attempts == 1 and clock.now == 95.0 and outcome.after == 95.0
 
 
+def test_a_short_rollback_timeout_still_gets_attempts() -> None:
+    """confirm_timeout: 15 (a margin of 10 s and attempts of at least 15 s would leave none)."""
+    clock = FakeClock()
+    attempts: list[tuple[float, float]] = []
+
+    def reconnect(t: Any, budget: float) -> None:
+        attempts.append((clock.now, budget))
+        clock.now += budget
+
+    outcome = Confirmer(reconnect, {"h": Window(0.0, 15)}, lambda line: None, clock=clock,
+                        sleep=clock.sleep).host(plan("h"))
+    assert attempts and attempts[0] == (0.0, 15 - 15 / 8)
+    assert all(start + budget <= 15 - 15 / 8 for start, budget in attempts)
+    assert outcome.outcome == "unreachable"
+
+
 def test_a_host_whose_deadline_passed_gets_no_attempt() -> None:
     clock = FakeClock()
     clock.now = 200.0
