@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from hardening import deploying
+from hardening import ROOT, deploying
 from hardening.deploying import Confirmer, DeployResult, Window, live_windows
 from hardening.errors import Exit
 
@@ -272,3 +272,12 @@ def test_the_remote_command_reads_the_markers_before_confirming() -> None:
     assert command.index("/run/hardening/pending/*") < command.index("sudo -n /usr/local/sbin/hardening-confirm")
     proc = subprocess.run(["sh", "-n", "-c", command], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_the_guarded_operation_name_is_what_live_windows_reads() -> None:
+    """The deadline comes from pyinfra's line for the operation deploys/_rollback.py names; if that
+    name changes, no host gets a deadline (4 attempts of up to 90 s, as before) — keep them in step."""
+    source = (ROOT / "deploys" / "_rollback.py").read_text()
+    assert 'f"Apply {change.name} live, rollback in {change.timeout} s unless confirmed"' in source
+    line = "--> Starting operation: sshd | Apply sshd live, rollback in 60 s unless confirmed (why)"
+    assert live_windows([(0.0, line), (1.0, "    [h] Success")]) == {"h": Window(1.0, 60)}
