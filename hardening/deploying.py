@@ -374,7 +374,10 @@ class Confirmer:
         and one every PROGRESS_EVERY seconds naming the hosts still waited for."""
         done: list[Confirmation] = []
         with ThreadPoolExecutor(max_workers=max(1, min(parallel, len(targets)))) as pool:
-            waiting = {pool.submit(self.host, t): t for t in targets}
+            # Earliest rollback first: with more hosts than connections, a queued host waits.
+            ordered = sorted(targets, key=lambda t: self.windows[t.name].deadline(0)
+                             if t.name in self.windows else float("inf"))
+            waiting = {pool.submit(self.host, t): t for t in ordered}
             while waiting:
                 finished, _ = wait(waiting, timeout=PROGRESS_EVERY, return_when=FIRST_COMPLETED)
                 for future in finished:

@@ -95,6 +95,15 @@ def test_parallelism_bounds_the_connections() -> None:
     assert most == 2 and len(outcomes) == 6
 
 
+def test_with_more_hosts_than_connections_the_earliest_rollback_goes_first() -> None:
+    order: list[str] = []
+    now = time.monotonic()
+    windows = {"late": Window(now + 3, 5), "early": Window(now, 5), "middle": Window(now + 1, 5)}
+    real_confirmer(lambda t, budget: order.append(t.name) or answer(), windows).all(
+        [plan("none"), plan("late"), plan("early"), plan("middle")], parallel=1)
+    assert order == ["early", "middle", "late", "none"]
+
+
 def test_a_slow_host_does_not_delay_the_others() -> None:
     finished: dict[str, float] = {}
     begun = time.monotonic()
