@@ -11,6 +11,7 @@ the same time, each host's one after the other):
 3. the next ``hardening deploy`` exits 0 and the following verify is exactly the baseline.
 
 HARDENING_VIOLATIONS selects violations by id glob (``auth/*,usb/sr-*``);
+HARDENING_VIOLATIONS_HOST=container (or vm) keeps one host kind;
 HARDENING_VIOLATIONS_ALONE=1 plants each one alone (one group each: exact attribution, slower);
 HARDENING_VIOLATIONS_REPORT names a file for the result table (markdown), which is also printed.
 """
@@ -38,7 +39,8 @@ pytestmark = pytest.mark.lab
 HOSTS = {"container": ("vc-srv", "server", "high"), "vm": ("vm-term", "terminal", "high")}
 # A container shares the machine's kernel: no modules, USB, audit or LUKS.
 NOT_IN_CONTAINER = ("usb",)
-SELECTED = corpus.select(corpus.load(), os.environ.get("HARDENING_VIOLATIONS", ""))
+SELECTED = [v for v in corpus.select(corpus.load(), os.environ.get("HARDENING_VIOLATIONS", ""))
+            if os.environ.get("HARDENING_VIOLATIONS_HOST", v.host) == v.host]
 GROUPS = corpus.groups(SELECTED, alone=os.environ.get("HARDENING_VIOLATIONS_ALONE") == "1")
 ROWS: list[dict[str, str]] = []
 

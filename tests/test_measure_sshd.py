@@ -342,3 +342,16 @@ def test_class_repairs_keep_stricter_values() -> None:
     assert [str(s) for s in found] == ["/etc/ssh/sshd_config.d/05-x.conf:3 sets ClientAliveCountMax 9",
                                        "/etc/ssh/sshd_config:125 sets ClientAliveInterval 0"]
     assert len(unfixable) == 1 and "Match User ad*" in unfixable[0]   # the runner's wrong answer
+
+
+def test_class_repairs_a_class_inheriting_a_bad_global_value_is_repaired_by_the_global() -> None:
+    config = {"clientaliveinterval": ["7200"], "clientalivecountmax": ["1"]}
+    inheriting = _sshd.ConnectionClass("Match Address 10.0.0.0/8 (line 125 of /etc/ssh/sshd_config)", "addr=10.0.0.1",
+                                       dict(config))
+    want = {"clientaliveinterval": ["120"]}
+    accept = timeouts.sshd_value_ok(timeouts.Settings(ssh_client_alive_interval=120))
+    bad_default = _sshd.ConnectionClass("default", "", dict(config))
+    assert _sshd.class_repairs([bad_default, inheriting], want, accept) == ([], [])
+    good_default = _sshd.ConnectionClass("default", "", {"clientaliveinterval": ["120"]})
+    found, unfixable = _sshd.class_repairs([good_default, inheriting], want, accept)
+    assert found == [] and "sets no clientaliveinterval itself" in unfixable[0]

@@ -199,9 +199,12 @@ def class_repairs(classes: list[ConnectionClass], want: dict[str, list[str]],
                   ok: Callable[[str, list[str]], bool]) -> tuple[list[Setting], list[str]]:
     """(the directives inside Match blocks that give a class a value ``ok`` refuses for a keyword
     in ``want``: disabling them lets the global value, the drop-in's, apply; what cannot be
-    repaired so: a class that could not be evaluated, or a bad value no Match directive set)."""
+    repaired so: a class that could not be evaluated, or a bad value no Match directive set while
+    the global value is right). A class that only inherits a bad global value (a Match block that
+    does not set the keyword) is repaired with the global value, by the drop-in."""
     found: list[Setting] = []
     unfixable: list[str] = []
+    default = next((c for c in classes if c.name == "default" and c.config is not None), None)
     for cls in classes:
         if cls.name == "default":
             continue
@@ -212,6 +215,8 @@ def class_repairs(classes: list[ConnectionClass], want: dict[str, list[str]],
             if ok(key, cls.value(key)):
                 continue
             setters = [s for s in cls.applied if s.keyword.lower() == key]
+            if not setters and default is not None and not ok(key, default.value(key)):
+                continue  # inherited from the global value, which the drop-in repairs
             if not setters:
                 unfixable.append(f"{cls.name} gives {key} {' '.join(cls.value(key))} and sets no {key} itself")
             found += [s for s in setters if s not in found]
