@@ -103,9 +103,7 @@ def _offers_only(obs: Any, evidence: Any, request: Any, key: str, allowed: list[
     observed, failing = _sshd.judge(classes, [key], problem)
     evidence.record(expected={f"{key} within": allowed, "for": "the default and every Match block"},
                     observed=observed)
-    if _sshd.unreadable(classes):
-        raise _sshd.MatchError(_sshd.unreadable(classes))
-    assert not failing, "; ".join(failing)
+    _sshd.conclude(classes, failing)
 
 
 @pytest.mark.clause("6-10")

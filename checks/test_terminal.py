@@ -51,9 +51,7 @@ def test_ssh_allow_groups(obs, profile, evidence, request):
                                     lambda c: measure.allow_groups_problem(settings, c.value("allowgroups")))
     evidence.record(expected={"allowgroups": f"within {sorted(settings.ssh_allow_groups)}",
                               "for": "the default and every Match block"}, observed=observed)
-    if _sshd.unreadable(classes):
-        raise _sshd.MatchError(_sshd.unreadable(classes))
-    assert not failing, "; ".join(failing)
+    _sshd.conclude(classes, failing)
 
 
 @pytest.mark.clause("6-12")

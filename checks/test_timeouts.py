@@ -48,9 +48,7 @@ def test_ssh_client_alive(obs, profile, evidence, request):
                               "clientalivecountmax": f"1..{settings.ssh_client_alive_count_max}",
                               "for": "the default and every Match block"},
                     observed=observed)
-    if _sshd.unreadable(classes):
-        raise _sshd.MatchError(_sshd.unreadable(classes))
-    assert not failing, "; ".join(failing)
+    _sshd.conclude(classes, failing)
 
 
 @pytest.mark.clause("6-15")

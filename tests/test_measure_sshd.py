@@ -355,3 +355,13 @@ def test_class_repairs_a_class_inheriting_a_bad_global_value_is_repaired_by_the_
     good_default = _sshd.ConnectionClass("default", "", {"clientaliveinterval": ["120"]})
     found, unfixable = _sshd.class_repairs([good_default, inheriting], want, accept)
     assert found == [] and "sets no clientaliveinterval itself" in unfixable[0]
+
+
+def test_conclude_an_unreadable_class_is_an_error_a_failing_one_a_failure() -> None:
+    good = _sshd.ConnectionClass("default", "", {"x": ["1"]})
+    bad = _sshd.ConnectionClass("Match Group nobody-here", "", None, "no member")
+    with pytest.raises(_sshd.MatchError, match="no member"):
+        _sshd.conclude([good, bad], ["default: x 1"])
+    with pytest.raises(AssertionError, match="default: x 1"):
+        _sshd.conclude([good], ["default: x 1"])
+    _sshd.conclude([good], [])

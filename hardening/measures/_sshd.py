@@ -708,6 +708,15 @@ def unreadable(classes: list[ConnectionClass]) -> str:
     return "; ".join(f"{c.name}: {c.error}" for c in classes if c.config is None)
 
 
+def conclude(classes: list[ConnectionClass], failing: list[str]) -> None:
+    """Ends an sshd check once its evidence is recorded: a class that could not be evaluated is
+    an error (MatchError), never a pass; a failing class is the check's failure (AssertionError)."""
+    if unreadable(classes):
+        raise MatchError(unreadable(classes))
+    if failing:
+        raise AssertionError("; ".join(failing))
+
+
 # What the sshd measures (admin, timeouts, terminal, encryption) observe: the checks judge sshd -T
 # and the Match lines (one class each), the deploy also needs what the daemon loaded.
 OBSERVE = [SSHD_T, SSHD_LOADED, SSHD_MATCHES]
