@@ -59,6 +59,7 @@ from hardening.measures import _sshd
 from hardening.observe import Observations
 
 from ._observed import Observed
+from ._rollback import SSHD, Region, watch
 from ._support import refuse, refuse_at_end
 
 SUFFIX = ".hardening-new"
@@ -202,6 +203,7 @@ class DropIn:
     op: OperationMeta | None  # None: refused (the host's run stops at the refusal)
     want: dict[str, list[str]] = field(default_factory=dict)
     reason: str = ""  # why reload and confirm even when the file does not change
+    region: Region | None = None  # the sshd watchdog (deploys/_rollback.py), closed by reload_sshd
 
     def did_change(self) -> bool:
         return self.op is not None and self.op.did_change()
@@ -247,13 +249,14 @@ def sshd_dropin(measure: str, text: str, obs: Observations | None = None,
     in_blocks, block_problems = _sshd.class_repairs(_sshd.connection_classes(obs, _fact_runner), want, accept)
     if unfixable + block_problems:
         refuse_at_end(f"{measure}: {'; '.join(unfixable + block_problems)}")
+    region = watch(SSHD)
     disabled = disable_directives(measure, found + in_blocks)
     op = validated_file(name=f"sshd drop-in {dest} (validated with sshd -t)",
                         text=text, dest=dest, kind="sshd", mode="644")
     reason = _stale(obs, seen) or _describe(diff)
     if disabled is not None:
         reason = "; ".join(filter(None, [reason, "disabled " + ", ".join(str(s) for s in found + in_blocks)]))
-    return DropIn(measure, op, {k: v for k, v in want.items() if k not in stricter}, reason)
+    return DropIn(measure, op, {k: v for k, v in want.items() if k not in stricter}, reason, region)
 
 
 def _fact_runner(command: str) -> str:
@@ -333,9 +336,12 @@ def reload_sshd(measure: str, dropin: DropIn) -> OperationMeta | None:
     if dropin.op is None:
         return None
     why = f"echo {shlex.quote('why: ' + dropin.reason)}\n" if dropin.reason else ""
-    return server.shell(name=f"Reload sshd and confirm it uses the {measure} drop-in",
-                        commands=[why + reload_script(dropin.want)],
-                        _if=None if dropin.reason else dropin.op.did_change)
+    op = server.shell(name=f"Reload sshd and confirm it uses the {measure} drop-in",
+                      commands=[why + reload_script(dropin.want)],
+                      _if=None if dropin.reason else dropin.op.did_change)
+    if dropin.region is not None:
+        dropin.region.close()
+    return op
 
 
 def connecting_user() -> tuple[str, list[str]]:

@@ -1,9 +1,11 @@
 """admin (6-6): least administrator privilege, enforced from the observed state.
 
-Order matters: the sudoers drop-in (validated with ``visudo -cf``, root:root 0440) goes live
-first, then root login over SSH (validated sshd drop-in, sshd reloaded only when it changed),
-then root's password is locked. Before anything, the deploy refuses a profile that would lock
-it out (it connects as root while the profile says ``permit_root_login: no``).
+Order matters: the sudoers drop-in (validated with ``visudo -cf``, root:root 0440) and the
+files set aside go live first, under the sudoers watchdog (deploys/_rollback.py: restored unless
+the deploy account's sudo is confirmed over a new connection), then root login over SSH
+(validated sshd drop-in, sshd reloaded only when it changed, under the sshd watchdog), then
+root's password is locked. Before anything, the deploy refuses a profile that would lock it
+out (it connects as root while the profile says ``permit_root_login: no``).
 
 It decides from the host's observations (the same the checks judge): the sudoers policy as sudo
 would read it WITH the deploy's file in place (a copy, converted by cvtsudoers). A file of
@@ -25,6 +27,7 @@ from hardening.observe import Observations
 from hardening.profiles import Resolved
 
 from . import _sshd as sshd
+from ._rollback import SUDOERS, watch
 from ._support import refuse, refuse_at_end, unsupported_reason
 
 
@@ -37,14 +40,16 @@ def apply(profile: Resolved, obs: Observations) -> None:
         refuse(reason)
         return
     apt.packages(name="sudo is installed", packages=["sudo"], present=True)
+    region = watch(SUDOERS)  # the deploy account's sudo is confirmed over a new connection
     sshd.validated_file(name=f"sudoers {measure.SUDOERS_PATH} (validated with visudo -cf)",
                         text=measure.sudoers(settings), dest=measure.SUDOERS_PATH,
                         kind="sudoers", mode="440")
+    conflicts = _conflicts(settings, obs)
+    region.close()
     dropin = sshd.sshd_dropin("admin", measure.sshd_dropin(settings), obs)
     sshd.reload_sshd("admin", dropin)
     if settings.root_locked and measure.root_status(obs.run(measure.PASSWD_STATUS)) != "L":
         server.shell(name="Lock root's password", commands=["passwd -l root"])
-    conflicts = _conflicts(settings, obs)
     if conflicts:
         refuse_at_end("admin: " + " / ".join(conflicts))
 

@@ -33,7 +33,18 @@ from hardening.measures import auth as measure
 from hardening.observe import Observations
 from hardening.profiles import Resolved
 
+from ._rollback import PAM_PROBE_SERVICE, PAM_PROBE_TEXT, pam, watch
 from ._support import refuse_at_end, supported
+
+# What the faillock/pwquality wiring writes: restored as it was unless a fresh authentication
+# through the new stack confirms it (deploys/_rollback.py, PAM_PROBE).
+PAM_WATCHED = (
+    *(f"/etc/pam.d/{name}" for name in ("common-auth", "common-account", "common-password",
+                                        "common-session", "common-session-noninteractive")),
+    *(f"{measure.PAM_CONFIGS}/{name}" for name in (*measure.pam_profiles(), measure.UNIX_OWN)),
+    "/var/lib/pam",
+    measure.FAILLOCK_CONF,
+)
 
 
 @deploy("auth")
@@ -42,7 +53,12 @@ def apply(profile: Resolved, obs: Observations) -> None:
     settings: measure.Settings = profile.measure("auth")
     if not supported("auth"):
         return
-    apt.packages(name="Install PAM modules and libpam-pwquality", packages=list(measure.PACKAGES))
+    if obs.run(measure.PAMTESTER).rc != 0:
+        apt.update(name="Update the package lists (pamtester missing)", cache_time=3600)
+    apt.packages(name="Install PAM modules, libpam-pwquality and pamtester (the watchdog's fresh authentication)",
+                 packages=[*measure.PACKAGES, "pamtester"])
+    files.put(name=f"PAM service {PAM_PROBE_SERVICE} (the watchdog's fresh authentication)",
+              src=StringIO(PAM_PROBE_TEXT), dest=PAM_PROBE_SERVICE, user="root", group="root", mode="644")
     _faillock(settings, obs)
     _pwquality(settings)
     _login_defs(settings)
@@ -66,6 +82,9 @@ def _faillock(settings: measure.Settings, obs: Observations) -> None:
     files.put(name="faillock enable script (validates, restores on failure)",
               src=StringIO(measure.enable_script()), dest=measure.ENABLE_SCRIPT,
               user="root", group="root", mode="700")
+    drifted = "; ".join(_common_drift(settings, obs))
+    region = watch(pam(PAM_WATCHED))
+    region.force(drifted)
     for key, value in measure.faillock_values(settings).items():
         files.line(name=f"faillock.conf: {key} = {value}", path=measure.FAILLOCK_CONF,
                    line=measure.kv_conf_regex(key), replace=f"{key} = {value}")
@@ -81,11 +100,11 @@ def _faillock(settings: measure.Settings, obs: Observations) -> None:
         profiles.append(files.put(name=f"pam-auth-update profile {measure.UNIX_OWN} (Debian's unix without nullok)",
                                   src=StringIO(unix), dest=f"{measure.PAM_CONFIGS}/{measure.UNIX_OWN}",
                                   user="root", group="root", mode="644"))
-    drifted = "; ".join(_common_drift(settings, obs))
     server.shell(name="Enable pam_faillock and pam_pwquality with pam-auth-update (validated, restored on failure)"
                       + (f": the common files drifted, rewritten from the profiles ({drifted})" if drifted else ""),
                  commands=[measure.enable_command(force=bool(drifted))],
                  _if=lambda: bool(drifted) or _any_changed(profiles))
+    region.close()
 
 
 def _any_changed(ops: list[OperationMeta]) -> bool:

@@ -19,12 +19,16 @@ _HERE = Path(__file__).resolve().parent
 # Installed from a wheel this directory is the package hardening.deploys; in a checkout, deploys.
 _PACKAGE = "hardening.deploys" if _HERE.parent == Path(hardening.__file__).resolve().parent else "deploys"
 _observed = importlib.import_module(f"{_PACKAGE}._observed")
+_rollback = importlib.import_module(f"{_PACKAGE}._rollback")
 
 plan = read_plans(os.environ["HARDENING_PLANS"])[host.name]
 obs = host.get_fact(_observed.Observed, commands=plan.commands)
 
+_rollback.configure(plan.profile.deploy.confirm_timeout, plan.profile.deploy.run_allowance)
 for _name in plan.measures:
     importlib.import_module(f"{_PACKAGE}.{_name}").apply(plan.profile, obs)
+# The watchdogs armed in this run count their confirmation window from here (deploys/_rollback.py).
+_rollback.finish()
 # What a person must settle (accounts, files the tool does not own) fails the host at the end,
 # after every measure that could still be applied safely.
 importlib.import_module(f"{_PACKAGE}._support").refuse_deferred()

@@ -227,10 +227,19 @@ def deploy(inventory: Path, limit: tuple[str, ...], measures: tuple[str, ...], d
     """Enforce the measures of each host's hardware profile with pyinfra.
 
     Measures run in a fixed order (packages first; sshd and firewall last). Files are
-    validated before they go live (sshd -t, visudo -c, nft -c). Firewall and sshd changes go
-    live with an automatic rollback on the host, cancelled only when the tool reconnects over a
-    new SSH connection after the deploy; a host it cannot reach again rolls itself back and is
-    reported (exit 3). Exit 1 when an operation failed on a host.
+    validated before they go live (sshd -t, visudo -c, nft -c). Every change that can lock
+    the tool out or break logins (firewall, sshd, PAM, sudoers, USB policy) goes live under a
+    watchdog on the host: it restores the previous state unless the tool, after the deploy,
+    reaches the host over a NEW SSH connection as the deploy account with sudo (for PAM also a
+    fresh authentication through the new stack). All hosts are confirmed at once, each within
+    its own deadline; a host not confirmed in time is reached again after its rollback to show
+    it back in its previous state. A host whose deploy failed part-way has every pending change
+    restored at once (never half of each); a host that restarts before the confirmation
+    restores them at boot. The window is the profile's deploy.confirm_timeout (firewall:
+    measures.firewall.confirm_timeout), counted from the end of the host's run.
+
+    Exit 0: every host done and confirmed. 1: an operation failed, a deploy refused (named), or a
+    change was rolled back. 2: bad input. 3: a host not reachable even after its rollback time.
     """
     from hardening import deploying
 
@@ -251,7 +260,7 @@ def deploy(inventory: Path, limit: tuple[str, ...], measures: tuple[str, ...], d
     for name, text in result.failed.items():
         click.echo(f"{name}: FAILED: {text}", err=True)
     for name, text in result.unreachable.items():
-        click.echo(f"{name}: NOT REACHABLE after the deploy, pending changes roll back: {text}", err=True)
+        click.echo(f"{name}: NOT REACHABLE after the deploy: {text}", err=True)
     if result.pyinfra_exit != 0:
         click.echo(f"pyinfra reported failed operations (exit {result.pyinfra_exit})", err=True)
     click.echo(f"exit {int(result.exit_code)} ({result.exit_code.name.lower()})")

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -40,7 +41,7 @@ from hardening.inventory import Inventory
 from hardening.measures import firewall as firewall_measure
 from hardening.plan import Plan
 from hardening.profiles import Profiles
-from hardening.transport import classify_ssh_failure, ssh_config
+from hardening.transport import classify_ssh_failure, ssh_config, sudo_refused
 
 # Exit statuses of hardening-confirm (deploys/_rollback.py): 0 confirmed or nothing pending,
 # 1 a commit failed, 2 a change had already rolled back before it could be confirmed.
@@ -53,6 +54,8 @@ MIN_ATTEMPT = 15.0  # an attempt with less time than this before the deadline is
 SAFETY_MARGIN = 10.0  # the deadline, this much before the host's rollback timer fires
 PROGRESS_EVERY = 10.0  # while confirming, a line naming the hosts still waited for
 RETRIED = ("unreachable", "connection-lost")  # ssh failures worth another attempt while time is left
+AFTER_ROLLBACK = 15.0  # after a host's rollback time, wait this long before reconnecting to see it back
+BACK_WITHIN = 120.0  # ... and keep trying this long: a host not back by then is reported unreachable
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _GUARDED_OP = re.compile(r"Apply \S+ live, rollback in (\d+) s")
 _HOST_LINE = re.compile(r"^\s*\[([^\]\s]+)\]\s+(Success|No changes|Error|Skipped)")
@@ -157,8 +160,20 @@ def run(inventory: Inventory, *, limit: tuple[str, ...], measures: tuple[str, ..
                                                           "(see pyinfra's messages above)"])
     if dry:
         return result
-    confirm(plans, result, windows=live_windows(lines), parallel=parallel)
+    aborts = {name: why for name, changes in result.hosts.items() if (why := abort_reason(changes))}
+    confirm(plans, result, windows=live_windows(lines), parallel=parallel, aborts=aborts)
     return result
+
+
+_REFUSAL = re.compile(r"(^|\| )Refused: ")
+
+
+def abort_reason(changes: HostChanges) -> str:
+    """Why the host's pending changes must be restored instead of confirmed: an operation failed
+    (inside a watched region the change may be half made) or the run stopped. A refusal is not
+    such a failure: it runs before anything of its measure changes, or after every measure."""
+    broken = [name for name in changes.failed if not _REFUSAL.search(name)]
+    return f"failed: {broken[0]}" + (f" (and {len(broken) - 1} more)" if len(broken) > 1 else "") if broken else ""
 
 
 def run_pyinfra(cmd: list[str], cwd: str, env: dict[str, str]) -> tuple[int, str, list[tuple[float, str]]]:
@@ -228,8 +243,8 @@ def live_windows(lines: Iterable[tuple[float, str]]) -> dict[str, Window]:
             current = (seen, int(match.group(1))) if match else None
             continue
         host = _HOST_LINE.match(line)
-        if current is None or host is None:
-            continue
+        if current is None or host is None or host.group(2) == "No changes":
+            continue  # "No changes": nothing armed on that host (a watched region left alone)
         live = seen if host.group(2).startswith("Success") else current[0]
         window = Window(live, current[1])
         name = host.group(1)
@@ -238,12 +253,15 @@ def live_windows(lines: Iterable[tuple[float, str]]) -> dict[str, Window]:
     return windows
 
 
-def confirm_remote(sudo: bool) -> str:
+def confirm_remote(sudo: bool, abort: str = "") -> str:
     """Run hardening-confirm wherever it is installed: it confirms what is pending, and also
     reports (exit 2) a change that already rolled back before this connection came. First, what
     is pending and the host's own clock: how long after going live it was confirmed, with no
-    clock skew between the host and this machine."""
+    clock skew between the host and this machine. With ``abort`` (why the host's deploy failed
+    part-way), every pending change is restored instead (``hardening-confirm --abort``)."""
     command = firewall_measure.confirm_command() if sudo else firewall_measure.CONFIRM_PATH
+    if abort:
+        command += " --abort " + shlex.quote(abort[:300])
     pending = firewall_measure.PENDING_DIR
     return (f"for m in {pending}/*; do [ -r \"$m\" ] && echo \"pending: ${{m##*/}} $(tr '\\n' ' ' < \"$m\")\"; "
             f"done; echo \"host-now: $(date -u +%s)\"; "
@@ -251,12 +269,14 @@ def confirm_remote(sudo: bool) -> str:
             f"else echo 'nothing pending'; fi")
 
 
-def ssh_reconnect(config: Path) -> Reconnect:
-    """One new SSH connection (no shared master) running the confirmation, bounded by ``budget``."""
+def ssh_reconnect(config: Path, aborts: dict[str, str] | None = None) -> Reconnect:
+    """One new SSH connection (no shared master) running the confirmation, bounded by ``budget``;
+    on the hosts in ``aborts`` (host -> why its deploy failed part-way), the abort instead."""
     def attempt(t: Plan, budget: float) -> subprocess.CompletedProcess[str] | None:
         try:
             return subprocess.run(["ssh", "-F", str(config), "-o", "ControlMaster=no", "-o",
-                                   "ControlPath=none", t.name, confirm_remote(t.sudo)],
+                                   "ControlPath=none", t.name,
+                                   confirm_remote(t.sudo, (aborts or {}).get(t.name, ""))],
                                   capture_output=True, text=True, timeout=budget,
                                   stdin=subprocess.DEVNULL, check=False)
         except subprocess.TimeoutExpired:
@@ -296,6 +316,10 @@ class Confirmer:
     attempt_timeout: float = ATTEMPT_TIMEOUT
     started: float = field(default_factory=time.monotonic)
     state: dict[str, str] = field(default_factory=dict)  # host -> what it is doing now (progress)
+    aborts: dict[str, str] = field(default_factory=dict)  # host -> why its pending changes are restored
+    after_rollback: float = AFTER_ROLLBACK
+    back_within: float = BACK_WITHIN
+    reconnect_after_rollback: bool = True  # False: report "unreachable" at the deadline (unit tests)
 
     def host(self, t: Plan) -> Confirmation:
         """Attempts until one answers, or the next could not finish before the rollback fires."""
@@ -308,22 +332,26 @@ class Confirmer:
             attempt += 1
             budget = self.attempt_timeout if deadline is None else min(self.attempt_timeout, deadline - self.clock())
             if budget < min_attempt:
-                return self._too_late(t, window, attempt - 1, last)
+                return self._after_rollback(t, window, attempt - 1, last)
             self.state[t.name] = f"attempt {attempt}"
             begun = self.clock()
             proc = self.reconnect(t, budget)
             if proc is None:
                 last = f"no answer within {budget:.0f} s"
             else:
+                refused = t.sudo and proc.returncode == 1 and sudo_refused(proc.stderr)
                 reason, message = (classify_ssh_failure(proc.returncode, proc.stderr, t.sudo)
-                                   if proc.returncode and proc.returncode not in CONFIRM_FAILED else ("", ""))
-                if reason not in RETRIED:
+                                   if proc.returncode and (refused or proc.returncode not in CONFIRM_FAILED)
+                                   else ("", ""))
+                # While a change is pending, a refused login or sudo may be that change: retried
+                # until the deadline, then the host's rollback is waited for.
+                if reason not in RETRIED + (("auth", "sudo") if window else ()):
                     return self._answered(t, window, attempt, proc, message)
                 last = message
             failed = f"{t.name}: attempt {attempt} failed after {self.clock() - begun:.1f} s ({last})"
             if deadline is not None and deadline - self.clock() - pause < min_attempt:
                 self.progress(failed)
-                return self._too_late(t, window, attempt, last)
+                return self._after_rollback(t, window, attempt, last)
             self.progress(f"{failed}; {self._left(window, pause)}")
             self.state[t.name] = f"attempt {attempt + 1} in {pause:.0f} s"
             self.sleep(pause)
@@ -355,12 +383,50 @@ class Confirmer:
                             f"(about {fires:%H:%M:%S} UTC, {window.timeout} s after going live)",
                             attempts, self._since(window))
 
+    def _after_rollback(self, t: Plan, window: Window | None, attempts: int, last: str) -> Confirmation:
+        """No confirmation in time: wait until the host's watchdog has restored the previous state,
+        then reconnect to show it reachable again (or report that it is not)."""
+        gave_up = self._too_late(t, window, attempts, last)
+        if not self.reconnect_after_rollback:
+            return gave_up
+        assert window is not None
+        fires = window.live + window.timeout
+        until = fires + self.after_rollback + self.back_within
+        self.progress(f"{t.name}: not confirmed in time; waiting for its rollback "
+                      f"(in {max(0.0, fires - self.clock()):.0f} s) to reconnect")
+        self.state[t.name] = "waiting for its rollback"
+        wait_for = fires + self.after_rollback - self.clock()
+        if wait_for > 0:
+            self.sleep(wait_for)
+        tries = 0
+        while self.clock() < until:
+            tries += 1
+            self.state[t.name] = f"reconnecting after its rollback ({tries})"
+            proc = self.reconnect(t, max(self.min_attempt, min(self.attempt_timeout, until - self.clock())))
+            if proc is not None and proc.returncode in (0, 2):
+                back = f"reachable again {self.clock() - window.live:.0f} s after going live"
+                outcome = "rolled back" if proc.returncode == 2 else "unreachable"
+                detail = (f"{CONFIRM_FAILED[2]}: not confirmed in time ({last}); its watchdog restored the "
+                          f"previous state, {back}: {_confirm_output(proc.stdout)}" if proc.returncode == 2 else
+                          f"not confirmed in time ({last}); {back}, but no rollback was reported "
+                          f"({_confirm_output(proc.stdout)})")
+                return Confirmation(t.name, outcome, detail, attempts + tries, self._since(window))
+            self.sleep(min(self.pause, max(0.0, until - self.clock())))
+        return Confirmation(t.name, "unreachable", f"{gave_up.detail}; still not reachable "
+                            f"{self.clock() - fires:.0f} s after its rollback time", attempts + tries,
+                            self._since(window))
+
     def _answered(self, t: Plan, window: Window | None, attempts: int, proc: subprocess.CompletedProcess[str],
                   message: str) -> Confirmation:
         output = _confirm_output(proc.stdout)
         after = _after_live(proc.stdout)
         if after is None:
             after = self._since(window)
+        if t.name in self.aborts and proc.returncode in (0, 2):
+            what = ("every pending change restored: " + output if proc.returncode == 2
+                    else "nothing was pending to restore")
+            return Confirmation(t.name, "rolled back" if proc.returncode == 2 else "failed",
+                                f"its deploy failed part-way ({self.aborts[t.name]}); {what}", attempts, after)
         if proc.returncode == 0:
             return Confirmation(t.name, "confirmed", output, attempts, after)
         if proc.returncode == 2:
@@ -393,7 +459,7 @@ class Confirmer:
 
 def confirm(targets: list[Plan], result: DeployResult, *, windows: dict[str, Window] | None = None,
             parallel: int = 4, progress: Callable[[str], None] | None = None,
-            reconnect: Reconnect | None = None) -> None:
+            reconnect: Reconnect | None = None, aborts: dict[str, str] | None = None) -> None:
     """Reach every host over a NEW connection (no shared master) and make pending changes permanent.
 
     All hosts at once (at most ``parallel`` connections), each within its OWN deadline: the moment
@@ -402,7 +468,10 @@ def confirm(targets: list[Plan], result: DeployResult, *, windows: dict[str, Win
     """
     say = progress or _stderr
     with tempfile.TemporaryDirectory(prefix="hardening-confirm-") as tmp:
-        confirmer = Confirmer(reconnect or ssh_reconnect(ssh_config(targets, Path(tmp))), windows or {}, say)
+        confirmer = Confirmer(reconnect or ssh_reconnect(ssh_config(targets, Path(tmp)), aborts),
+                              windows or {}, say, aborts=dict(aborts or {}))
+        for name, why in (aborts or {}).items():
+            say(f"--> {name}: its deploy failed part-way ({why}): restoring every pending change there")
         say(f"--> Confirming {len(targets)} host(s) over new SSH connections, {parallel} at once")
         outcomes = confirmer.all(targets, parallel)
     counts = {o: sum(c.outcome == o for c in outcomes) for o in ("confirmed", "rolled back", "failed", "unreachable")}
@@ -410,13 +479,14 @@ def confirm(targets: list[Plan], result: DeployResult, *, windows: dict[str, Win
         + ", ".join(f"{n} {o}" for o, n in counts.items()))
     for c in outcomes:
         result.confirmations[c.host] = c
+        detail = "; ".join(c.detail.splitlines())
         if c.outcome == "confirmed":
-            result.confirmed[c.host] = c.detail + (f" ({c.after:.0f} s after going live)"
-                                                   if c.after is not None and "confirmed:" in c.detail else "")
+            result.confirmed[c.host] = detail + (f" ({c.after:.0f} s after going live)"
+                                                 if c.after is not None and "confirmed:" in detail else "")
         elif c.outcome in ("failed", "rolled back"):
-            result.failed[c.host] = c.detail
+            result.failed[c.host] = detail
         else:
-            result.unreachable[c.host] = c.detail
+            result.unreachable[c.host] = detail
 
 
 def _stderr(line: str) -> None:

@@ -14,6 +14,7 @@ A profile file::
           timeouts: {shell_tmout: 300}
     hardware: {tpm: expected, secure_boot: expected, ups: false, raid: false}
     evidence: {retention_days: 1825}
+    deploy: {confirm_timeout: 120, run_allowance: 900}   # the rollback watchdog (deploys/_rollback.py)
     attestations:             # what only a person can see, attested with who/when/until when
       - {id: room-lock, clauses: ["7-4"], ja: "...", en: "...", valid_days: 90}
 
@@ -43,7 +44,7 @@ Sensitivity = Literal["low", "medium", "high"]
 SENSITIVITIES: tuple[str, ...] = get_args(Sensitivity)
 TOP_KEYS = {
     "name", "extends", "description", "role", "default_sensitivity",
-    "measures", "levels", "hardware", "evidence", "attestations",
+    "measures", "levels", "hardware", "evidence", "deploy", "attestations",
 }
 DEFAULT_DIR = HWPROFILES
 
@@ -60,6 +61,17 @@ class Hardware(Strict):
 
 class EvidenceSettings(Strict):
     retention_days: int = Field(default=1825, ge=1)
+
+
+class DeploySettings(Strict):
+    """The rollback watchdog of lockout-prone changes (sshd, PAM, sudoers, USB policy;
+    deploys/_rollback.py). ``confirm_timeout``: seconds, counted from the end of the host's
+    deploy, within which a NEW connection must confirm the host, else every watched change
+    rolls back. ``run_allowance``: added while the host's deploy is still running (a watched
+    change armed early must not roll back while later measures still install packages)."""
+
+    confirm_timeout: int = Field(default=120, ge=5, le=3600)
+    run_allowance: int = Field(default=900, ge=0, le=7200)
 
 
 class Attestation(Strict):
@@ -86,6 +98,7 @@ class Resolved(Strict):
     measures: Measures  # type: ignore[valid-type]
     hardware: Hardware = Hardware()
     evidence: EvidenceSettings = EvidenceSettings()
+    deploy: DeploySettings = DeploySettings()
     attestations: list[Attestation] = []
 
     def measure(self, name: str) -> Any:
@@ -261,8 +274,8 @@ def _check_shape(path: Path, name: str, data: dict[str, Any]) -> None:
         if level not in SENSITIVITIES:
             raise ConfigError(str(path), f"unknown sensitivity level, expected one of "
                               f"{', '.join(SENSITIVITIES)}", key=f"levels.{level}")
-        if not isinstance(body, dict) or set(body) - {"measures", "hardware", "evidence"}:
-            raise ConfigError(str(path), "expected a mapping with measures, hardware or evidence",
+        if not isinstance(body, dict) or set(body) - {"measures", "hardware", "evidence", "deploy"}:
+            raise ConfigError(str(path), "expected a mapping with measures, hardware, evidence or deploy",
                               key=f"levels.{level}")
     measures = data.get("measures") or {}
     if not isinstance(measures, dict):

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from hardening import ROOT, deploying
+from deploys import _rollback as rb
+from hardening import deploying
 from hardening.deploying import Confirmer, DeployResult, Window, live_windows
 from hardening.errors import Exit
 
@@ -133,7 +134,8 @@ def test_no_attempt_is_started_past_the_hosts_deadline() -> None:
         return None
 
     lines: list[str] = []
-    confirmer = Confirmer(reconnect, {"h": Window(0.0, 120)}, lines.append, clock=clock, sleep=clock.sleep)
+    confirmer = Confirmer(reconnect, {"h": Window(0.0, 120)}, lines.append, clock=clock, sleep=clock.sleep,
+                          reconnect_after_rollback=False)
     outcome = confirmer.host(plan("h"))
     assert attempts == [(0.0, 90.0), (95.0, 15.0)]
     assert all(start + budget <= 110.0 for start, budget in attempts)
@@ -152,7 +154,7 @@ def test_an_attempt_that_would_start_too_late_is_not_waited_for() -> None:
         clock.now += budget
 
     outcome = Confirmer(reconnect, {"h": Window(0.0, 120)}, lambda line: None, clock=clock,
-                        sleep=clock.sleep).host(plan("h"))
+                        sleep=clock.sleep, reconnect_after_rollback=False).host(plan("h"))
     assert outcome.attempts == 1 and clock.now == 95.0 and outcome.after == 95.0
 
 
@@ -166,7 +168,7 @@ def test_a_short_rollback_timeout_still_gets_attempts() -> None:
         clock.now += budget
 
     outcome = Confirmer(reconnect, {"h": Window(0.0, 15)}, lambda line: None, clock=clock,
-                        sleep=clock.sleep).host(plan("h"))
+                        sleep=clock.sleep, reconnect_after_rollback=False).host(plan("h"))
     assert attempts and attempts[0] == (0.0, 15 - 15 / 8)
     assert all(start + budget <= 15 - 15 / 8 for start, budget in attempts)
     assert outcome.outcome == "unreachable"
@@ -177,7 +179,7 @@ def test_a_host_whose_deadline_passed_gets_no_attempt() -> None:
     clock.now = 200.0
     called: list[str] = []
     confirmer = Confirmer(lambda t, b: called.append(t.name), {"late": Window(0.0, 120)}, print,
-                          clock=clock, sleep=clock.sleep)
+                          clock=clock, sleep=clock.sleep, reconnect_after_rollback=False)
     outcome = confirmer.host(plan("late"))
     assert called == [] and outcome.outcome == "unreachable" and outcome.attempts == 0
 
@@ -196,15 +198,34 @@ def test_retries_while_time_is_left_then_confirms() -> None:
     assert outcome.outcome == "confirmed" and outcome.attempts == 7
 
 
-def test_a_refused_login_is_not_retried() -> None:
+def test_a_refused_login_is_not_retried_when_nothing_is_pending() -> None:
     calls = []
 
     def reconnect(t: Any, budget: float) -> subprocess.CompletedProcess[str]:
         calls.append(budget)
         return answer(255, "", "deploy@h: Permission denied (publickey).")
 
-    outcome = real_confirmer(reconnect, {"h": Window(time.monotonic(), 5)}).host(plan("h"))
+    outcome = real_confirmer(reconnect).host(plan("h"))
     assert len(calls) == 1 and outcome.outcome == "unreachable" and "SSH login refused" in outcome.detail
+
+
+@pytest.mark.parametrize("refusal", [answer(255, "", "deploy@h: Permission denied (publickey)."),
+                                     answer(1, "", "Sorry, user deploy is not allowed to execute "
+                                                   "'/usr/local/sbin/hardening-confirm' as root on h.")])
+def test_a_refusal_while_a_change_is_pending_waits_for_the_rollback(
+        refusal: subprocess.CompletedProcess[str]) -> None:
+    """The pending change (AllowUsers, a sudoers rule) may be what refuses: retried until the
+    deadline, then the rollback is waited for and the host reached in its previous state."""
+    clock = FakeClock()
+
+    def reconnect(t: Any, budget: float) -> subprocess.CompletedProcess[str]:
+        clock.now += 1
+        return refusal if clock.now < 120 else answer(2, ROLLED_BACK)
+
+    outcome = Confirmer(reconnect, {"h": Window(0.0, 120)}, lambda line: None, clock=clock,
+                        sleep=clock.sleep).host(plan("h"))
+    assert outcome.outcome == "rolled back" and outcome.attempts > 2, outcome
+    assert outcome.detail.startswith("a change rolled back before it could be confirmed: not confirmed in time")
 
 
 def test_the_result_per_host_and_the_exit_code() -> None:
@@ -286,7 +307,74 @@ def test_the_remote_command_reads_the_markers_before_confirming() -> None:
 def test_the_guarded_operation_name_is_what_live_windows_reads() -> None:
     """The deadline comes from pyinfra's line for the operation deploys/_rollback.py names; if that
     name changes, no host gets a deadline (4 attempts of up to 90 s, as before) — keep them in step."""
-    source = (ROOT / "deploys" / "_rollback.py").read_text()
-    assert 'f"Apply {change.name} live, rollback in {change.timeout} s unless confirmed"' in source
-    line = "--> Starting operation: sshd | Apply sshd live, rollback in 60 s unless confirmed (why)"
-    assert live_windows([(0.0, line), (1.0, "    [h] Success")]) == {"h": Window(1.0, 60)}
+    change = rb.SSHD.change(60, 900)
+    line = f"--> Starting operation: admin | {rb._apply_name(change)} (why)"
+    assert live_windows([(0.0, line), (1.0, "    [h] Success")]) == {"h": Window(1.0, 960)}
+    end = "--> Starting operation: Apply all live, rollback in 60 s unless confirmed (the watchdogs re-armed)"
+    assert live_windows([(0.0, line), (1.0, "    [h] Success"), (30.0, end), (31.0, "    [h] Success")]) == {
+        "h": Window(31.0, 60)}  # re-armed at the end of the run: its window is the earliest to fire
+    assert live_windows([(0.0, line), (1.0, "    [h] No changes")]) == {}  # nothing armed there
+
+
+ROLLED_BACK = ("host-now: 300\n"
+               "rolled back before confirmation: sshd (2026-12-01T18:02:00Z restored the previous state)\n")
+
+
+def test_after_the_deadline_the_host_is_reached_again_in_its_previous_state() -> None:
+    """No answer before the deadline (the change cut SSH); the runner waits for the host's rollback
+    and reconnects: the host answers, says what it restored, and is reported rolled back."""
+    clock = FakeClock()
+    calls: list[float] = []
+
+    def reconnect(t: Any, budget: float) -> subprocess.CompletedProcess[str] | None:
+        calls.append(clock.now)
+        if clock.now < 120:  # locked out until the watchdog restores at 120 s
+            clock.now += budget
+            return None
+        clock.now += 2
+        return answer(2, ROLLED_BACK)
+
+    lines: list[str] = []
+    outcome = Confirmer(reconnect, {"h": Window(0.0, 120)}, lines.append, clock=clock,
+                        sleep=clock.sleep).host(plan("h"))
+    assert outcome.outcome == "rolled back", outcome
+    assert calls[-1] == 135.0  # the rollback time plus AFTER_ROLLBACK, not before
+    assert "its watchdog restored the previous state, reachable again 137 s after going live" in outcome.detail
+    assert "rolled back before confirmation: sshd" in outcome.detail
+    assert any("waiting for its rollback" in line for line in lines)
+
+
+def test_a_host_that_does_not_come_back_is_unreachable() -> None:
+    clock = FakeClock()
+
+    def reconnect(t: Any, budget: float) -> None:
+        clock.now += budget
+
+    outcome = Confirmer(reconnect, {"h": Window(0.0, 120)}, lambda line: None, clock=clock,
+                        sleep=clock.sleep).host(plan("h"))
+    assert outcome.outcome == "unreachable"
+    assert "still not reachable" in outcome.detail and "after its rollback time" in outcome.detail
+    assert clock.now <= 120 + deploying.AFTER_ROLLBACK + deploying.BACK_WITHIN + deploying.ATTEMPT_TIMEOUT
+
+
+def test_a_host_whose_run_failed_part_way_is_restored_not_confirmed() -> None:
+    seen: list[str] = []
+
+    def reconnect(t: Any, budget: float) -> subprocess.CompletedProcess[str]:
+        seen.append(t.name)
+        return answer(2, "rolled back: sudoers (2026-12-01T18:02:00Z restored the previous state (the deploy "
+                         "failed on this host before it was confirmed: failed: admin | Reload sshd))\n")
+
+    confirmer = real_confirmer(reconnect, aborts={"h": "failed: admin | Reload sshd"})
+    outcome = confirmer.host(plan("h"))
+    assert outcome.outcome == "rolled back"
+    assert outcome.detail.startswith("its deploy failed part-way (failed: admin | Reload sshd); every pending "
+                                     "change restored: rolled back: sudoers")
+
+
+def test_abort_reason_ignores_refusals() -> None:
+    refused = deploying.HostChanges(failed=["usb | Refused: usb: / is on a USB disk"])
+    assert deploying.abort_reason(refused) == ""
+    broken = deploying.HostChanges(failed=["admin | Refused: x", "timeouts | Reload sshd and confirm it uses"])
+    assert deploying.abort_reason(broken) == "failed: timeouts | Reload sshd and confirm it uses"
+    assert "--abort 'failed: x'" in deploying.confirm_remote(True, "failed: x")

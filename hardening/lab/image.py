@@ -33,7 +33,7 @@ PACKAGES = (
     "linux-image-amd64", "systemd-sysv", "openssh-server", "sudo", "python3", "iproute2", "udev",
     "kmod", "ca-certificates", "procps", "e2fsprogs", "nftables", "auditd", "usbguard", "restic",
     "cryptsetup", "usbutils", "libpam-pwquality", "unattended-upgrades", "python3-apt", "acl",
-    "dbus", "nut-server", "nut-client", "iputils-ping", "less",
+    "dbus", "nut-server", "nut-client", "iputils-ping", "less", "pamtester",
 )
 
 # Modules the initramfs needs to mount the root disk; USB storage comes from the rootfs later.

@@ -34,6 +34,7 @@ def host_data(labdir: Path, host: LabHost) -> dict[str, Any]:
         "ssh_known_hosts_file": str(labdir / "known_hosts"),
         "ssh_strict_host_key_checking": "yes",
         "_sudo": True,
+        "lab_host": True,  # deploys/_rollback.py: lab fault injection is allowed here only
     }
 
 

@@ -936,6 +936,7 @@ PAM_PASSWORD = "cat /etc/pam.d/common-password"
 FAILLOCK_TEXT = quote("cat %s", FAILLOCK_CONF)
 PWQUALITY_TEXT = quote("cat %s", PWQUALITY_CONF)
 LOGIN_DEFS_TEXT = quote("cat %s", LOGIN_DEFS)
+PAMTESTER = "command -v pamtester"  # the rollback watchdog's fresh authentication (deploys/_rollback.py)
 PWQUALITY_DROPINS = quote('for f in %s/*.conf; do [ -f "$f" ] && echo "### $f" && cat "$f"; done; true', PWQUALITY_DIR)
 
 
@@ -962,7 +963,7 @@ def observe(profile: Any) -> list[str]:
     data = [c for e in settings.personal_data for c in (dir_stat(e.path), dir_listing(e.path), group_entry(e.group))]
     return [GETENT_SHADOW, GETENT_PASSWD, PAM_AUTH, PAM_ACCOUNT, PAM_PASSWORD, FAILLOCK_TEXT, PWQUALITY_TEXT,
             PWQUALITY_DROPINS, LOGIN_DEFS_TEXT, *(shadow_stat(p) for p in SHADOW_FILES), PAM_TREE, PAM_MODULES,
-            UNIX_PROFILE, *data]
+            UNIX_PROFILE, PAMTESTER, *data]
 
 
 def parse_dropins(text: str) -> list[tuple[str, str]]:
