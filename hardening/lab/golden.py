@@ -130,6 +130,6 @@ def _save(qmp: QMP, state: Path) -> None:
 
 def _prune(goldens: Path, keep: str) -> None:
     """Drop states of older images or QEMU versions. Hosts running on one keep their open files."""
-    for entry in goldens.iterdir():
-        if entry.name != keep:
-            shutil.rmtree(entry, ignore_errors=True)
+    older = sorted((e for e in goldens.iterdir() if e.name != keep), key=lambda e: e.stat().st_mtime)
+    for entry in older[:-1]:  # the newest other one: see hardening.lab.image._prune
+        shutil.rmtree(entry, ignore_errors=True)

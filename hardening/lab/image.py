@@ -222,7 +222,9 @@ def remove_tree(path: Path) -> None:
 
 
 def _prune(images: Path, keep: str) -> None:
-    """Drop images of older recipes (each is about 1 GB) once the new one is in place."""
-    for entry in images.iterdir():
-        if entry.name != keep:
-            remove_tree(entry)
+    """Drop images of older recipes (each is about 1 GB) once the new one is in place, but the
+    newest of them: containers run on an image's rootfs as their overlay's lower layer, and a
+    checkout of another revision sharing the cache (HARDENING_LAB_CACHE) may still use it."""
+    older = sorted((e for e in images.iterdir() if e.name != keep), key=lambda e: e.stat().st_mtime)
+    for entry in older[:-1]:
+        remove_tree(entry)
