@@ -183,11 +183,14 @@ def apply(profile: Resolved, obs: Observations) -> None:
                       "next boot: move them to a file of their own, or remove them; nothing applied")
     # Nor is nftables.service started then (reapply=True): it would load that file.
     needed = bool(reasons) and not foreign
-    scope = scope_line(obs.run(measure.NFT_LIST), f"replaces table inet {measure.TABLE} only" if needed else
-                       f"table inet {measure.TABLE} not replaced ({'refused' if reasons else 'as desired'})")
-    host.log(scope, logger.info)  # shown by --dry as well: what the change touches, what it does not
+    what = (f"replaces table inet {measure.TABLE} only" if needed else
+            f"table inet {measure.TABLE} not replaced ({'refused' if reasons else 'as desired'})")
+    # Shown by --dry as well: what the change touches, what it leaves alone. The operation's name
+    # (cut at 300 characters) names fewer tables, to leave room for the reasons.
+    host.log(scope_line(obs.run(measure.NFT_LIST), what), logger.info)
+    short = scope_line(obs.run(measure.NFT_LIST), what, most=3).removeprefix("firewall: ")
     guarded(change(settings.confirm_timeout), payload={"desired": measure.ruleset(settings, profile.role)},
-            needed=needed, why="; ".join([scope.removeprefix("firewall: "), *reasons]))
+            needed=needed, why="; ".join([short, *reasons]))
     _service(obs, reapply=bool(reasons))
     _foreign(obs, settings, profile.role)
     _forwarding_runtime(settings, profile.role, obs)
