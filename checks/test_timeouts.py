@@ -79,8 +79,10 @@ def test_logind_idle_action(obs, profile, evidence):
 
 @pytest.mark.clause("6-15")
 def test_screen_lock(obs, profile, evidence):
-    """The desktop locks after at most the profile's delay and users cannot change it (dconf locks);
-    the dconf profile user reads the system database local that holds them"""
+    """The desktop locks after at most the profile's delay and users cannot change it (dconf locks)
+
+    The values and locks are read through the dconf profile user, which must list the system
+    database local that holds them (a profile without it fails, named)."""
     settings: measure.Settings = profile.measure("timeouts")
     if obs.run(measure.DCONF_PRESENT).rc != 0:
         evidence.not_applicable("no desktop: dconf is not installed")

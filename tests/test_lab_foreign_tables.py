@@ -7,9 +7,10 @@ command line, on one lab container (server profile, sensitivity high).
 The tables are what iptables-nft makes for Docker's default bridge (``ip nat`` with DOCKER
 chains and the masquerade rule, ``ip filter`` with FORWARD, DOCKER-USER and the isolation
 chains), loaded as plain ``nft -f`` text, without the counter iptables-nft puts in each rule
-(the traffic that reaches the nat hook, SSH included, would change them between two listings). The rollback is provoked as in
-tests/test_lab_firewall_restore.py: management networks that do not hold the lab's address, so
-the change cuts SSH, the confirmation never comes, and the host restores itself.
+(the traffic that reaches the nat hook, SSH included, would change them between two listings).
+The rollback is provoked as in tests/test_lab_firewall_restore.py: management networks that do
+not hold the lab's address, so the change cuts SSH, the confirmation never comes, and the host
+restores itself.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def inventory(lab: Lab, host: LabHost, tmp_path_factory: pytest.TempPathFactory)
 
 
 def tables(host: LabHost, names: tuple[str, ...] = DOCKER) -> dict[str, str]:
-    """Each table as ``nft -j list table`` prints it (handles included; the rules carry no counters, which traffic would change)."""
+    """Each table as ``nft -j list table`` prints it, handles included (no counters: see above)."""
     return {t: host.run(f"sudo nft -j list table {t}").stdout for t in names}
 
 
