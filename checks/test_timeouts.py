@@ -5,7 +5,8 @@ TMOUT in a login shell of an unprivileged account (what a user gets); sshd value
 Match line (hardening.measures._sshd.connection_classes); logind values with ``systemd-analyze
 cat-config systemd/logind.conf`` (the files in the order logind reads them) against the values the
 running daemon uses (``busctl``): a difference fails as stale; the desktop lock with
-``dconf read`` through the user profile and ``gsettings writable`` (locked keys are not writable).
+``dconf read`` through the user profile and ``gsettings writable`` (locked keys are not writable),
+and the profile file dconf reads (it must list ``system-db:local``).
 """
 
 from __future__ import annotations
@@ -78,7 +79,10 @@ def test_logind_idle_action(obs, profile, evidence):
 
 @pytest.mark.clause("6-15")
 def test_screen_lock(obs, profile, evidence):
-    """The desktop locks after at most the profile's delay and users cannot change it (dconf locks)"""
+    """The desktop locks after at most the profile's delay and users cannot change it (dconf locks)
+
+    The values and locks are read through the dconf profile user, which must list the system
+    database local that holds them (a profile without it fails, named)."""
     settings: measure.Settings = profile.measure("timeouts")
     if obs.run(measure.DCONF_PRESENT).rc != 0:
         evidence.not_applicable("no desktop: dconf is not installed")
@@ -89,7 +93,23 @@ def test_screen_lock(obs, profile, evidence):
         writable = obs.run(measure.dconf_writable(path))
         seen[path] = {"value": value,
                       "writable": writable.stdout.strip() if writable.rc == 0 else "unknown"}
-    evidence.record(expected={"values (at most as long)": want, "writable": "false"}, observed=seen)
+    listing = obs.run(measure.DCONF_PROFILE_READ)
+    try:
+        if listing.rc != 0:
+            raise ValueError(f"exit {listing.rc}: {listing.stderr.strip()}")
+        file, text = measure.read_dconf_profile(listing.stdout)
+        unreadable = ""
+    except ValueError as exc:
+        file, text, unreadable = None, "", str(exc)
+    sources = measure.dconf_sources(text if file else None)
+    evidence.record(expected={"values (at most as long)": want, "writable": "false",
+                              "profile user reads": measure.DCONF_OWN_DB},
+                    observed={**seen, "profile user": {"unreadable": unreadable} if unreadable else
+                              {"file": file or "none (dconf's default)", "reads": sources}})
+    if unreadable:
+        raise RuntimeError(f"cannot read the dconf profile user: {unreadable}")
+    problems = measure.dconf_profile_problems(text if file else None)
+    assert not problems, "; ".join(problems)
     wrong = [p for p in want if not measure.dconf_value_ok(settings, p, seen[p]["value"])]
     assert not wrong, f"screen lock values looser than the profile: {wrong}"
     assert all(s["writable"] == "false" for s in seen.values()), "screen lock keys not locked"

@@ -13,7 +13,9 @@ Decided from the host's observation batch (the same observations the checks judg
   reloaded, so what another tool adds or removes while the rollback is pending stays. A restore
   that does not load changes nothing (one transaction), and then the new table is kept (or
   re-loaded if it is gone): never less than either state; the journal (``logger -t hardening``)
-  and hardening-confirm's report say so.
+  and hardening-confirm's report say so. The run says so too, dry or not: a log line and the
+  apply operation's name (:func:`scope_line`) read "replaces table inet hardening only; left
+  alone: table ip nat (docker), ..." with the other tables the observed live ruleset holds.
 * /etc/nftables.conf is this tool's file, written whole (it holds only its table and no ``flush
   ruleset``, so nftables.service loads exactly the live table and leaves others alone; the
   checks compare the file with the profile's ruleset). A file that today loads other tables
@@ -60,11 +62,12 @@ from __future__ import annotations
 import shlex
 from io import StringIO
 
+from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server
 
 from hardening.measures import firewall as measure
-from hardening.observe import Observations
+from hardening.observe import Observation, Observations
 from hardening.profiles import Resolved
 
 from ._rollback import Change, guarded
@@ -109,6 +112,23 @@ def change(timeout: int) -> Change:
         fallback=FALLBACK,
         commit=COMMIT + START_AFTER_COMMIT,
     )
+
+
+def scope_line(live: Observation, what: str, most: int = 6) -> str:
+    """``what`` the deploy does to its table and the other live tables it leaves alone (from the
+    observation of ``nft -j list ruleset``), for the log and the apply operation's name:
+    ``firewall: replaces table inet hardening only; left alone: table ip nat (docker), ...``."""
+    head = f"firewall: {what}"
+    try:
+        if live.rc != 0:
+            raise measure.Unreadable(f"exit {live.rc}: {live.stderr.strip()[:120]}")
+        tables = measure.foreign_tables(measure.read_nft_json(live.stdout))
+    except measure.Unreadable as exc:
+        return f"{head}; left alone: every other table (the live ruleset could not be listed: {str(exc)[:160]})"
+    if not tables:
+        return f"{head}; no other table live"
+    shown = tables[:most] + ([f"{len(tables) - most} more"] if len(tables) > most else [])
+    return f"{head}; left alone: {', '.join(shown)}"
 
 
 def _forwarding_file(settings: measure.Settings, role: str) -> None:
@@ -162,8 +182,15 @@ def apply(profile: Resolved, obs: Observations) -> None:
                       "file whole (it holds only table inet hardening), so those tables would not load at the "
                       "next boot: move them to a file of their own, or remove them; nothing applied")
     # Nor is nftables.service started then (reapply=True): it would load that file.
+    needed = bool(reasons) and not foreign
+    what = (f"replaces table inet {measure.TABLE} only" if needed else
+            f"table inet {measure.TABLE} not replaced ({'refused' if reasons else 'as desired'})")
+    # Shown by --dry as well: what the change touches, what it leaves alone. The operation's name
+    # (cut at 300 characters) names fewer tables, to leave room for the reasons.
+    host.log(scope_line(obs.run(measure.NFT_LIST), what), logger.info)
+    short = scope_line(obs.run(measure.NFT_LIST), what, most=3).removeprefix("firewall: ")
     guarded(change(settings.confirm_timeout), payload={"desired": measure.ruleset(settings, profile.role)},
-            needed=bool(reasons) and not foreign, why="; ".join(reasons))
+            needed=needed, why="; ".join([short, *reasons]))
     _service(obs, reapply=bool(reasons))
     _foreign(obs, settings, profile.role)
     _forwarding_runtime(settings, profile.role, obs)

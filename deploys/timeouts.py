@@ -54,7 +54,7 @@ def apply(profile: Resolved, obs: Observations) -> None:
     sshd.reload_sshd("timeouts", dropin)
     _logind(settings, obs)
     if obs.run(measure.DCONF_PRESENT).rc == 0:
-        _desktop(settings)
+        _desktop(settings, obs)
 
 
 @dataclass(frozen=True)
@@ -167,11 +167,11 @@ def _logind(settings: measure.Settings, obs: Observations) -> None:
                  _if=None if stale or changed else put.did_change)
 
 
-def _desktop(settings: measure.Settings) -> None:
-    """The screen locks after the profile's delay; users cannot change it (dconf locks)."""
+def _desktop(settings: measure.Settings, obs: Observations) -> None:
+    """The screen locks after the profile's delay; users cannot change it (dconf locks). The
+    dconf profile ``user`` keeps the host's lines (other databases, a service-db): only what is
+    missing is added (measure.merged_dconf_profile), decided from the profile dconf reads."""
     changed = [
-        files.put(name="dconf profile: user db, then system db local",
-                  src=StringIO(measure.dconf_profile()), dest=measure.DCONF_PROFILE, mode="644"),
         files.put(name="dconf screen lock settings", src=StringIO(measure.dconf_keyfile(settings)),
                   dest=measure.DCONF_KEYFILE, mode="644"),
         files.put(name="dconf locks on the screen lock settings", src=StringIO(measure.dconf_locks()),
@@ -179,3 +179,18 @@ def _desktop(settings: measure.Settings) -> None:
     ]
     server.shell(name="Compile the dconf databases", commands=["dconf update"],
                  _if=lambda: any(op.did_change() for op in changed))
+    seen = obs.run(measure.DCONF_PROFILE_READ)
+    try:
+        if seen.rc != 0:
+            raise ValueError(f"exit {seen.rc}: {seen.stderr.strip()[:200]}")
+        path, text = measure.read_dconf_profile(seen.stdout)
+    except ValueError as exc:
+        refuse_at_end(f"timeouts: cannot read the dconf profile user ({exc}), so it was not changed: "
+                      f"make {measure.DCONF_PROFILE} readable by root, then deploy again")
+        return
+    additions = measure.dconf_profile_additions(text)
+    if additions:  # else the host's profile (wherever dconf reads it) is left as it is
+        source = "" if path in (None, measure.DCONF_PROFILE) else f" (from {path}, which it overrides)"
+        files.put(name=f"dconf profile {measure.DCONF_PROFILE}{source}: add {', '.join(additions)}; "
+                       "its other lines kept",
+                  src=StringIO(measure.merged_dconf_profile(text)), dest=measure.DCONF_PROFILE, mode="644")

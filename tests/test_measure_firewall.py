@@ -337,6 +337,65 @@ def test_other_tables_ignored_no_table_reported() -> None:
                            terminal(), "terminal") == ["no input chain in table inet hardening"]
 
 
+# -- the tables a deploy leaves alone (named by the dry run and the apply operation) -------------
+
+def _chain(family: str, table: str, name: str, **hook: Any) -> dict[str, Any]:
+    return {"chain": {"family": family, "table": table, "name": name, "handle": 1, **hook}}
+
+
+# As iptables-nft leaves them for Docker (nft -j list ruleset, nftables 1.0.6), with fail2ban's
+# table, an ip6 filter table of plain iptables rules, this tool's table and one of the agency's.
+DOCKER_LIVE = {"nftables": [
+    {"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}},
+    {"table": {"family": "ip", "name": "nat", "handle": 1}},
+    _chain("ip", "nat", "PREROUTING", type="nat", hook="prerouting", prio=-100, policy="accept"),
+    _chain("ip", "nat", "DOCKER"),
+    {"rule": {"family": "ip", "table": "nat", "chain": "POSTROUTING", "handle": 9,
+              "expr": [{"masquerade": None}]}},
+    {"table": {"family": "ip", "name": "filter", "handle": 2}},
+    _chain("ip", "filter", "FORWARD", type="filter", hook="forward", prio=0, policy="drop"),
+    _chain("ip", "filter", "DOCKER-USER"),
+    {"table": {"family": "inet", "name": "hardening", "handle": 3}},
+    _chain("inet", "hardening", "input", type="filter", hook="input", prio=0, policy="drop"),
+    {"table": {"family": "inet", "name": "f2b-table", "handle": 4}},
+    {"table": {"family": "ip6", "name": "filter", "handle": 5}},
+    _chain("ip6", "filter", "INPUT", type="filter", hook="input", prio=0, policy="accept"),
+    {"table": {"family": "ip", "name": "libvirt_network", "handle": 6}},
+    {"table": {"family": "inet", "name": "mine", "handle": 7}},
+]}
+
+
+def test_foreign_tables_in_listing_order_with_who_usually_makes_them() -> None:
+    assert m.foreign_tables(DOCKER_LIVE) == [
+        "table ip nat (docker)", "table ip filter (docker)", "table inet f2b-table (fail2ban)",
+        "table ip6 filter", "table ip libvirt_network (libvirt)", "table inet mine"]
+    assert m.foreign_tables(LIVE_TERMINAL) == []
+    assert m.foreign_tables({"nftables": []}) == []
+    # A chain listed without its table object still names the table; the same table once.
+    assert m.foreign_tables({"nftables": [_chain("ip", "x", "KUBE-SERVICES"), _chain("ip", "x", "b")]}) == [
+        "table ip x (kubernetes)"]
+    # Same name, another family: another table (inet hardening alone is the tool's).
+    assert m.foreign_tables({"nftables": [{"table": {"family": "ip", "name": "hardening"}}]}) == [
+        "table ip hardening"]
+
+
+def test_scope_line_names_what_is_replaced_and_what_is_left_alone() -> None:
+    live = Observation("o", m.NFT_LIST, 0, json.dumps(DOCKER_LIVE), "", 0.0)
+    line = deploy.scope_line(live, "replaces table inet hardening only")
+    assert line == ("firewall: replaces table inet hardening only; left alone: table ip nat (docker), "
+                    "table ip filter (docker), table inet f2b-table (fail2ban), table ip6 filter, "
+                    "table ip libvirt_network (libvirt), table inet mine")
+    assert deploy.scope_line(live, "x", most=2).endswith("table ip filter (docker), 4 more")
+    alone = Observation("o", m.NFT_LIST, 0, json.dumps(LIVE_TERMINAL), "", 0.0)
+    assert deploy.scope_line(alone, "y") == "firewall: y; no other table live"
+    failed = Observation("o", m.NFT_LIST, 1, "", "Error: cannot open socket", 0.0)
+    assert deploy.scope_line(failed, "z") == ("firewall: z; left alone: every other table (the live ruleset "
+                                              "could not be listed: exit 1: Error: cannot open socket)")
+    garbled = Observation("o", m.NFT_LIST, 0, "nope", "", 0.0)
+    assert "left alone: every other table (the live ruleset could not be listed: nft -j list ruleset: not JSON" \
+        in deploy.scope_line(garbled, "z")
+
+
 # -- deciding from the observation batch ---------------------------------------------------------
 
 def seen(command: str, stdout: str = "", rc: int = 0, stderr: str = "") -> Observation:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -62,7 +63,88 @@ def test_dconf_files() -> None:
     assert "[org/gnome/desktop/session]\nidle-delay=uint32 180\n" in keyfile
     assert "[org/gnome/desktop/screensaver]\nlock-enabled=true\nlock-delay=uint32 0\n" in keyfile
     assert measure.dconf_locks().splitlines() == list(measure.DCONF_KEYS)
-    assert "system-db:local" in measure.dconf_profile()
+
+
+# -- the dconf profile user: the host's lines kept, only what the screen lock needs added ----------
+
+FEDORA = "user-db:user\nsystem-db:local\nsystem-db:site\nsystem-db:distro\n"  # GNOME admin guide's
+GDM = "user-db:user\nsystem-db:gdm\nfile-db:/usr/share/gdm/greeter-dconf-defaults\n"
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    # Debian 12 ships no profile: dconf then reads user-db:user alone.
+    ("", "user-db:user\nsystem-db:local\n"),
+    # A profile that already reads local is the host's, byte for byte (no newline at the end, a comment).
+    (FEDORA, FEDORA),
+    ("# site\nuser-db:user\nsystem-db:local  # screen lock", "# site\nuser-db:user\nsystem-db:local  # screen lock"),
+    # A foreign system-db, a file-db: kept, in their order; local appended last (its locks win).
+    (GDM, GDM + "system-db:local\n"),
+    ("user-db:user\nsystem-db:agency\n", "user-db:user\nsystem-db:agency\nsystem-db:local\n"),
+    # A writable service-db first (homes on NFS) is the host's choice of user storage: kept first.
+    ("service-db:keyfile/user\nsystem-db:site\n", "service-db:keyfile/user\nsystem-db:site\nsystem-db:local\n"),
+    # No writable database first: user-db:user goes before the first database, after the comments.
+    ("# managed by puppet\nsystem-db:site\n", "# managed by puppet\nuser-db:user\nsystem-db:site\nsystem-db:local\n"),
+    # ... and is moved there when it was listed further down (not listed twice).
+    ("system-db:site\nuser-db:user\n", "user-db:user\nsystem-db:site\nsystem-db:local\n"),
+    # Duplicates are the host's: local listed twice is present (nothing added, nothing removed).
+    ("user-db:user\nsystem-db:local\nsystem-db:local\n", "user-db:user\nsystem-db:local\nsystem-db:local\n"),
+    ("user-db:user\nuser-db:user\n", "user-db:user\nuser-db:user\nsystem-db:local\n"),
+    # Whitespace and trailing comments are dconf's to strip; local counts however it is written.
+    ("  user-db:user \n\tsystem-db:local\t# ours\n", "  user-db:user \n\tsystem-db:local\t# ours\n"),
+])
+def test_dconf_profile_merged_from_the_hosts(before: str, after: str) -> None:
+    merged = measure.merged_dconf_profile(before)
+    assert merged == after
+    assert measure.merged_dconf_profile(merged) == merged  # a second deploy changes nothing
+    assert measure.dconf_profile_additions(merged) == []
+    assert measure.dconf_profile_problems(merged) == []
+    # Every line of the host's is kept, in its order (user-db:user may move to the front).
+    host_lines = [line for line in before.splitlines() if line != "user-db:user"]
+    remaining = iter(merged.splitlines())
+    assert all(line in remaining for line in host_lines), merged
+
+
+def test_dconf_profile_additions_name_what_the_deploy_adds() -> None:
+    assert measure.dconf_profile_additions("") == ["user-db:user first", "system-db:local"]
+    assert measure.dconf_profile_additions(GDM) == ["system-db:local"]
+    assert measure.dconf_profile_additions(FEDORA) == []
+
+
+def test_dconf_profile_as_dconf_reads_it() -> None:
+    listing = "### /usr/share/dconf/profile/user\n" + GDM
+    assert measure.read_dconf_profile(listing) == ("/usr/share/dconf/profile/user", GDM)
+    assert measure.read_dconf_profile("") == (None, "")
+    with pytest.raises(ValueError, match="cannot read the dconf profile listing"):
+        measure.read_dconf_profile("user-db:user\n")
+    assert measure.dconf_sources(None) == ["user-db:user"]  # no profile file: dconf's default
+    assert measure.dconf_sources("# x\n\n  system-db:a # b\n") == ["system-db:a"]
+    assert measure.DCONF_PROFILE_READ in measure.observe(None)
+
+
+@pytest.mark.parametrize("text", [None, "", "user-db:user\n", GDM, "user-db:user\n# system-db:local\n"])
+def test_dconf_profile_without_local_is_a_problem(text: str | None) -> None:
+    [problem] = measure.dconf_profile_problems(text)
+    assert "does not read system-db:local" in problem
+
+
+@pytest.mark.skipif(shutil.which("sh") is None, reason="no sh")
+def test_dconf_profile_read_takes_the_file_dconf_reads(tmp_path: Path) -> None:
+    """/etc first, then /usr/local/share, then /usr/share; none: no output; unreadable: fails."""
+    paths = [tmp_path / p.lstrip("/") for p in measure.DCONF_PROFILE_PATHS]
+    script = measure.DCONF_PROFILE_READ
+    for path in measure.DCONF_PROFILE_PATHS:
+        script = script.replace(path, str(tmp_path / path.lstrip("/")))
+
+    def run() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["sh", "-c", script], capture_output=True, text=True)
+    assert (run().returncode, run().stdout) == (0, "")
+    for path, text in zip(reversed(paths), ("usr\n", "local\n", "etc\n"), strict=True):
+        path.parent.mkdir(parents=True)
+        path.write_text(text)
+        assert measure.read_dconf_profile(run().stdout) == (str(path), text)
+    paths[0].unlink()
+    paths[0].mkdir()  # exists, cannot be read as a file: an error, not "absent"
+    assert run().returncode != 0
 
 
 # -- the validated install of an sshd drop-in (needs a working sshd -t here) ---------------------
@@ -357,3 +439,63 @@ def test_screen_lock_at_least_as_strict() -> None:
     assert measure.dconf_value_ok(settings, lock, "uint32 0")
     assert not measure.dconf_value_ok(settings, lock, "uint32 30")
     assert measure.dconf_value_ok(settings, "/org/gnome/desktop/screensaver/lock-enabled", "true")
+
+
+# -- the check itself, on observations of a desktop whose values are right -----------------------
+
+@pytest.fixture
+def screen_lock_check(pytestconfig: pytest.Config) -> Any:
+    """The check module's markers (clause) are the evidence plugin's: known here too."""
+    pytestconfig.addinivalue_line("markers", "clause(id): the guideline clause a check verifies")
+    return _screen_lock_check
+
+
+def _screen_lock_check(profile_listing: tuple[int, str]) -> tuple[str, dict[str, object]]:
+    """checks/test_timeouts.py's test_screen_lock on a host with dconf whose values and locks
+    are the profile's, the dconf profile listing given: ("pass" or the failure, its evidence)."""
+    import importlib.util
+
+    from hardening import ROOT
+    from hardening.observe import Observation, Observations
+
+    spec = importlib.util.spec_from_file_location("check_timeouts", ROOT / "checks" / "test_timeouts.py")
+    assert spec and spec.loader
+    check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check)
+    resolved = Profiles().resolve("terminal", "high")
+    settings = resolved.measure("timeouts")
+    results = {measure.DCONF_PRESENT: (0, "/usr/bin/dconf\n"), measure.DCONF_PROFILE_READ: profile_listing}
+    for path, value in measure.dconf_values(settings).items():
+        results[measure.dconf_read(path)] = (0, value + "\n")
+        results[measure.dconf_writable(path)] = (0, "false\n")
+    obs = Observations({c: Observation(str(i), c, rc, out, "" if rc == 0 else "cat: denied", 0.0)
+                        for i, (c, (rc, out)) in enumerate(results.items())})
+    recorded: dict[str, object] = {}
+
+    class Evidence:
+        def record(self, expected: object, observed: object) -> None:
+            recorded.update(expected=expected, observed=observed)
+
+        def not_applicable(self, reason: str) -> None:
+            raise AssertionError(reason)
+
+    try:
+        check.test_screen_lock(obs, resolved, Evidence())
+    except AssertionError as exc:
+        return f"fail: {exc}", recorded
+    except RuntimeError as exc:
+        return f"error: {exc}", recorded
+    return "pass", recorded
+
+
+def test_check_fails_when_the_profile_does_not_read_local(screen_lock_check: Any) -> None:
+    etc = f"### {measure.DCONF_PROFILE}\n"
+    assert screen_lock_check((0, etc + FEDORA))[0] == "pass"
+    assert screen_lock_check((0, etc + GDM + "system-db:local\n"))[0] == "pass"
+    for listing in ("", etc + GDM, etc + "user-db:user\n#system-db:local\n"):
+        outcome, recorded = screen_lock_check((0, listing))
+        assert outcome.startswith("fail: the dconf profile user does not read system-db:local"), outcome
+    outcome, recorded = screen_lock_check((0, ""))
+    assert recorded["observed"]["profile user"] == {"file": "none (dconf's default)",  # type: ignore[index]
+                                                    "reads": ["user-db:user"]}
+    assert screen_lock_check((1, ""))[0].startswith("error: cannot read the dconf profile user")

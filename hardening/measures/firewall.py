@@ -834,6 +834,47 @@ def table_objects(document: dict[str, Any], family: str = "inet", table: str = T
     return out
 
 
+# Who usually made a table, told by its name or its chains' (a hint for the operator, never a
+# decision): (hint, table name prefixes, chain name prefixes).
+_TABLE_OWNERS = (
+    ("docker", ("docker",), ("DOCKER",)),
+    ("fail2ban", ("f2b",), ("f2b-",)),
+    ("libvirt", ("libvirt",), ("LIBVIRT_",)),
+    ("kubernetes", ("kube-",), ("KUBE-",)),
+    ("firewalld", ("firewalld",), ()),
+    ("podman", ("netavark",), ("NETAVARK",)),
+)
+
+
+def foreign_tables(document: dict[str, Any]) -> list[str]:
+    """The live tables other than ``inet hardening`` in a parsed ``nft -j list ruleset``, in
+    listing order, each with a hint of the tool that usually makes it when its name or its
+    chains' tell (``table ip nat (docker)``): the tables a deploy leaves alone.
+
+    >>> foreign_tables({"nftables": [{"metainfo": {}}, {"table": {"family": "inet", "name": "hardening"}},
+    ...     {"table": {"family": "ip", "name": "nat"}}, {"chain": {"family": "ip", "table": "nat", "name": "DOCKER"}},
+    ...     {"table": {"family": "inet", "name": "mine"}}]})
+    ['table ip nat (docker)', 'table inet mine']
+    """
+    tables: dict[tuple[str, str], list[str]] = {}
+    for item in document.get("nftables", []):
+        kind, body = next(iter(item.items())) if len(item) == 1 else ("", {})
+        if kind not in ("table", "chain") or not isinstance(body, dict):
+            continue
+        key = (str(body.get("family")), str(body.get("table") if kind == "chain" else body.get("name")))
+        chains = tables.setdefault(key, [])
+        if kind == "chain":
+            chains.append(str(body.get("name")))
+    out = []
+    for (family, name), chains in tables.items():
+        if (family, name) == ("inet", TABLE):
+            continue
+        hint = next((owner for owner, names, prefixes in _TABLE_OWNERS
+                     if name.startswith(names) or any(c.startswith(prefixes) for c in chains)), None)
+        out.append(f"table {family} {name}" + (f" ({hint})" if hint else ""))
+    return out
+
+
 def table_difference(live: dict[str, Any], boot: dict[str, Any]) -> list[str]:
     """How table inet hardening differs between two listings ([] = the same), a few lines."""
     a, b = table_objects(live), table_objects(boot)

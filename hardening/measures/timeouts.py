@@ -15,7 +15,10 @@ Desired state, values from the profile's sensitivity level:
   value as stale. At least as strict: a shorter IdleActionSec passes.
 * desktop: where dconf is installed, the GNOME idle delay and screen lock in the system database
   ``local`` with the keys locked (``/etc/dconf/db/local.d/`` and ``locks/``, then ``dconf update``);
-  without dconf there is no desktop to lock and the check is not applicable.
+  without dconf there is no desktop to lock and the check is not applicable. The dconf profile
+  ``user`` is the host's (a GNOME desktop or another tool may list its own databases): the deploy
+  keeps its lines and only adds what is missing (:func:`merged_dconf_profile`, from the profile
+  file dconf reads, :data:`DCONF_PROFILE_READ`); the check fails when it does not read ``local``.
 """
 
 from __future__ import annotations
@@ -251,9 +254,93 @@ def dconf_value_ok(settings: Settings, path: str, value: str) -> bool:
     return value == want
 
 
-def dconf_profile() -> str:
-    """/etc/dconf/profile/user: the user's database, then the system database ``local``."""
-    return "user-db:user\nsystem-db:local\n"
+# Where dconf looks for the profile ``user`` (dconf-engine-profile.c): /etc first, then
+# XDG_DATA_DIRS (unset for the batch: GLib's /usr/local/share, /usr/share); the first file that
+# exists is the one read. None at all: dconf acts as if it held the line ``user-db:user``.
+DCONF_PROFILE_PATHS = (DCONF_PROFILE, "/usr/local/share/dconf/profile/user", "/usr/share/dconf/profile/user")
+DCONF_OWN_DB = "system-db:local"
+DCONF_USER_DB = "user-db:user"
+# The profile file dconf reads: ``### PATH`` then its text; nothing when there is none; a file
+# that exists but cannot be read fails (an error, never "absent").
+DCONF_PROFILE_READ = ("for f in " + " ".join(DCONF_PROFILE_PATHS) + "; do "
+                      'if [ -e "$f" ]; then printf \'### %s\\n\' "$f"; exec cat "$f"; fi; done')
+
+
+def read_dconf_profile(stdout: str) -> tuple[str | None, str]:
+    """:data:`DCONF_PROFILE_READ`'s output -> (the file dconf reads or None, its text).
+
+    >>> read_dconf_profile("### /etc/dconf/profile/user\\nuser-db:user\\n")
+    ('/etc/dconf/profile/user', 'user-db:user\\n')
+    >>> read_dconf_profile("")
+    (None, '')
+    """
+    if not stdout:
+        return None, ""
+    header, _, text = stdout.partition("\n")
+    if not header.startswith("### /"):
+        raise ValueError(f"cannot read the dconf profile listing: {stdout[:200]!r}")
+    return header[4:], text
+
+
+def dconf_source(line: str) -> str:
+    """The database a profile line names, as dconf reads it ("" for a comment or blank line):
+    whitespace stripped, everything from ``#`` on ignored."""
+    return line.split("#", 1)[0].strip()
+
+
+def dconf_sources(text: str | None) -> list[str]:
+    """The databases a profile lists, in order; no profile file (None) is dconf's default."""
+    if text is None:
+        return [DCONF_USER_DB]
+    return [s for s in map(dconf_source, text.splitlines()) if s]
+
+
+def dconf_profile_additions(text: str) -> list[str]:
+    """What :func:`merged_dconf_profile` adds to the profile text ([] = leaves it as it is)."""
+    sources = dconf_sources(text)
+    out = []
+    if not sources or not sources[0].startswith(("user-db:", "service-db:")):
+        out.append(f"{DCONF_USER_DB} first")
+    if DCONF_OWN_DB not in sources:
+        out.append(DCONF_OWN_DB)
+    return out
+
+
+def merged_dconf_profile(text: str) -> str:
+    """The profile ``user`` from the one the host has (``text``; "" when there is none): its
+    lines kept, in their order, plus what the screen lock needs.
+
+    * The user's own, writable database first. dconf writes to the first database only when it
+      is a ``user-db:`` or a ``service-db:`` (e.g. ``service-db:keyfile/user`` for homes on
+      NFS), so such a first line is the host's choice and kept; otherwise ``user-db:user`` is
+      put before the first database (moved there when the profile lists it further down).
+    * ``system-db:local`` present; when missing it is appended LAST: dconf takes a locked key's
+      value from the lowest database that locks it, so the tool's locks win over a database
+      listed after it, and the host's other databases keep their priority among themselves.
+
+    A profile that already has both is returned unchanged, byte for byte (duplicates and
+    comments included): the deploy then writes nothing.
+    """
+    additions = dconf_profile_additions(text)
+    if not additions:
+        return text
+    lines = text.splitlines()
+    if f"{DCONF_USER_DB} first" in additions:
+        lines = [line for line in lines if dconf_source(line) != DCONF_USER_DB]
+        first = next((i for i, line in enumerate(lines) if dconf_source(line)), len(lines))
+        lines.insert(first, DCONF_USER_DB)
+    if DCONF_OWN_DB in additions:
+        lines.append(DCONF_OWN_DB)
+    return "\n".join(lines) + "\n"
+
+
+def dconf_profile_problems(text: str | None) -> list[str]:
+    """What the check finds wrong with the profile dconf reads (text None: no profile file)."""
+    sources = dconf_sources(text)
+    if DCONF_OWN_DB in sources:
+        return []
+    return [f"the dconf profile user does not read {DCONF_OWN_DB} (it reads {', '.join(sources) or 'nothing'}): "
+            "the screen lock settings and their locks are not in force"]
 
 
 def dconf_keyfile(settings: Settings) -> str:
@@ -301,7 +388,7 @@ def dconf_writable(path: str) -> str:
 def observe(profile: Any) -> list[str]:
     """The commands this measure's checks and deploy read, in the host's one observation batch."""
     dconf = [c for path in DCONF_KEYS for c in (dconf_read(path), dconf_writable(path))]
-    return [TMOUT_SHELL, *_sshd.OBSERVE, LOGIND_CONFIG, LOGIND_LIVE, DCONF_PRESENT, *dconf]
+    return [TMOUT_SHELL, *_sshd.OBSERVE, LOGIND_CONFIG, LOGIND_LIVE, DCONF_PRESENT, DCONF_PROFILE_READ, *dconf]
 
 
 MEASURE = Measure(
