@@ -597,6 +597,38 @@ faillock --user "$u" --reset 2>/dev/null || true
 """
 
 
+# USB: the tool's modprobe block and USBGuard's configuration, and the running state they change:
+# which devices the kernel authorizes, whether usbguard runs, which drivers are loaded. A restore
+# re-authorizes what was authorized (a USB network adapter, a keyboard), restarts or stops the
+# daemon as it was, and loads again the drivers the deploy unloaded. The initramfs rebuilt by the
+# deploy is not rebuilt by a restore (the usb deploy refuses a root, /boot or mount on USB).
+USB_SAVE = """\
+for f in /sys/bus/usb/devices/*/authorized /sys/bus/usb/devices/*/authorized_default; do
+    if [ -f "$f" ]; then printf '%s %s\\n' "$f" "$(cat "$f")"; fi
+done > usb-authorized
+systemctl is-active usbguard.service > usbguard-active 2>/dev/null || true
+systemctl is-enabled usbguard.service > usbguard-enabled 2>/dev/null || true
+cut -d' ' -f1 /proc/modules > modules 2>/dev/null || true
+"""
+USB_RESTORE = """\
+if [ -z "${HARDENING_BOOT:-}" ]; then
+    udevadm control --reload 2>/dev/null || true
+    case "$(cat usbguard-enabled)" in enabled) systemctl enable --quiet usbguard.service ;;
+        masked) ;; *) systemctl disable --quiet usbguard.service 2>/dev/null || true ;; esac
+    if [ "$(cat usbguard-active)" = active ]; then systemctl restart usbguard.service
+    else systemctl stop usbguard.service 2>/dev/null || true; fi
+    while read -r f v; do
+        if [ "$v" = 1 ] && [ -f "$f" ]; then echo 1 > "$f" 2>/dev/null || true; fi
+    done < usb-authorized
+    for m in $(cat modules); do
+        grep -q "^$m " /proc/modules || modprobe "$m" 2>/dev/null || true
+    done
+fi
+"""
+USB = Watched(name="usb", paths=("/etc/modprobe.d/hardening-usb.conf", "/etc/usbguard"),
+              save_extra=USB_SAVE, restore_extra=USB_RESTORE)
+
+
 def pam(paths: tuple[str, ...]) -> Watched:
     """PAM: ``paths`` are what the auth measure writes (the common-* files, its pam-auth-update
     profiles, pam-auth-update's state, faillock.conf); confirmed by a fresh authentication."""

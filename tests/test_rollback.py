@@ -89,7 +89,9 @@ def change_everything(etc: Path) -> None:
 
 def test_scripts_are_valid_sh() -> None:
     change = rb.SSHD.change(120, 900)
+    usb = rb.USB.change(120, 900)
     for text in (rb.apply_script(change), rb.restore_script(change), rb.commit_script(change),
+                 rb.apply_script(usb), rb.restore_script(usb),
                  rb.confirm_script(), rb.probe_script(rb.pam(("/etc/pam.d/common-auth",)).change(120, 0))):
         assert subprocess.run(["sh", "-n", "-c", text], check=False).returncode == 0
 
