@@ -67,11 +67,12 @@ def test_unattended_upgrades_enabled(obs, profile, plan, evidence):
 
 @pytest.mark.clause("6-8")
 def test_unattended_upgrades_security_origin(obs, profile, evidence):
-    """unattended-upgrades' origins are exactly the profile's unattended_origins (Origins-Pattern
-    and the legacy Allowed-Origins as apt-config dump gives them and unattended-upgrade
-    substitutes them: Debian's default point-release origin is an extra), match every Debian
-    security package file apt knows when the profile names any origin, and its package filters
-    (Package-Blacklist, Package-Whitelist) do not keep every package out"""
+    """unattended-upgrades' origins are exactly the profile's and cover the security suite
+    (unattended_origins against Origins-Pattern and the legacy Allowed-Origins as apt-config
+    dump gives them and unattended-upgrade substitutes them: Debian's default point-release
+    origin is an extra; every Debian security package file apt knows is matched when the
+    profile names any origin), and its package filters (Package-Blacklist, Package-Whitelist)
+    do not keep every package out"""
     # The id (security_origin) predates the exact comparison with the profile; ids stay stable.
     settings: measure.Settings = profile.measure("patching")
     config = measure.read_apt_config(obs.run(measure.APT_CONFIG))
