@@ -5,7 +5,8 @@ The pending count comes from the lists the host already has (``apt-get -s`` with
 ``package_lists_fresh`` reports how old those lists are and fails when they are too old or the
 security suite was never fetched; held packages are counted (apt simulates with holds ignored).
 APT settings are read as apt evaluates them (``apt-config dump``: every apt.conf.d file, later
-files winning) and judged as apt.systemd.daily and unattended-upgrade use them; timers and
+files winning) and judged as apt.systemd.daily and unattended-upgrade use them, against the
+profile (unattended upgrades on or off, exactly its origins); timers and
 services with ``systemctl show`` (running state). apt never writes its cache here. Every
 command is in the measure's observation batch (``hardening.measures.patching.observe``); the
 host's clock is read once, in that batch.
@@ -35,40 +36,56 @@ def _security_lists(obs: Observations) -> str:
 
 
 @pytest.mark.clause("6-8")
-def test_unattended_upgrades_enabled(obs, profile, evidence):
+def test_unattended_upgrades_enabled(obs, profile, plan, evidence):
     """unattended-upgrades is installed and apt.systemd.daily runs it, and the list update, at
-    least daily (APT::Periodic as apt-config dump gives it: Enable not "0", intervals <= 1 day)"""
+    least daily (APT::Periodic as apt-config dump gives it: Enable not "0", intervals <= 1 day);
+    when the profile turns unattended upgrades off: apt.systemd.daily runs none (Unattended-Upgrade
+    "0"), the lists are still updated daily, and the manual patch process that replaces them
+    is attested (the profile's attestation item for 6-8; none declared: not configured)"""
     settings: measure.Settings = profile.measure("patching")
-    if not settings.unattended_upgrades:
-        evidence.not_applicable("the profile does not use unattended-upgrades")
+    on = settings.unattended_on
     installed = _installed(obs, "unattended-upgrades")
     config = measure.read_apt_config(obs.run(measure.APT_CONFIG))
-    problems = list(measure.periodic_problems(config).values())
-    if not installed:
+    problems = list(measure.periodic_problems(config, on).values())
+    if on and not installed:
         problems.insert(0, "unattended-upgrades is not installed")
+    status, why = ("", "") if on else measure.manual_patching(plan.attestations)
     keys = (measure.ENABLE, *measure.INTERVALS)
     evidence.record(
-        expected={"installed": True, measure.ENABLE: "absent or not 0",
-                  **dict.fromkeys(measure.INTERVALS, "at most daily ('1', 'always', <= 24h)")},
-        observed={"installed": installed, **{k: config.get(k, [None])[-1] for k in keys}, "problems": problems})
+        expected={"unattended upgrades (profile)": "on" if on else "off",
+                  "installed": True if on else "any", measure.ENABLE: "absent or not 0",
+                  "APT::Periodic::Update-Package-Lists": "at most daily ('1', 'always', <= 24h)",
+                  measure.UNATTENDED_KEY: "at most daily ('1', 'always', <= 24h)" if on else "'0' (never)",
+                  **({} if on else {"manual patch process (6-8)": "attested"})},
+        observed={"installed": installed, **{k: config.get(k, [None])[-1] for k in keys}, "problems": problems,
+                  **({} if on else {"manual patch process (6-8)": why})})
     assert not problems, "; ".join(problems)
+    if status == "not_configured":
+        evidence.not_configured(why)
+    assert status != "fail", why
 
 
 @pytest.mark.clause("6-8")
 def test_unattended_upgrades_security_origin(obs, profile, evidence):
-    """unattended-upgrades' origins (Origins-Pattern, Allowed-Origins, as unattended-upgrade
-    matches them) include every Debian security package file apt knows, and its package filters
-    (Package-Blacklist, Package-Whitelist) do not keep every package out"""
+    """unattended-upgrades' origins are exactly the profile's and cover the security suite
+    (unattended_origins against Origins-Pattern and the legacy Allowed-Origins as apt-config
+    dump gives them and unattended-upgrade substitutes them: Debian's default point-release
+    origin is an extra; every Debian security package file apt knows is matched when the
+    profile names any origin), and its package filters (Package-Blacklist, Package-Whitelist)
+    do not keep every package out"""
+    # The id (security_origin) predates the exact comparison with the profile; ids stay stable.
     settings: measure.Settings = profile.measure("patching")
-    if not settings.unattended_upgrades:
-        evidence.not_applicable("the profile does not use unattended-upgrades")
     config = measure.read_apt_config(obs.run(measure.APT_CONFIG))
     distro = measure.parse_distro(obs.run(measure.DISTRO))
     releases = measure.parse_policy(obs.run(measure.POLICY).stdout)
     patterns, _ = measure.origin_patterns(config, distro)
-    problems = measure.origin_problems(config, releases, distro) + measure.package_filter_problems(config)
+    problems = measure.origin_problems(config, releases, distro, settings.unattended_origins)
+    if settings.unattended_origins:
+        problems += measure.package_filter_problems(config)
     security = [str(r) for r in measure.security_releases(releases, distro[1])]
-    evidence.record(expected={"security origins matched": security},
+    wanted = measure.wanted_origins(settings, distro)
+    evidence.record(expected={"origins (substituted)": wanted,
+                              "security origins matched": security if wanted else "none (no origins)"},
                     observed={"origins (substituted)": patterns, "security package files": security,
                               "from apt's lists": any(r.label == "Debian-Security" for r in releases),
                               "package blacklist": config.get(measure.BLACKLIST_KEY + "::", []),
@@ -82,8 +99,9 @@ def test_update_timers_enabled(obs, profile, evidence):
     """apt-daily.timer and apt-daily-upgrade.timer are enabled, running and fire at least daily
     (systemd's next elapse), their services not masked"""
     settings: measure.Settings = profile.measure("patching")
-    if not settings.unattended_upgrades:
-        evidence.not_applicable("the profile does not use unattended-upgrades")
+    if not settings.unattended_on:
+        evidence.not_applicable("the profile turns unattended upgrades off (test_unattended_upgrades_enabled "
+                                "judges the manual patch process)")
     units = measure.parse_units(obs.run(measure.UNITS))
     problems = measure.unit_problems(units, _now(obs))
     evidence.record(expected={**{t: {"UnitFileState": "enabled", "ActiveState": "active"} for t in measure.TIMERS},

@@ -6,22 +6,29 @@ It decides from the host's observation batch, the same observations the checks j
 
 * the package lists are refreshed when the security suite's lists were never fetched or are
   older than a day;
-* unattended-upgrades is installed when it is not; the two apt.conf.d files are written (pyinfra
-  compares them); where apt's effective configuration (``apt-config dump``, judged as the check
-  judges it) is still wrong because a foreign file sets a key to a non-compliant value in a
-  one-line statement (``APT::Periodic::Enable "0";``, ``#clear Unattended-Upgrade::Origins-Pattern;``),
-  that line is commented out in place, marked ``measure.DISABLED_MARK`` (the file and its other
-  settings stay); a nested scope, or an override the tool cannot name, is refused at the end,
+* unattended-upgrades is installed when it is not (and the profile runs it, or applies updates
+  with it); the two apt.conf.d files are written as the profile says, on or off (pyinfra
+  compares them): 20auto-upgrades' Unattended-Upgrade "1" or "0", and the origins file's
+  ``#clear`` followed by exactly the profile's ``unattended_origins``; where apt's effective
+  configuration (``apt-config dump``, judged as the check judges it) is still wrong because a
+  foreign file sets a key to a value the profile does not want in a one-line statement
+  (``APT::Periodic::Enable "0";``), or a foreign file read after the tool's origins file adds
+  or clears origins (a statement, or an ``Origins-Pattern { ... };`` block, one line or
+  several), those lines are commented out in place, marked ``measure.DISABLED_MARK`` (the file
+  and its other settings stay; a block only as a whole, and only if every line still reads as
+  observed); a nested scope, or an override the tool cannot name, is refused at the end,
   naming file and line;
-* the apt services are unmasked, each apt timer unmasked, enabled and started, as far as its
-  observed state (``systemctl show``) needs it; a timer that fires less than daily has the files
-  in /etc that override its schedule (drop-ins, a unit copy) renamed aside
-  (``measure.DISABLED_SUFFIX``) and is restarted; with no such file the deploy refuses;
+* with unattended upgrades on, the apt services are unmasked, each apt timer unmasked, enabled
+  and started, as far as its observed state (``systemctl show``) needs it; a timer that fires
+  less than daily has the files in /etc that override its schedule (drop-ins, a unit copy)
+  renamed aside (``measure.DISABLED_SUFFIX``) and is restarted; with no such file the deploy
+  refuses;
 * held packages with a pending security update (unattended-upgrades never installs them), and
   pending security updates that apt preferences pin away, are refused at the end, naming them:
   a hold or pin is an admin's decision whose reason the tool cannot see, so it never releases
   one; a hold or pin with nothing pending is left alone;
-* pending security updates are installed now only when the profile sets
+* pending security updates are installed now (``unattended-upgrade``, from the profile's
+  origins) only when the profile sets
   ``apply_security_updates: true`` (a change-management decision) and some are observed pending,
   or the lists were just refreshed (the observed count is then from the old lists);
 * with ``anti_malware: clamav``: the packages when missing, freshclam started when inactive, and
@@ -52,11 +59,10 @@ def apply(profile: Resolved, obs: Observations) -> None:
     if not supported("patching"):
         return
     refreshed = _lists(obs)
-    wanted = settings.unattended_upgrades or settings.apply_security_updates
+    wanted = settings.unattended_on or settings.apply_security_updates
     if wanted and not measure.installed(obs.run(measure.package_status("unattended-upgrades"))):
         apt.packages(name="Install unattended-upgrades", packages=["unattended-upgrades"])
-    if settings.unattended_upgrades:
-        _unattended(obs)
+    _unattended(settings, obs)
     _holds(obs)
     if settings.apply_security_updates:
         _security_updates(obs, refreshed)
@@ -74,28 +80,35 @@ def _lists(obs: Observations) -> bool:
     return True
 
 
-def _unattended(obs: Observations) -> None:
-    files.put(name="Daily list updates and unattended upgrades (20auto-upgrades)",
-              src=StringIO(measure.auto_upgrades_conf()), dest=measure.AUTO_UPGRADES,
+def _unattended(settings: measure.Settings, obs: Observations) -> None:
+    """The two apt.conf.d files as the profile says (on or off, its origins), the apt timers when
+    on, and foreign apt settings that still override them switched off (or refused)."""
+    on = settings.unattended_on
+    files.put(name=f"Daily list updates, unattended upgrades {'on' if on else 'off (profile)'} (20auto-upgrades)",
+              src=StringIO(measure.auto_upgrades_conf(settings)), dest=measure.AUTO_UPGRADES,
               user="root", group="root", mode="644")
-    files.put(name="Security origin for unattended-upgrades", src=StringIO(measure.origins_conf()),
-              dest=measure.ORIGINS_CONF, user="root", group="root", mode="644")
-    units = measure.parse_units(obs.run(measure.UNITS))
-    for command in measure.unit_commands(units):
-        server.shell(name=f"apt timers and services: {command}", commands=[command])
-    commands, refusals = measure.schedule_repairs(units, measure.now_epoch(obs.run(measure.NOW)))
-    if commands:
-        server.shell(name=f"apt timer scheduled less than daily: {'; '.join(commands)}", commands=commands)
-    for reason in refusals:
-        refuse_at_end(reason)
+    files.put(name=f"unattended-upgrades origins: exactly the profile's ({len(settings.unattended_origins)})",
+              src=StringIO(measure.origins_conf(settings)), dest=measure.ORIGINS_CONF,
+              user="root", group="root", mode="644")
+    if on:
+        units = measure.parse_units(obs.run(measure.UNITS))
+        for command in measure.unit_commands(units):
+            server.shell(name=f"apt timers and services: {command}", commands=[command])
+        commands, refusals = measure.schedule_repairs(units, measure.now_epoch(obs.run(measure.NOW)))
+        if commands:
+            server.shell(name=f"apt timer scheduled less than daily: {'; '.join(commands)}", commands=commands)
+        for reason in refusals:
+            refuse_at_end(reason)
     config = measure.read_apt_config(obs.run(measure.APT_CONFIG))
     releases = measure.parse_policy(obs.run(measure.POLICY).stdout)
-    problems = measure.config_problems(config, releases, measure.parse_distro(obs.run(measure.DISTRO)))
-    ours = (obs.run(measure.AUTO_UPGRADES_TEXT).stdout == measure.auto_upgrades_conf()
-            and obs.run(measure.ORIGINS_TEXT).stdout == measure.origins_conf())
-    switch_off, refusals = measure.repairs(problems, ours, obs.run(measure.APT_CONFIG_LINES).stdout)
+    distro = measure.parse_distro(obs.run(measure.DISTRO))
+    problems = measure.config_problems(config, releases, distro, settings)
+    ours = (obs.run(measure.AUTO_UPGRADES_TEXT).stdout == measure.auto_upgrades_conf(settings)
+            and obs.run(measure.ORIGINS_TEXT).stdout == measure.origins_conf(settings))
+    switch_off, refusals = measure.repairs(problems, ours, obs.run(measure.APT_CONFIG_LINES).stdout,
+                                           unattended=on)
     for line in switch_off:
-        server.shell(name=f"Switch off a non-compliant apt setting: {line} {line.text.strip()}",
+        server.shell(name=f"Switch off a non-compliant apt setting: {line} {' '.join(line.text.split())}",
                      commands=[measure.disable_command(line)])
     for reason in refusals:
         refuse_at_end(reason)

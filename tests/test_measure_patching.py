@@ -256,25 +256,60 @@ def test_origins_as_unattended_upgrade_matches(pattern, matches):
     assert measure.pattern_matches(measure._substitute(pattern, DISTRO), SECURITY) is matches
 
 
+POINT_RELEASE = "origin=Debian,codename=${distro_codename},label=Debian"
+MAIN_ARCHIVE = "o=Debian,a=oldstable,n=bookworm,l=Debian,c=main,site=deb.debian.org"
+
+
 def test_origin_problems():
+    """The effective origins against the profile's: extra (naming the package files it admits),
+    missing, the security package files not matched."""
     config = measure.parse_apt_config(DUMP)
     releases = measure.parse_policy(POLICY)
-    assert measure.origin_problems(config, releases, DISTRO) == []
-    # Debian's own 50unattended-upgrades without the tool's pattern: its Debian-Security line names
+    security = [measure.SECURITY_ORIGIN]
+    assert measure.origin_problems(config, releases, DISTRO, [POINT_RELEASE, *security]) == []
+    # The package's point-release origin left beside the security one: updates outside change management.
+    assert measure.origin_problems(config, releases, DISTRO, security) == [
+        "unattended-upgrades origin 'origin=Debian,codename=bookworm,label=Debian' is not in the profile's "
+        f"unattended_origins (admits {MAIN_ARCHIVE})"]
+    only_security = {measure.ORIGINS_KEY + "::": [measure.SECURITY_ORIGIN]}
+    assert measure.origin_problems(only_security, releases, DISTRO, security) == []
+    assert measure.origin_problems(only_security, releases, DISTRO, [POINT_RELEASE, *security]) == [
+        "the profile's origin 'origin=Debian,codename=bookworm,label=Debian' is not among unattended-upgrades' origins"]
+    # Debian's own 50unattended-upgrades without the security line: its Debian-Security line names
     # codename=bookworm, the security suite's is bookworm-security.
     default = measure.parse_apt_config(DUMP.replace("${distro_codename}-security", "${distro_codename}"))
-    assert measure.origin_problems(default, releases, DISTRO) == [
+    assert measure.origin_problems(default, releases, DISTRO, security)[-2:] == [
+        "the profile's origin 'origin=Debian,codename=bookworm-security,label=Debian-Security' is not among "
+        "unattended-upgrades' origins",
         "no unattended-upgrades origin matches the security origin "
         "o=Debian,a=oldstable-security,n=bookworm-security,l=Debian-Security,c=main,site=deb.debian.org"]
+    # A profile whose origins match no security package file fails even when the host follows it.
+    assert measure.origin_problems(measure.parse_apt_config(DUMP.replace("${distro_codename}-security",
+                                                                         "${distro_codename}")),
+                                   releases, DISTRO, [POINT_RELEASE, POINT_RELEASE.replace("label=Debian",
+                                                                                           "label=Debian-Security")]
+                                   ) == ["no unattended-upgrades origin matches the security origin "
+                                         "o=Debian,a=oldstable-security,n=bookworm-security,l=Debian-Security,"
+                                         "c=main,site=deb.debian.org"]
+    # The legacy Allowed-Origins count as origins too (unattended-upgrade turns them into o=,a=).
     legacy = {"Unattended-Upgrade::Allowed-Origins::": ["${distro_id}:oldstable-security"]}
     assert measure.origin_patterns(legacy, DISTRO) == (["o=Debian,a=oldstable-security"], [])
-    assert measure.origin_problems(legacy, releases, DISTRO) == []
+    assert measure.origin_problems(legacy, releases, DISTRO, ["o=${distro_id},a=oldstable-security"]) == []
+    assert measure.origin_problems({**legacy, **only_security}, releases, DISTRO, security) == [
+        "unattended-upgrades origin 'o=Debian,a=oldstable-security' is not in the profile's unattended_origins "
+        "(admits o=Debian,a=oldstable-security,n=bookworm-security,l=Debian-Security,c=main,site=deb.debian.org)"]
     # The codename form Debian's docs once showed does not match (a= is the suite).
     codename = {"Unattended-Upgrade::Allowed-Origins::": ["${distro_id}:${distro_codename}-security"]}
-    assert measure.origin_problems(codename, releases, DISTRO)
+    assert measure.origin_problems(codename, releases, DISTRO, ["o=${distro_id},a=${distro_codename}-security"])
     broken = {"Unattended-Upgrade::Origins-Pattern::": ["o=Debian,${nope}", "x=1"]}
-    problems = measure.origin_problems(broken, releases, DISTRO)
+    problems = measure.origin_problems(broken, releases, DISTRO, security)
     assert any("unknown substitution" in p for p in problems) and any("token 'x=1'" in p for p in problems)
+    # No origins wanted (unattended upgrades off): none effective is right, any is extra.
+    assert measure.origin_problems({}, releases, DISTRO, []) == []
+    assert measure.origin_problems(only_security, releases, DISTRO, []) == [
+        "unattended-upgrades origin 'origin=Debian,codename=bookworm-security,label=Debian-Security' is not in "
+        "the profile's unattended_origins (admits "
+        "o=Debian,a=oldstable-security,n=bookworm-security,l=Debian-Security,c=main,site=deb.debian.org)"]
     assert measure.parse_distro(seen(measure.DISTRO, "Debian\nbookworm\n")) == DISTRO
     with pytest.raises(ValueError):
         measure.parse_distro(seen(measure.DISTRO, "", rc=127))
@@ -293,7 +328,7 @@ def test_package_filters_as_unattended_upgrade_applies_them(blacklist, whitelist
 def test_package_filters_are_refused_naming_the_files():
     config = {measure.BLACKLIST_KEY + "::": [".*"]}
     problems = measure.config_problems({**measure.parse_apt_config(DUMP), **config}, measure.parse_policy(POLICY),
-                                       DISTRO)
+                                       DISTRO, measure.Settings())
     assert problems[measure.FILTERS_KEY] == [
         "Unattended-Upgrade::Package-Blacklist entry '.*' matches every package: nothing is upgraded"]
     grep = "/etc/apt/apt.conf.d/51local:1:Unattended-Upgrade::Package-Blacklist { \".*\"; };\n"
@@ -303,63 +338,230 @@ def test_package_filters_are_refused_naming_the_files():
         "(set in one of /etc/apt/apt.conf.d/51local:1; the deploy never edits unattended-upgrades' package filters)"]
 
 
-@pytest.mark.skipif(shutil.which("apt-config") is None, reason="needs apt-config")
-def test_written_files_are_effective_for_apt(tmp_path: Path):
-    """apt-config reads our two files and yields the values the check wants."""
-    auto, origins = tmp_path / "20auto-upgrades", tmp_path / "52hardening"
-    auto.write_text(measure.auto_upgrades_conf())
-    origins.write_text(measure.origins_conf())
-    out = subprocess.run(["apt-config", "-c", str(auto), "-c", str(origins), "dump"],
-                         capture_output=True, text=True, check=True).stdout
-    config = measure.parse_apt_config(out)
-    assert measure.periodic_problems(config) == {}
-    assert measure.SECURITY_ORIGIN in config["Unattended-Upgrade::Origins-Pattern::"]
-    assert measure.origin_problems(config, measure.parse_policy(POLICY), DISTRO) == []
+# Debian 12's /etc/apt/apt.conf.d/50unattended-upgrades (unattended-upgrades 2.9.1+nmu3, the lab
+# image's), its origins block verbatim; and 20auto-upgrades as the package writes it.
+DEBIAN_50 = """\
+// Unattended-Upgrade::Origins-Pattern controls which packages are
+// upgraded.
+Unattended-Upgrade::Origins-Pattern {
+        // Codename based matching:
+//      "origin=Debian,codename=${distro_codename}-updates";
+        "origin=Debian,codename=${distro_codename},label=Debian";
+        "origin=Debian,codename=${distro_codename},label=Debian-Security";
+        "origin=Debian,codename=${distro_codename}-security,label=Debian-Security";
+
+        // Archive or Suite based matching:
+//      "o=Debian,a=stable";
+};
+
+// Python regular expressions, matching packages to exclude from upgrading
+Unattended-Upgrade::Package-Blacklist {
+    // The following matches all packages starting with linux-
+//  "linux-";
+};
+"""
+DEBIAN_20 = 'APT::Periodic::Update-Package-Lists "1";\nAPT::Periodic::Unattended-Upgrade "1";\n'
 
 
 def _apt_config(root: Path) -> tuple[dict[str, list[str]], str]:
     """apt's own configuration reading of ``root/parts`` only (APT_CONFIG names the parts
-    directory), and the tool's grep of it (file:number:line)."""
+    directory), and the tool's observation of it (file:number:line, APT_CONFIG_LINES)."""
     main = root / "main.conf"
     main.write_text(f'Dir::Etc::Parts "{root / "parts"}/";\nDir::Etc::main "{root / "none.conf"}";\n')
     env = {"APT_CONFIG": str(main), "PATH": "/usr/bin:/bin"}
     dump = subprocess.run(["apt-config", "dump"], capture_output=True, text=True, check=True, env=env)
     grep = measure.APT_CONFIG_LINES.replace("/etc/apt/apt.conf /etc/apt/apt.conf.d", str(root / "parts"))
+    assert grep != measure.APT_CONFIG_LINES
     lines = subprocess.run(grep, shell=True, capture_output=True, text=True).stdout
     return measure.read_apt_config(Observation("o0", measure.APT_CONFIG, 0, dump.stdout, "", 0.0)), lines
+
+
+def _parts(tmp_path: Path, settings: measure.Settings | None) -> Path:
+    """A parts directory as a fresh Debian host has it, with the tool's two files for ``settings``."""
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    (parts / "50unattended-upgrades").write_text(DEBIAN_50)
+    (parts / "20auto-upgrades").write_text(DEBIAN_20)
+    if settings is not None:
+        (parts / "20auto-upgrades").write_text(measure.auto_upgrades_conf(settings))
+        (parts / "52hardening-unattended-upgrades").write_text(measure.origins_conf(settings))
+    return parts
+
+
+@pytest.mark.skipif(shutil.which("apt-config") is None, reason="needs apt-config")
+def test_debian_defaults_add_the_point_release(tmp_path: Path):
+    """A fresh host: Debian's 50unattended-upgrades allows the point release (and a Debian-Security
+    line for codename=bookworm) beside the security origin: not the profile's origins."""
+    _parts(tmp_path, None)
+    config, _ = _apt_config(tmp_path)
+    assert config[measure.ORIGINS_KEY + "::"] == [
+        POINT_RELEASE, "origin=Debian,codename=${distro_codename},label=Debian-Security", measure.SECURITY_ORIGIN]
+    problems = measure.config_problems(config, measure.parse_policy(POLICY), DISTRO, measure.Settings())
+    assert set(problems) == {measure.ORIGINS_KEY}
+    assert problems[measure.ORIGINS_KEY][0].startswith(
+        "unattended-upgrades origin 'origin=Debian,codename=bookworm,label=Debian' is not in the profile's")
+
+
+@pytest.mark.skipif(shutil.which("apt-config") is None, reason="needs apt-config")
+@pytest.mark.parametrize("settings", [
+    measure.Settings(),
+    measure.Settings(unattended_origins=[measure.SECURITY_ORIGIN, "o=Debian,a=${distro_codename}-updates"]),
+    measure.Settings(unattended_upgrades=False),
+    measure.Settings(unattended_origins=[]),
+], ids=["security-only", "two-origins", "off", "no-origins"])
+def test_written_files_are_effective_for_apt(tmp_path: Path, settings: measure.Settings):
+    """apt-config reads the tool's files after Debian's: the effective origins are exactly the
+    profile's (the #clear drops the package's), unattended-upgrade runs daily or never as the
+    profile says, and the checks find nothing wrong."""
+    _parts(tmp_path, settings)
+    config, grep = _apt_config(tmp_path)
+    assert config.get(measure.ORIGINS_KEY + "::", []) == settings.unattended_origins
+    assert config.get(measure.LEGACY_ORIGINS_KEY + "::", []) == []
+    assert config[measure.UNATTENDED_KEY] == ["1" if settings.unattended_on else "0"]
+    assert measure.config_problems(config, measure.parse_policy(POLICY), DISTRO, settings) == {}
+    # Debian's file, read before the tool's, is never a repair's target.
+    assert measure.origin_lines(grep, parts=str(tmp_path / "parts")) == ([], [])
+    assert "50unattended-upgrades:3:Unattended-Upgrade::Origins-Pattern {" in grep
+    # The check's wanted state written as another profile's files is a finding for this one.
+    other = measure.Settings(unattended_origins=[POINT_RELEASE])
+    assert measure.ORIGINS_KEY in measure.config_problems(config, measure.parse_policy(POLICY), DISTRO, other)
+
+
+EXTRA = """\
+// Backports for the web team
+Unattended-Upgrade::Origins-Pattern {
+        "o=Debian Backports,a=${distro_codename}-backports,l=Debian Backports";
+
+        // and the stable point release
+        "origin=Debian,codename=${distro_codename},label=Debian";
+};
+Unattended-Upgrade::Mail "root";
+Unattended-Upgrade::Allowed-Origins:: "Debian:oldstable-updates";
+"""
 
 
 @pytest.mark.skipif(shutil.which("apt-config") is None, reason="needs apt-config")
 def test_a_later_file_overrides_and_the_repair_switches_it_off(tmp_path: Path):
     """The tool's files in place, a later 99zz-local switching periodic runs off and clearing the
-    origins, an ignored 99zz.local: apt-config says what apt reads; the repair comments out exactly
-    the overriding lines (run with sh here), after which apt reads a compliant configuration."""
-    parts = tmp_path / "parts"
-    parts.mkdir()
-    (parts / "20auto-upgrades").write_text(measure.auto_upgrades_conf())
-    (parts / "52hardening-unattended-upgrades").write_text(measure.origins_conf())
+    origins, a later 99-extra adding origins (a block over several lines, an Allowed-Origins
+    statement), an earlier 10early adding one (cleared by the tool's file: left alone), an
+    ignored 99zz.local: apt-config says what apt reads; the repair comments out exactly the
+    overriding lines and the whole block (run with sh here), after which apt reads a compliant
+    configuration and the foreign files' other settings stay."""
+    settings = measure.Settings()
+    parts = _parts(tmp_path, settings)
+    early = parts / "10early"
+    early.write_text('Unattended-Upgrade::Origins-Pattern { "o=*"; };\n')
+    extra = parts / "99-extra"
+    extra.write_text(EXTRA)
     local = parts / "99zz-local"
     local.write_text('Acquire::http::Proxy "http://proxy:3128";\nAPT::Periodic::Enable "0";\n'
                      'APT::Periodic::Unattended-Upgrade "0";  // too noisy\n'
                      '#clear Unattended-Upgrade::Origins-Pattern;\nAPT::Periodic::Update-Package-Lists "1";\n')
     (parts / "99zz.local").write_text('APT::Periodic::Update-Package-Lists "0";\n')  # apt skips it
     config, grep = _apt_config(tmp_path)
-    problems = measure.config_problems(config, measure.parse_policy(POLICY), DISTRO)
-    assert set(problems) == {measure.ENABLE, "APT::Periodic::Unattended-Upgrade", measure.ORIGINS_KEY}
+    problems = measure.config_problems(config, measure.parse_policy(POLICY), DISTRO, settings)
+    assert set(problems) == {measure.ENABLE, measure.UNATTENDED_KEY, measure.ORIGINS_KEY}
     switch_off, refusals = measure.repairs(problems, True, grep, parts=str(parts))
     assert refusals == []
-    assert [(line.path, line.number) for line in switch_off] == [(str(local), 2), (str(local), 3), (str(local), 4)]
+    assert sorted(map(str, switch_off)) == [f"{extra}:2-7", f"{extra}:9", f"{local}:2", f"{local}:3", f"{local}:4"]
     for line in switch_off:
         subprocess.run(["sh", "-c", measure.disable_command(line)], check=True)
     assert local.read_text().splitlines()[0] == 'Acquire::http::Proxy "http://proxy:3128";'
     assert local.read_text().splitlines()[1] == measure.DISABLED_MARK + 'APT::Periodic::Enable "0";'
+    assert [ln.startswith(measure.DISABLED_MARK) for ln in extra.read_text().splitlines()] == [
+        False, True, True, True, True, True, True, False, True]
+    assert (parts / "50unattended-upgrades").read_text() == DEBIAN_50
+    assert early.read_text() == 'Unattended-Upgrade::Origins-Pattern { "o=*"; };\n'
     config, grep = _apt_config(tmp_path)
-    assert measure.config_problems(config, measure.parse_policy(POLICY), DISTRO) == {}
+    assert config["Unattended-Upgrade::Mail"] == ["root"]
+    assert measure.config_problems(config, measure.parse_policy(POLICY), DISTRO, settings) == {}
     assert measure.repairs({}, True, grep, parts=str(parts)) == ([], [])
     # A line changed since it was observed is not touched: the command fails, naming it.
     stale = measure.ConfLine(str(local), 5, 'APT::Periodic::Update-Package-Lists "0";')
     done = subprocess.run(["sh", "-c", measure.disable_command(stale)], capture_output=True, text=True)
     assert done.returncode == 1 and "changed since it was observed" in done.stderr
+
+
+@pytest.mark.skipif(shutil.which("apt-config") is None, reason="needs apt-config")
+def test_a_block_changed_since_observed_is_left_whole(tmp_path: Path):
+    """A block is switched off as a whole or not at all: a half-commented block would leave a
+    stray '};' and apt could read nothing."""
+    parts = _parts(tmp_path, measure.Settings())
+    extra = parts / "99-extra"
+    extra.write_text(EXTRA)
+    _, grep = _apt_config(tmp_path)
+    [block, _] = measure.origin_lines(grep, parts=str(parts))[0]
+    extra.write_text(EXTRA.replace("label=Debian\"", "label=Debian,c=main\""))
+    done = subprocess.run(["sh", "-c", measure.disable_command(block)], capture_output=True, text=True)
+    assert done.returncode == 1 and f"{extra}:2-7 changed since it was observed" in done.stderr
+    assert extra.read_text() == EXTRA.replace("label=Debian\"", "label=Debian,c=main\"")
+
+
+@pytest.mark.skipif(shutil.which("apt-config") is None, reason="needs apt-config")
+def test_unattended_off_a_later_file_turning_it_on_is_switched_off(tmp_path: Path):
+    """Profile off: a later file's Unattended-Upgrade "1" is the finding and the repair; the
+    same file's "0" would be left alone."""
+    settings = measure.Settings(unattended_upgrades=False)
+    parts = _parts(tmp_path, settings)
+    later = parts / "99later"
+    later.write_text('APT::Periodic::Unattended-Upgrade "1";\n')
+    config, grep = _apt_config(tmp_path)
+    problems = measure.config_problems(config, measure.parse_policy(POLICY), DISTRO, settings)
+    assert problems == {measure.UNATTENDED_KEY: [
+        "APT::Periodic::Unattended-Upgrade is '1': apt.systemd.daily runs unattended-upgrade, the profile "
+        "turns it off (wanted '0')"]}
+    switch_off, refusals = measure.repairs(problems, True, grep, parts=str(parts), unattended=False)
+    assert [str(x) for x in switch_off] == [f"{later}:1"] and refusals == []
+    assert measure.repairs(problems, True, grep, parts=str(parts), unattended=True) == ([], [
+        "patching: " + problems[measure.UNATTENDED_KEY][0] + " (set in a file the tool cannot name) "
+        "although the tool's files are in place"])
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    ('#clear Unattended-Upgrade::Origins-Pattern;', "simple"),
+    ('#clear Unattended-Upgrade;', "simple"),
+    ('Unattended-Upgrade::Origins-Pattern:: "o=x";', "simple"),
+    ('Unattended-Upgrade::Origins-Pattern:: "o=x"; // why', "simple"),
+    ('Unattended-Upgrade::Allowed-Origins { "Debian:stable"; "Debian:stable-updates"; };', "simple"),
+    ('Unattended-Upgrade::Origins-Pattern:: "o=x"; Unattended-Upgrade::Mail "root";', "other"),
+    ('Unattended-Upgrade { Origins-Pattern { "o=x"; }; };', "other"),
+    ('#clear Unattended-Upgrade::Origins-Pattern::Foo;', "other"),
+    ('Unattended-Upgrade::Mail "root";', None),
+    ('// Unattended-Upgrade::Origins-Pattern:: "o=x";', None),
+])
+def test_origin_lines_one_line(text, kind):
+    grep = f"/etc/apt/apt.conf.d/99x:1:{text}\n/etc/apt/apt.conf.d/10x:1:{text}\n"
+    simple, other = measure.origin_lines(grep)
+    expected = [measure.ConfLine("/etc/apt/apt.conf.d/99x", 1, text)]
+    assert (simple, other) == {"simple": (expected, []), "other": ([], expected), None: ([], [])}[kind]
+
+
+def test_origin_lines_blocks():
+    nested = ("/etc/apt/apt.conf.d/60site:1:Unattended-Upgrade {\n"
+              "/etc/apt/apt.conf.d/60site:2:  Origins-Pattern {\n"
+              '/etc/apt/apt.conf.d/60site:3:    "o=x";\n'
+              "/etc/apt/apt.conf.d/60site:4:  };\n")
+    assert measure.origin_lines(nested) == (
+        [], [measure.ConfLine("/etc/apt/apt.conf.d/60site", 2, "  Origins-Pattern {")])
+    unclosed = ("/etc/apt/apt.conf:7:Unattended-Upgrade::Origins-Pattern {\n"
+                '/etc/apt/apt.conf:8:  "o=x"; /* a\n')
+    assert measure.origin_lines(unclosed) == (
+        [], [measure.ConfLine("/etc/apt/apt.conf", 7, "Unattended-Upgrade::Origins-Pattern {")])
+    block = ('/etc/apt/apt.conf:7:Unattended-Upgrade::Origins-Pattern { "o=a";\n'
+             '/etc/apt/apt.conf:8:  "o=x";\n/etc/apt/apt.conf:9:}\n')
+    assert measure.origin_lines(block) == (
+        [measure.ConfLine("/etc/apt/apt.conf", 7, 'Unattended-Upgrade::Origins-Pattern { "o=a";\n  "o=x";\n}', 9)], [])
+
+
+@pytest.mark.parametrize(("path", "after"), [
+    ("/etc/apt/apt.conf", True), ("/etc/apt/apt.conf.d/99-extra", True), ("/etc/apt/apt.conf.d/52zz", True),
+    ("/etc/apt/apt.conf.d/52hardening-unattended-upgrades", False),
+    ("/etc/apt/apt.conf.d/50unattended-upgrades", False),
+    ("/etc/apt/apt.conf.d/52Hardening", False), ("/etc/apt/apt.conf.d/zz", True), ("/etc/apt/other/99x", False),
+])
+def test_read_after_ours(path, after):
+    assert measure.read_after_ours(path) is after
 
 
 def test_repairs_refuse_what_they_cannot_switch_off():
@@ -414,6 +616,66 @@ def test_settings_defaults_keep_updates_a_change_management_decision():
     assert settings.apply_security_updates is False
     assert settings.anti_malware == "not-required"
     assert settings.max_pending_security_updates == 0
+
+
+def test_settings_unattended_origins():
+    """Default: the security origin only; an origin apt or unattended-upgrade cannot take is a
+    profile error; no origins turns unattended upgrades off, and cannot feed apply_security_updates."""
+    assert measure.Settings().unattended_origins == [measure.SECURITY_ORIGIN]
+    assert measure.Settings().unattended_on
+    assert not measure.Settings(unattended_upgrades=False).unattended_on
+    assert not measure.Settings(unattended_origins=[]).unattended_on
+    assert measure.Settings(unattended_origins=["o=Debian,n=${distro_codename}-updates", "site=mirror.example"])
+    for bad, message in [("", "an empty origin"), ('o=Debian";', "double quote"), ("o=x\n", "control character"),
+                         ("o=${nope}", "unattended-upgrade would stop"), ("x=1", "unattended-upgrade would stop"),
+                         ("Debian:stable", "unattended-upgrade would stop")]:
+        with pytest.raises(ValueError, match=message):
+            measure.Settings(unattended_origins=[bad])
+    with pytest.raises(ValueError, match="listed twice"):
+        measure.Settings(unattended_origins=[measure.SECURITY_ORIGIN, measure.SECURITY_ORIGIN])
+    with pytest.raises(ValueError, match="apply_security_updates installs with unattended-upgrade"):
+        measure.Settings(unattended_origins=[], apply_security_updates=True)
+    assert measure.Settings(unattended_upgrades=False, apply_security_updates=True)  # applied in a window
+
+
+def test_files_follow_the_profile():
+    off = measure.Settings(unattended_origins=[])
+    assert measure.periodic_values(measure.Settings())[measure.UNATTENDED_KEY] == "1"
+    assert measure.periodic_values(off) == {"APT::Periodic::Update-Package-Lists": "1", measure.UNATTENDED_KEY: "0"}
+    assert measure.periodic_values(measure.Settings(unattended_upgrades=False))[measure.UNATTENDED_KEY] == "0"
+    body = [ln for ln in measure.origins_conf(measure.Settings()).splitlines() if not ln.startswith("//")]
+    assert body == ["#clear Unattended-Upgrade::Origins-Pattern;", "#clear Unattended-Upgrade::Allowed-Origins;",
+                    "Unattended-Upgrade::Origins-Pattern {", f'    "{measure.SECURITY_ORIGIN}";', "};"]
+    assert [ln for ln in measure.origins_conf(off).splitlines() if not ln.startswith("//")] == body[:2]
+    assert measure.wanted_origins(measure.Settings(), DISTRO) == [
+        "origin=Debian,codename=bookworm-security,label=Debian-Security"]
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    (None, False), ("0", False), ("0d", False), ("00", False), ("1", True), ("always", True), ("12h", True),
+    ("", True), ("daily", True),
+])
+def test_unattended_off_as_apt_systemd_daily_reads_it(value, problem):
+    assert (measure.value_problem(measure.UNATTENDED_KEY, value, unattended=False) is not None) is problem
+    # The list update is wanted daily either way.
+    assert measure.value_problem("APT::Periodic::Update-Package-Lists", "0", unattended=False)
+
+
+def _attestation(status: str, clauses: tuple[str, ...] = ("6-8",)) -> dict[str, Any]:
+    done = status != "missing"
+    return {"id": "manual-patching", "clauses": list(clauses), "status": status, "by": "山田" if done else None,
+            "date": "2026-11-01" if done else None, "until": "2027-02-01" if done else None}
+
+
+def test_manual_patching_replaces_unattended_upgrades_only_when_attested():
+    status, why = measure.manual_patching([])
+    assert status == "not_configured" and "declares no attestation item for clause 6-8" in why
+    assert measure.manual_patching([_attestation("pass", ("6-16",))])[0] == "not_configured"
+    for open_status in ("missing", "expired", "fail"):
+        status, why = measure.manual_patching([_attestation(open_status)])
+        assert status == "fail" and f"manual-patching is {open_status}" in why
+    status, why = measure.manual_patching([_attestation("pass")])
+    assert status == "pass" and "manual-patching by 山田 on 2026-11-01 (until 2027-02-01)" in why
 
 
 # -- deciding from the observation batch ---------------------------------------------------------
@@ -556,7 +818,10 @@ def test_observe_follows_the_profile():
     assert measure.SIGNATURES not in commands
     assert measure.SIGNATURES in measure.observe(_with(profile, anti_malware="clamav"))
     assert measure.KERNELS not in measure.observe(_with(profile, reboot_required_allowed=True))
-    assert measure.APT_CONFIG not in measure.observe(_with(profile, unattended_upgrades=False))
+    # Off is judged too (apt's configuration), the timers are not.
+    off = measure.observe(_with(profile, unattended_upgrades=False))
+    assert measure.APT_CONFIG in off and measure.APT_CONFIG_LINES in off and measure.UNITS not in off
+    assert measure.UNITS not in measure.observe(_with(profile, unattended_origins=[]))
     assert len(set(commands)) == len(commands)
 
 

@@ -3,11 +3,29 @@
 Desired state (shared by ``deploys/patching.py`` and ``checks/test_patching.py``):
 
 * unattended-upgrades installed; ``/etc/apt/apt.conf.d/20auto-upgrades`` (the file Debian's
-  ``dpkg-reconfigure unattended-upgrades`` writes) with Update-Package-Lists and
-  Unattended-Upgrade "1" (daily), ``52hardening-unattended-upgrades`` adding the security
-  origin to Origins-Pattern (APT lists are additive, so the package's 50unattended-upgrades
-  keeps its own); apt-daily.timer and apt-daily-upgrade.timer enabled and running, their
-  services not masked.
+  ``dpkg-reconfigure unattended-upgrades`` writes) with Update-Package-Lists "1" (daily) and
+  Unattended-Upgrade "1", or "0" when the profile turns unattended upgrades off;
+  apt-daily.timer and apt-daily-upgrade.timer enabled and running, their services not masked.
+* The origins unattended-upgrades installs from follow the profile (``unattended_origins``,
+  default: the Debian security origin only). APT lists are additive: Debian's conffile
+  50unattended-upgrades keeps its own origins (the point release
+  ``origin=Debian,codename=${distro_codename},label=Debian`` among them), so adding the security
+  origin left the host installing every stable update unattended, outside change management.
+  ``52hardening-unattended-upgrades`` (read after 50unattended-upgrades) therefore starts with
+  ``#clear`` of Origins-Pattern and the legacy Allowed-Origins and then lists the profile's
+  origins: the effective list (``apt-config dump``) is exactly the profile's. A ``#clear`` only
+  clears what apt read before it: a foreign file read after the tool's (a later name in
+  apt.conf.d, or /etc/apt/apt.conf, which apt reads last) that adds or clears origins has those
+  statements commented out by the deploy, as for any foreign apt override.
+* Unattended upgrades are off when the profile says ``unattended_upgrades: false`` or
+  ``unattended_origins: []``. Then 20auto-upgrades says Unattended-Upgrade "0", which is what
+  stops apt.systemd.daily from running unattended-upgrade at all (an empty origin list alone
+  would still let it run daily and remove unused kernel packages, a change of its own), and the
+  origins file holds the profile's list (with ``[]``: only the ``#clear``, so a run that someone
+  turns back on installs nothing). The package lists are still refreshed daily (the pending
+  count needs them). 6-8 then rests on a manual patch process: the check of unattended upgrades
+  passes only when the host really runs none and the profile's attestation item for 6-8 is
+  attested; with no such item it is "not configured", never a quiet pass.
 * Judged as apt and its tools read them: ``apt-config dump`` (every apt.conf.d file, later
   files winning) with apt.systemd.daily's semantics (``APT::Periodic::Enable "0"`` switches
   everything off; an interval is "always", ``N`` days or ``N`` with a s/m/h/d unit, "0" = never;
@@ -29,7 +47,9 @@ Desired state (shared by ``deploys/patching.py`` and ``checks/test_patching.py``
 * Pending security updates are applied by the deploy **only** when the profile says
   ``apply_security_updates: true``. Updating a production host is a change-management decision
   (a window, a restart of services, a reboot for a kernel): by default the deploy turns on the
-  automatic mechanism and the check reports what is still pending.
+  automatic mechanism and the check reports what is still pending. The deploy applies them with
+  ``unattended-upgrade``, from the profile's origins (so ``apply_security_updates`` needs a
+  non-empty ``unattended_origins``); the setting says nothing about the unattended runs.
 * Checks are read-only, so they never run ``apt-get update``: they count pending security
   updates from the package lists the host already has, and report how old those lists are
   (the local fetch time of the security suite's Release file), failing when they are older
@@ -52,7 +72,7 @@ import string
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 
 from hardening.measures._base import Measure, Strict
 from hardening.observe import Observation, quote
@@ -97,7 +117,13 @@ SECURITY_ORIGIN = "origin=Debian,codename=${distro_codename}-security,label=Debi
 
 
 class Settings(Strict):
+    # apt.systemd.daily runs unattended-upgrade (APT::Periodic::Unattended-Upgrade "1"); false
+    # writes "0" and 6-8 then needs the profile's attestation of a manual patch process.
     unattended_upgrades: bool = True
+    # The complete list of origins unattended-upgrade may install from (its Origins-Pattern, in
+    # its syntax: ``field=glob`` tokens, ``${distro_codename}``); Debian's defaults are cleared.
+    # [] turns unattended upgrades off like ``unattended_upgrades: false``.
+    unattended_origins: list[str] = Field(default_factory=lambda: [SECURITY_ORIGIN])
     max_pending_security_updates: int = Field(default=0, ge=0)
     reboot_required_allowed: bool = False
     # The deploy installs pending security updates now only when true (change management).
@@ -109,24 +135,70 @@ class Settings(Strict):
     anti_malware: Literal["not-required", "clamav"] = "not-required"
     malware_signatures_max_age_days: int = Field(default=2, ge=1)
 
+    @field_validator("unattended_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        for origin in origins:
+            problem = origin_setting_problem(origin)
+            if problem:
+                raise ValueError(problem)
+        if len(set(origins)) != len(origins):
+            raise ValueError(f"an origin is listed twice: {origins}")
+        return origins
+
+    @model_validator(mode="after")
+    def _apply_needs_origins(self) -> Settings:
+        if self.apply_security_updates and not self.unattended_origins:
+            raise ValueError("apply_security_updates installs with unattended-upgrade from unattended_origins, "
+                             "which is empty: name the origins (e.g. the security origin) or set it false")
+        return self
+
+    @property
+    def unattended_on(self) -> bool:
+        """Whether apt.systemd.daily runs unattended-upgrade (off: false, or no origins)."""
+        return self.unattended_upgrades and bool(self.unattended_origins)
+
+
+def origin_setting_problem(origin: str) -> str | None:
+    """Why a profile's origin cannot be written to apt's configuration, or would stop
+    unattended-upgrade (an unknown ``${...}``, a token it does not know), or None."""
+    if not origin.strip():
+        return "an empty origin"
+    if any(c == '"' or ord(c) < 32 for c in origin):
+        return f"origin {origin!r}: a double quote or control character cannot be written into apt's configuration"
+    try:
+        pattern_matches(_substitute(origin, ("Debian", "bookworm")), Release())
+    except (KeyError, ValueError) as error:
+        return f"origin {origin!r}: unattended-upgrade would stop on it ({error})"
+    return None
+
 
 # -- desired state -------------------------------------------------------------------------------
 
-def periodic_values() -> dict[str, str]:
-    """APT::Periodic values (days; "1" = daily) the deploy writes and the check wants effective."""
-    return {"APT::Periodic::Update-Package-Lists": "1", "APT::Periodic::Unattended-Upgrade": "1"}
+def periodic_values(settings: Settings) -> dict[str, str]:
+    """APT::Periodic values (days; "1" = daily, "0" = never) the deploy writes; the check wants
+    the lists updated daily, and unattended-upgrade run daily or never as the profile says."""
+    return {"APT::Periodic::Update-Package-Lists": "1",
+            "APT::Periodic::Unattended-Upgrade": "1" if settings.unattended_on else "0"}
 
 
-def auto_upgrades_conf() -> str:
-    body = "".join(f'{key} "{value}";\n' for key, value in periodic_values().items())
-    return "// Managed by hardening (patching, 6-8): daily list updates and unattended security upgrades.\n" + body
+def auto_upgrades_conf(settings: Settings) -> str:
+    body = "".join(f'{key} "{value}";\n' for key, value in periodic_values(settings).items())
+    what = ("daily list updates and unattended upgrades" if settings.unattended_on
+            else "daily list updates; unattended upgrades off (profile)")
+    return f"// Managed by hardening (patching, 6-8): {what}.\n" + body
 
 
-def origins_conf() -> str:
-    return ("// Managed by hardening (patching, 6-8): security updates are always among the origins.\n"
-            "Unattended-Upgrade::Origins-Pattern {\n"
-            f'    "{SECURITY_ORIGIN}";\n'
-            "};\n")
+def origins_conf(settings: Settings) -> str:
+    """The tool's origins file: apt's #clear of the origins read before it (50unattended-upgrades'
+    defaults), then exactly the profile's origins."""
+    text = ("// Managed by hardening (patching, 6-8): unattended-upgrades installs from these origins only\n"
+            "// (the profile's unattended_origins); #clear drops those of the files read before this one.\n"
+            f"#clear {ORIGINS_KEY};\n"
+            f"#clear {LEGACY_ORIGINS_KEY};\n")
+    if settings.unattended_origins:
+        text += f"{ORIGINS_KEY} {{\n" + "".join(f'    "{o}";\n' for o in settings.unattended_origins) + "};\n"
+    return text
 
 
 def pending_command() -> str:
@@ -196,15 +268,31 @@ def enable_problem(value: str | None) -> str | None:
     return f"{ENABLE} is {value!r}: apt.systemd.daily does nothing (wanted absent or '1')"
 
 
-def value_problem(key: str, value: str | None) -> str | None:
-    return enable_problem(value) if key == ENABLE else interval_problem(key, value)
+def off_problem(key: str, value: str | None) -> str | None:
+    """An interval the profile wants off: absent (apt.systemd.daily's default, 0) or 0 seconds."""
+    match = re.fullmatch(r"(\d+)([smhd]?)", "0" if value is None else value)
+    if match and int(match.group(1)) == 0:
+        return None
+    return f"{key} is {value!r}: apt.systemd.daily runs unattended-upgrade, the profile turns it off (wanted '0')"
 
 
-def periodic_problems(config: dict[str, list[str]]) -> dict[str, str]:
+UNATTENDED_KEY = "APT::Periodic::Unattended-Upgrade"
+
+
+def value_problem(key: str, value: str | None, unattended: bool = True) -> str | None:
+    """What is wrong with an APT::Periodic value; ``unattended``: the profile's unattended runs."""
+    if key == ENABLE:
+        return enable_problem(value)
+    if key == UNATTENDED_KEY and not unattended:
+        return off_problem(key, value)
+    return interval_problem(key, value)
+
+
+def periodic_problems(config: dict[str, list[str]], unattended: bool = True) -> dict[str, str]:
     """APT::Periodic key -> what is wrong with its effective value (the last one apt read)."""
     problems = {}
     for key in (ENABLE, *INTERVALS):
-        problem = value_problem(key, config.get(key, [None])[-1])
+        problem = value_problem(key, config.get(key, [None])[-1], unattended)
         if problem:
             problems[key] = problem
     return problems
@@ -315,6 +403,11 @@ def origin_patterns(config: dict[str, list[str]], distro: tuple[str, str]) -> tu
     return substituted, problems
 
 
+def wanted_origins(settings: Settings, distro: tuple[str, str]) -> list[str]:
+    """The profile's origins as unattended-upgrade substitutes them on this host."""
+    return [_substitute(o, distro) for o in settings.unattended_origins]
+
+
 def _substitute(text: str, distro: tuple[str, str]) -> str:
     return string.Template(text).substitute({"distro_id": distro[0], "distro_codename": distro[1]})
 
@@ -357,9 +450,22 @@ def package_filter_problems(config: dict[str, list[str]]) -> list[str]:
     return problems
 
 
-def origin_problems(config: dict[str, list[str]], releases: list[Release], distro: tuple[str, str]) -> list[str]:
-    """What keeps unattended-upgrade from installing Debian security updates, from its origins."""
+def origin_problems(config: dict[str, list[str]], releases: list[Release], distro: tuple[str, str],
+                    wanted: list[str]) -> list[str]:
+    """What differs between unattended-upgrade's effective origins and the profile's ``wanted``
+    (both substituted): an origin the profile does not list (naming the package files it admits),
+    one of the profile's missing, and, when the profile wants any, a Debian security package file
+    no effective origin matches (unattended-upgrade's matcher)."""
     patterns, problems = origin_patterns(config, distro)
+    want = [_substitute(p, distro) for p in wanted]
+    for pattern in dict.fromkeys(p for p in patterns if p not in want):
+        admits = [str(r) for r in releases if _matches(pattern, r)]
+        problems.append(f"unattended-upgrades origin {pattern!r} is not in the profile's unattended_origins"
+                        + (f" (admits {'; '.join(admits)})" if admits else ""))
+    problems += [f"the profile's origin {p!r} is not among unattended-upgrades' origins"
+                 for p in want if p not in patterns]
+    if not wanted:
+        return problems
     for release in security_releases(releases, distro[1]):
         matched = False
         for pattern in patterns:
@@ -371,6 +477,13 @@ def origin_problems(config: dict[str, list[str]], releases: list[Release], distr
         if not matched:
             problems.append(f"no unattended-upgrades origin matches the security origin {release}")
     return problems
+
+
+def _matches(pattern: str, release: Release) -> bool:
+    try:
+        return pattern_matches(pattern, release)
+    except ValueError:
+        return False
 
 
 def security_updates(simulation: str) -> list[str]:
@@ -473,9 +586,18 @@ SECURITY_LISTS = (f"grep -lE '{SECURITY_RELEASE_RE}' {LISTS}/*Release 2>/dev/nul
 PENDING = pending_command()
 APT_CONFIG = "apt-config dump"
 # `file:number:line` of the apt configuration lines that may set these keys (to find a file that
-# overrides the tool's; comments are left out when read, see overriding_lines).
-APT_CONFIG_LINES = ("grep -rHnsE 'Periodic|Unattended-Upgrade|Origins-Pattern|Allowed-Origins|#clear' "
-                    "/etc/apt/apt.conf /etc/apt/apt.conf.d")
+# overrides the tool's; comments are left out when read, see conf_lines and origin_lines).
+# A line opening a block ("... {" without "}", quoted strings and // comments left out) is
+# followed by the block's lines up to the next "}" (the entries of a multi-line Origins-Pattern
+# block, which the deploy switches off whole).
+APT_CONFIG_LINES = (
+    "find /etc/apt/apt.conf /etc/apt/apt.conf.d -maxdepth 1 -type f -print0 2>/dev/null | xargs -0r awk '"
+    "FNR == 1 { block = 0 } "
+    "{ key = ($0 ~ /Periodic|Unattended-Upgrade|Origins-Pattern|Allowed-Origins|#clear/); "
+    "bare = $0; gsub(/\"[^\"]*\"/, \"\", bare); sub(/\\/\\/.*/, \"\", bare) } "
+    "key || block { print FILENAME \":\" FNR \":\" $0 } "
+    "key && bare ~ /[{]/ && bare !~ /[}]/ { block = 1; next } "
+    "bare ~ /[}]/ { block = 0 }'")
 POLICY = f"{AS_NOBODY} apt-cache policy"
 DISTRO = "lsb_release -i -c -s"
 HOLDS = "dpkg-query -W -f '${db:Status-Want} ${Package}\\n' | awk '$1 == \"hold\" {print $2}'"
@@ -618,12 +740,13 @@ def timer_commands(timer: str, enabled: str, active: str) -> list[str]:
     return [f"systemctl start {timer}"] if active != "active" else []
 
 
-def config_problems(config: dict[str, list[str]], releases: list[Release],
-                    distro: tuple[str, str]) -> dict[str, list[str]]:
-    """apt key -> what the checks find wrong in apt's effective configuration (periodic runs,
-    the security origin under ``ORIGINS_KEY``, the package filters under ``FILTERS_KEY``)."""
-    problems = {key: [text] for key, text in periodic_problems(config).items()}
-    for key, found in ((ORIGINS_KEY, origin_problems(config, releases, distro)),
+def config_problems(config: dict[str, list[str]], releases: list[Release], distro: tuple[str, str],
+                    settings: Settings) -> dict[str, list[str]]:
+    """apt key -> what the checks find wrong in apt's effective configuration (periodic runs as
+    the profile says, the origins against the profile's under ``ORIGINS_KEY``, the package
+    filters under ``FILTERS_KEY``)."""
+    problems = {key: [text] for key, text in periodic_problems(config, settings.unattended_on).items()}
+    for key, found in ((ORIGINS_KEY, origin_problems(config, releases, distro, settings.unattended_origins)),
                        (FILTERS_KEY, package_filter_problems(config))):
         if found:
             problems[key] = found
@@ -632,28 +755,100 @@ def config_problems(config: dict[str, list[str]], releases: list[Release],
 
 @dataclass(frozen=True)
 class ConfLine:
-    """One line of an apt configuration file, from ``APT_CONFIG_LINES`` (``file:number:text``)."""
+    """Lines of an apt configuration file, from ``APT_CONFIG_LINES`` (``file:number:text``): one
+    line, or (``last``) the lines number..last of a block, ``text`` their text joined by newlines."""
 
     path: str
     number: int
     text: str
+    last: int = 0
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.number}"
+        return f"{self.path}:{self.number}" + (f"-{self.last}" if self.last > self.number else "")
 
 
-def conf_lines(grep_lines: str, parts: str = PARTS) -> list[ConfLine]:
-    """The lines apt reads (files it reads, comments left out) that are not the tool's own."""
+def _grep_lines(grep_lines: str, parts: str) -> list[tuple[str, int, str]]:
+    """(path, number, text) of the lines of files apt reads, the tool's own files left out."""
+    own = {f"{parts.rstrip('/')}/{path.rpartition('/')[2]}" for path in (AUTO_UPGRADES, ORIGINS_CONF)}
     found = []
     for line in grep_lines.splitlines():
         match = re.match(r"^([^:]+):(\d+):(.*)$", line)
-        if not match or match.group(1) in (AUTO_UPGRADES, ORIGINS_CONF) or not apt_reads(match.group(1), parts):
-            continue
-        text = match.group(3).strip()
-        if text.startswith("//") or (text.startswith("#") and not text.startswith("#clear")):
-            continue
-        found.append(ConfLine(match.group(1), int(match.group(2)), match.group(3)))
+        if match and match.group(1) not in own and apt_reads(match.group(1), parts):
+            found.append((match.group(1), int(match.group(2)), match.group(3)))
     return found
+
+
+def conf_lines(grep_lines: str, parts: str = PARTS) -> list[ConfLine]:
+    """The lines apt reads (files it reads, comments and blank lines left out) that are not the tool's own."""
+    found = []
+    for path, number, text in _grep_lines(grep_lines, parts):
+        stripped = text.strip()
+        comment = stripped.startswith("//") or (stripped.startswith("#") and not stripped.startswith("#clear"))
+        if not stripped or comment:
+            continue
+        found.append(ConfLine(path, number, text))
+    return found
+
+
+def read_after_ours(path: str, parts: str = PARTS) -> bool:
+    """Whether apt reads ``path`` after the tool's origins file: a later name in apt.conf.d (apt
+    reads the parts sorted bytewise), or /etc/apt/apt.conf (read after every part)."""
+    if path == "/etc/apt/apt.conf":
+        return True
+    directory, _, name = path.rpartition("/")
+    return directory == parts.rstrip("/") and name.encode() > ORIGINS_CONF.rpartition("/")[2].encode()
+
+
+_ORIGIN_KEYS = r"Unattended-Upgrade::(Origins-Pattern|Allowed-Origins)"
+_ENTRIES = r'(\s*"[^"]*"\s*;)*'
+_TAIL = r"\s*(//.*)?"
+ORIGIN_STATEMENT = re.compile(rf'{_ORIGIN_KEYS}(::)?\s+"[^"]*"\s*;{_TAIL}')
+ORIGIN_ONE_LINE_BLOCK = re.compile(rf"{_ORIGIN_KEYS}\s*{{{_ENTRIES}\s*}}\s*;?{_TAIL}")
+ORIGIN_OPENER = re.compile(rf"{_ORIGIN_KEYS}\s*{{{_ENTRIES}{_TAIL}")
+ORIGIN_ENTRY = re.compile(rf"({_ENTRIES}{_TAIL}|/[*].*)")
+ORIGIN_CLOSER = re.compile(rf"}}\s*;?{_TAIL}")
+ORIGIN_CLEAR = re.compile(rf"#clear\s+Unattended-Upgrade(::(Origins-Pattern|Allowed-Origins))?\s*;?{_TAIL}")
+
+
+def origin_lines(grep_lines: str, parts: str = PARTS) -> tuple[list[ConfLine], list[ConfLine]]:
+    """(statements the deploy can switch off, lines a person must settle): what foreign files apt
+    reads after the tool's origins file do to unattended-upgrade's origins (those read before are
+    cleared by the tool's ``#clear``).
+
+    Switched off: a one-line ``#clear`` of the origins, a one-line statement
+    (``Unattended-Upgrade::Origins-Pattern:: "o=x";``), a block on one line, and a block over
+    several lines (opener, quoted entries, comments, closer: one ``ConfLine`` for the range).
+    Anything else naming the origins (a nested scope, a ``/* */`` comment in a block) is a person's.
+    """
+    rows = [r for r in _grep_lines(grep_lines, parts) if read_after_ours(r[0], parts)]
+    simple: list[ConfLine] = []
+    other: list[ConfLine] = []
+    index = 0
+    while index < len(rows):
+        path, number, text = rows[index]
+        stripped = text.strip()
+        index += 1
+        if stripped.startswith("//") or not re.search(r"Origins-Pattern|Allowed-Origins|#clear\s+Unattended", stripped):
+            continue
+        if ORIGIN_CLEAR.fullmatch(stripped) or ORIGIN_STATEMENT.fullmatch(stripped) \
+                or ORIGIN_ONE_LINE_BLOCK.fullmatch(stripped):
+            simple.append(ConfLine(path, number, text))
+            continue
+        if ORIGIN_OPENER.fullmatch(stripped):
+            block = [text]
+            while index < len(rows) and rows[index][0] == path and rows[index][1] == number + len(block):
+                inner = rows[index][2].strip()
+                if not ORIGIN_ENTRY.fullmatch(inner) and not ORIGIN_CLOSER.fullmatch(inner):
+                    break
+                block.append(rows[index][2])
+                index += 1
+                if ORIGIN_CLOSER.fullmatch(inner) or inner.startswith("/*"):
+                    break
+            if ORIGIN_CLOSER.fullmatch(block[-1].strip()) and not any(b.strip().startswith("/*") for b in block):
+                simple.append(ConfLine(path, number, "\n".join(block), number + len(block) - 1))
+                continue
+        other.append(ConfLine(path, number, text))
+    return simple, other
 
 
 def apt_reads(path: str, parts: str = PARTS) -> bool:
@@ -666,13 +861,13 @@ def apt_reads(path: str, parts: str = PARTS) -> bool:
             and ("." not in name or name.endswith(".conf")))
 
 
-def overriding_lines(key: str, lines: list[ConfLine]) -> tuple[list[ConfLine], list[ConfLine]]:
+def overriding_lines(key: str, lines: list[ConfLine], unattended: bool = True) -> tuple[list[ConfLine], list[ConfLine]]:
     """(lines the deploy can switch off, lines a person must settle) among foreign lines that set
-    ``key`` to a non-compliant value (or, for the origins, clear the list the tool adds to).
+    ``key`` to a value the profile does not want (``unattended``: its unattended runs on).
 
-    Only a one-line statement of the full key (``APT::Periodic::Enable "0";``) or a one-line
-    ``#clear`` of the origins is switched off; a nested scope (``APT { Periodic { ... }; };``)
-    is named for a person.
+    Only a one-line statement of the full key (``APT::Periodic::Enable "0";``) is switched off;
+    a nested scope (``APT { Periodic { ... }; };``) is named for a person. The origins are
+    ``origin_lines``' (they depend on the order apt reads the files in).
     """
     simple, other = [], []
     for line in lines:
@@ -681,51 +876,53 @@ def overriding_lines(key: str, lines: list[ConfLine]) -> tuple[list[ConfLine], l
             if re.search(r"Package-(Black|White)list", text):
                 other.append(line)
             continue
-        if key == ORIGINS_KEY:
-            if re.fullmatch(r"#clear\s+Unattended-Upgrade(::(Origins-Pattern|Allowed-Origins))?\s*;?", text):
-                simple.append(line)
-            elif text.startswith("#clear") and "Unattended-Upgrade" in text:
-                other.append(line)
-            continue
         full = re.fullmatch(rf'{re.escape(key)}\s+"([^"]*)"\s*;\s*(//.*)?', text)
         if full:
-            if value_problem(key, full.group(1)):
+            if value_problem(key, full.group(1), unattended):
                 simple.append(line)
             continue
         nested = re.search(rf'(^|[\s:{{;]){re.escape(key.rsplit("::", 1)[-1])}\s+"([^"]*)"', text)
-        if nested and value_problem(key, nested.group(2)):
+        if nested and value_problem(key, nested.group(2), unattended):
             other.append(line)
     return simple, other
 
 
 def disable_command(line: ConfLine) -> str:
-    """Comments one foreign line out, only if it still reads as observed (else fails, naming it)."""
-    script = f"{line.number}s|^|{DISABLED_MARK}|"
-    return (f"[ \"$(sed -n {line.number}p {shlex.quote(line.path)})\" = {shlex.quote(line.text)} ]"
+    """Comments a foreign line (or each line of a block) out, only if it still reads as observed
+    (else fails, naming it, and changes nothing)."""
+    lines = f"{line.number},{line.last}" if line.last > line.number else str(line.number)
+    script = f"{lines}s|^|{DISABLED_MARK}|"
+    return (f"[ \"$(sed -n {lines}p {shlex.quote(line.path)})\" = {shlex.quote(line.text)} ]"
             f" && sed -i {shlex.quote(script)} {shlex.quote(line.path)}"
             f" || {{ echo {shlex.quote(f'{line} changed since it was observed')} >&2; exit 1; }}")
 
 
 def repairs(problems: dict[str, list[str]], ours_in_place: bool, grep_lines: str,
-            parts: str = PARTS) -> tuple[list[ConfLine], list[str]]:
+            parts: str = PARTS, unattended: bool = True) -> tuple[list[ConfLine], list[str]]:
     """(foreign lines the deploy switches off, reasons it refuses) for apt's effective configuration.
 
     Writing the tool's files repairs a problem when they are not in place; foreign lines that set
-    a key to a non-compliant value are switched off; what is left (a nested scope, or nothing the
-    tool can name while its files are in place) is refused, naming the file and line.
+    a key to a value the profile does not want (``unattended``: its unattended runs on) are
+    switched off, and so are foreign statements read after the tool's origins file that add or
+    clear origins; what is left (a nested scope, or nothing the tool can name while its files are
+    in place) is refused, naming the file and line.
     """
     lines = conf_lines(grep_lines, parts)
     switch_off: list[ConfLine] = []
     refusals = []
     for key, texts in problems.items():
-        simple, other = overriding_lines(key, lines)
+        if key == ORIGINS_KEY:
+            simple, other = origin_lines(grep_lines, parts)
+        else:
+            simple, other = overriding_lines(key, lines, unattended)
         switch_off += [line for line in simple if line not in switch_off]
         where = ", ".join(map(str, other)) or "a file the tool cannot name"
         if key == FILTERS_KEY:
             refusals.append(f"patching: {'; '.join(texts)} (set in one of {where}; the deploy never edits "
                             "unattended-upgrades' package filters)")
         elif other:
-            refusals.append(f"patching: {'; '.join(texts)} (set in {where}: a nested scope)")
+            what = "a nested scope" + (" or a statement the tool cannot switch off" if key == ORIGINS_KEY else "")
+            refusals.append(f"patching: {'; '.join(texts)} (set in {where}: {what})")
         elif ours_in_place and not simple:
             refusals.append(f"patching: {'; '.join(texts)} (set in {where}) although the tool's files are in place")
     return switch_off, refusals
@@ -737,16 +934,42 @@ def held_security_updates(simulation: str) -> list[str]:
     return [p for p in security_updates(simulation) if p in held]
 
 
+MANUAL_CLAUSE = "6-8"
+
+
+def manual_patching(attestations: list[dict[str, Any]]) -> tuple[str, str]:
+    """(status, why) of 6-8 when the profile turns unattended upgrades off, from the host's
+    evaluated attestation items (``Plan.attestations``): a manual patch process must take their
+    place, and only a person can attest it.
+
+    ``not_configured`` when the profile declares no attestation item for 6-8, ``fail`` when one
+    is not attested (missing, expired or a recorded failure), ``pass`` when all are.
+    """
+    items = [a for a in attestations if MANUAL_CLAUSE in a.get("clauses", [])]
+    if not items:
+        return ("not_configured", "the profile turns unattended security updates off and declares no attestation "
+                "item for clause 6-8 (the manual patch process that replaces them): add one to the hardware "
+                "profile's attestations and record it in attestations.yaml")
+    open_items = [f"{a['id']} is {a['status']}" for a in items if a.get("status") != "pass"]
+    if open_items:
+        return ("fail", "unattended security updates are off (profile); the manual patch process is not attested: "
+                + ", ".join(open_items))
+    return ("pass", "unattended security updates are off (profile); manual patch process attested: "
+            + ", ".join(f"{a['id']} by {a['by']} on {a['date']} (until {a['until']})" for a in items))
+
+
 def observe(profile: Any) -> list[str]:
     """The commands this measure's checks and deploy read, in the host's one observation batch.
 
-    Those of a check that the profile makes not applicable are left out (unattended-upgrades,
-    reboot, ClamAV), and so is what the deploy then does not touch.
+    Those of a check that the profile makes not applicable are left out (the apt timers when
+    unattended upgrades are off, reboot, ClamAV), and so is what the deploy then does not touch.
+    apt's configuration is read either way: off is a state the checks judge too.
     """
     settings: Settings = profile.measure("patching")
-    commands = [NOW, SECURITY_LISTS, PENDING, HOLDS, POLICY, package_status("unattended-upgrades")]
-    if settings.unattended_upgrades:
-        commands += [APT_CONFIG, APT_CONFIG_LINES, DISTRO, AUTO_UPGRADES_TEXT, ORIGINS_TEXT, UNITS]
+    commands = [NOW, SECURITY_LISTS, PENDING, HOLDS, POLICY, package_status("unattended-upgrades"),
+                APT_CONFIG, APT_CONFIG_LINES, DISTRO, AUTO_UPGRADES_TEXT, ORIGINS_TEXT]
+    if settings.unattended_on:
+        commands.append(UNITS)
     if not settings.reboot_required_allowed:
         commands += [REBOOT_FLAG, REBOOT_PACKAGES, KERNEL_RELEASE, KERNEL_VERSION, KERNELS]
     if settings.anti_malware == "clamav":

@@ -1,5 +1,5 @@
 #!/bin/sh
-# what: the tool's origins file deleted and the security line commented out of 50unattended-upgrades: the remaining Debian-Security line names codename=bookworm, which the security suite (bookworm-security) never matches
+# what: the tool's origins file deleted and the security line commented out of 50unattended-upgrades: the package's point-release origin is back, and the remaining Debian-Security line names codename=bookworm, which the security suite (bookworm-security) never matches
 # by: admin
 # fails: patching.unattended_upgrades_security_origin
 # host: container
