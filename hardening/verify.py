@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -23,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hardening import CHECKS, __version__
+from hardening import CHECKS, IN_CHECKOUT, ROOT, __version__
 from hardening import attestations as attestations_mod
 from hardening import measures as registry
 from hardening import plan as plan_mod
@@ -122,6 +123,14 @@ def plan_local(profiles: Profiles, profile_name: str, sensitivity: str | None, m
     return [plan_mod.for_local(profiles.resolve(profile_name, sensitivity), measures, records)]
 
 
+def _child_env() -> dict[str, str]:
+    """In a checkout, the checks' pytest imports this checkout's code (not another install's)."""
+    env = dict(os.environ)
+    if IN_CHECKOUT:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))
+    return env
+
+
 def pytest_command(plans_file: Path, measures: list[str], *, run_id: str, run_dir: Path, events: Path,
                    config: Path | None, parallel: int) -> list[str]:
     paths = [str(CHECKS / f"test_{m}.py") for m in measures]
@@ -206,7 +215,7 @@ def run(plans: list[Plan], *, evidence_root: Path, inventory: Path | None, paral
                              config=config, parallel=parallel)
         with _Watcher(events, len(plans), progress), open(log, "w", encoding="utf-8") as out:
             proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                  cwd=workdir, check=False)
+                                  cwd=workdir, check=False, env=_child_env())
         results = _results(run_dir, plans, proc.returncode, log)
         for r in results:
             progress(_host_line(r))
