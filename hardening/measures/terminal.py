@@ -94,6 +94,11 @@ def membership_to_add(settings: Settings, groups: list[str]) -> str | None:
     return None
 
 
+def group_exists(getent_group: str, group: str) -> bool:
+    """Whether ``getent group`` lists ``group``."""
+    return any(line.split(":", 1)[0] == group for line in getent_group.splitlines())
+
+
 def lockout_reason(settings: Settings, user: str, groups: list[str]) -> str | None:
     """Why AllowGroups would shut the deploy account out, or None.
 
