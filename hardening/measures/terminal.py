@@ -316,10 +316,11 @@ def access_refusal(settings: Settings, host: str, deploy_user: str, logins: list
         return None
     groups = " ".join(settings.ssh_allow_groups)
     first = settings.ssh_allow_groups[0]
+    create = f"groupadd --system {first} when missing, then " if first == SSH_GROUP else ""
     return (f"{host}: AllowGroups {groups} would shut out every account that logs in over SSH "
             f"today, other than the deploy account {deploy_user}: {'; '.join(map(str, lost))}. "
-            f"Add the accounts that keep SSH to {first} (gpasswd -a ACCOUNT {first}), or name their "
-            "group in measures.terminal.ssh_allow_groups, or set measures.terminal."
+            f"Add the accounts that keep SSH to {first} ({create}gpasswd -a ACCOUNT {first}), or name "
+            "their group in measures.terminal.ssh_allow_groups, or set measures.terminal."
             "ssh_allow_groups_confirmed: true to shut them out")
 
 
