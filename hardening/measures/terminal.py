@@ -126,7 +126,9 @@ def lockout_reason(settings: Settings, user: str, groups: list[str]) -> str | No
 
 GETENT_PASSWD = "getent passwd"
 GETENT_GROUP = "getent group"
-PASSWORD_STATUS = "LC_ALL=C passwd -S -a"
+# Only the names and what they tell (no dates, no addresses): these readings are in every
+# verify's evidence too, with the rest of the host's batch.
+PASSWORD_STATUS = "out=$(LC_ALL=C passwd -S -a) && printf '%s\\n' \"$out\" | awk 'NF {print $1, $2}'"
 AUTHORIZED_KEYS = (
     "set -f; f=$(sshd -T 2>/dev/null | sed -n 's/^authorizedkeysfile //p'); "
     "[ -n \"$f\" ] || { echo 'sshd -T printed no authorizedkeysfile' >&2; exit 1; }; "
@@ -135,8 +137,9 @@ AUTHORIZED_KEYS = (
     "case $k in /*) ;; *) k=$home/$k;; esac; "
     "[ -s \"$k\" ] && printf 'KEYS %s %s\\n' \"$u\" \"$k\"; done; done; echo DONE; }"
 )
-# The first line (the header) and every account with a recorded login.
-LASTLOG = "out=$(LC_ALL=C lastlog) && printf '%s\\n' \"$out\" | awk 'NR == 1 || !/[*][*]Never logged in[*][*]$/'"
+# The header's first word, then every account with a recorded login.
+LASTLOG = ("out=$(LC_ALL=C lastlog) && printf '%s\\n' \"$out\" | "
+           "awk 'NR == 1 {print $1; next} NF && !/[*][*]Never logged in[*][*]$/ {print $1}'")
 # The names in wtmp, once each (``wtmp begins`` says it was read).
 LAST = "out=$(LC_ALL=C last -w) && printf '%s\\n' \"$out\" | awk 'NF {print $1}' | LC_ALL=C sort -u"
 LOGINS = [GETENT_PASSWD, GETENT_GROUP, PASSWORD_STATUS, AUTHORIZED_KEYS, LASTLOG, LAST]
