@@ -6,7 +6,9 @@ through the real command line:
     accounts, exits non-zero, and leaves sshd's configuration and the groups as they were;
 (b) once alice is in ssh-users the deploy applies: it adds its own account to the group, alice
     and the deploy account open NEW SSH sessions (no shared connection), the sudoer outside the
-    group cannot; ``hardening verify`` judges AllowGroups a pass; a second deploy changes nothing.
+    group cannot; ``hardening verify`` judges AllowGroups a pass; a second deploy changes nothing;
+(c) on a second container, a profile with ``ssh_allow_groups_confirmed: true`` applies although
+    the only other account that logs in loses SSH.
 
 The deploy and verify subprocesses import ``hardening`` the way ``python -m`` finds it: run from
 a worktree with ``PYTHONPATH=<worktree>``.
@@ -16,13 +18,16 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from hardening import ROOT
 from hardening.lab import Lab, LabHost
 from tests.helpers import cli
 
@@ -141,3 +146,25 @@ def test_second_deploy_changes_nothing(host: LabHost, inventory: Path) -> None:
     # sam no longer logs in today (the running sshd shuts it out): nothing left to warn about
     assert "add the deploy account" not in output and "shuts out accounts" not in output, output
     assert host.run(SSHD_FILES).stdout == before
+
+
+def test_confirmed_profile_applies_and_shuts_the_others_out(lab: Lab, lab_host: Any, tmp_path: Path) -> None:
+    other = lab_host("ssh-groups-c", "server", "medium", kind="container")
+    key = tmp_path / "alice"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "alice", "-f", str(key)], check=True)
+    other.run("sudo useradd -m -s /bin/bash alice && sudo install -d -m 700 -o alice -g alice /home/alice/.ssh && "
+              f"echo '{key.with_suffix('.pub').read_text().strip()}' | "
+              "sudo install -m 600 -o alice -g alice /dev/stdin /home/alice/.ssh/authorized_keys")
+    profiles = tmp_path / "hwprofiles"
+    shutil.copytree(ROOT / "hwprofiles", profiles)
+    text = (profiles / "server.yaml").read_text()
+    (profiles / "server.yaml").write_text(
+        text.replace("measures:\n", "measures:\n  terminal:\n    ssh_allow_groups_confirmed: true\n", 1))
+    assert new_session(lab, other, "alice", key).returncode == 0
+    inventory = lab.write_inventory(tmp_path / "lab.py")
+    proc = cli("deploy", inventory, "-l", other.name, "-m", "terminal", "--profiles", profiles, timeout=900)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "shuts out accounts that log in over SSH today: alice" in output, output
+    assert new_session(lab, other, "hardening", None).returncode == 0
+    assert new_session(lab, other, "alice", key).returncode != 0
