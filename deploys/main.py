@@ -25,8 +25,15 @@ plan = read_plans(os.environ["HARDENING_PLANS"])[host.name]
 obs = host.get_fact(_observed.Observed, commands=plan.commands)
 
 _rollback.configure(plan.profile.deploy.confirm_timeout, plan.profile.deploy.run_allowance)
-for _name in plan.measures:
-    importlib.import_module(f"{_PACKAGE}.{_name}").apply(plan.profile, obs)
+_modules = [importlib.import_module(f"{_PACKAGE}.{_name}") for _name in plan.measures]
+# A measure whose change would lock people out refuses the host before ANY measure changes it.
+_refusals = [r for m in _modules if hasattr(m, "preflight") and (r := m.preflight(plan.profile, obs))]
+if _refusals:
+    _support = importlib.import_module(f"{_PACKAGE}._support")
+    _support.refuse(" // ".join(_refusals) + " (nothing was changed on this host)")
+    _modules = []
+for _module in _modules:
+    _module.apply(plan.profile, obs)
 # The watchdogs armed in this run count their confirmation window from here (deploys/_rollback.py).
 _rollback.finish()
 # What a person must settle (accounts, files the tool does not own) fails the host at the end,

@@ -2,8 +2,8 @@
 
 The deploy writes ``AllowGroups`` in the measure's sshd drop-in (validated, sshd reloaded only when
 it changed); an AllowGroups of another file, or of a Match block that widens it for some
-connections, is disabled in place (deploys/_sshd.py). Before sshd is touched it refuses (the
-host's run stops there):
+connections, is disabled in place (deploys/_sshd.py). Before any measure changes the host
+(:func:`preflight`, asked by deploys/main.py first) it refuses, and nothing runs on that host:
 
 * a profile whose ``ssh_allow_groups`` would shut out the account it connects as (counting the
   ``ssh-users`` membership it adds itself);
@@ -35,7 +35,7 @@ from . import _sshd as sshd
 from ._support import refuse, unsupported_reason
 
 
-def _access_refusal(settings: measure.Settings, obs: Observations, user: str) -> str | None:
+def _access_refusal(settings: measure.Settings, obs: Observations, user: str, warn: bool = True) -> str | None:
     """Why AllowGroups must not be written (who logs in today would all lose SSH, or cannot be
     read), or None; warns about the accounts that lose SSH while others keep it."""
     try:
@@ -43,15 +43,25 @@ def _access_refusal(settings: measure.Settings, obs: Observations, user: str) ->
     except ValueError as exc:  # ReadingError, or sshd -T unreadable
         if not settings.ssh_allow_groups_confirmed:
             return measure.unreadable_refusal(host.name, exc)
-        host.log(f"terminal: who logs in over SSH today could not be read ({exc}); AllowGroups is written "
-                 "as the profile confirms it (ssh_allow_groups_confirmed)", logger.warning)
+        if warn:
+            host.log(f"terminal: who logs in over SSH today could not be read ({exc}); AllowGroups is written "
+                     "as the profile confirms it (ssh_allow_groups_confirmed)", logger.warning)
         return None
     reason = measure.access_refusal(settings, host.name, user, logins)
     lost = measure.shut_out(settings, logins, user)
-    if reason is None and lost:
+    if reason is None and lost and warn:
         host.log(f"terminal: AllowGroups {' '.join(settings.ssh_allow_groups)} shuts out accounts that "
                  f"log in over SSH today: {'; '.join(map(str, lost))}", logger.warning)
     return reason
+
+
+def preflight(profile: Resolved, obs: Observations) -> str | None:
+    """Why this host must not be deployed at all (deploys/main.py asks before any measure runs,
+    so that no other measure has changed the host when this one refuses), or None."""
+    settings: measure.Settings = profile.measure("terminal")
+    user, groups = sshd.connecting_user()
+    return (unsupported_reason() or measure.lockout_reason(settings, user, groups)
+            or _access_refusal(settings, obs, user, warn=False))
 
 
 @deploy("terminal")
