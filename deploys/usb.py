@@ -22,6 +22,15 @@ a redeploy repairs the running state and not only its own files:
    other rules enforced, a parameter set at run time such as ``usbguard set-parameter
    ImplicitPolicyTarget allow``, a device authorized against the policy). A masked unit is refused.
 
+In use now (refused before anything of this measure changes, and so before update-initramfs):
+a file system mounted (or swap in use) anywhere on the block stack of a USB disk (partition,
+dm-crypt, LVM, md RAID, as lsblk shows it) that ``storage: block`` or USBGuard would cut off (or on
+FireWire/Thunderbolt storage with ``block_thunderbolt_firewire``); with USBGuard, a USB network
+interface that is up with an address or a route, and a USB serial console (``console=ttyUSB*``,
+an active ``serial-getty@ttyUSB*``, a login session on it), when the policy would block their
+device. The refusal names the device, mount point, interface or tty and what to do (allow the
+device by id, ``storage: allow``, unmount). Output that cannot be read is a refusal too.
+
 Lockout (see hardening/measures/usb.py for the policy choice): before anything touches
 USBGuard, the deploy judges the devices attached now (sysfs) and refuses, with the device named,
 if the policy would block an attached keyboard. On a host without usbguard yet, the
@@ -75,6 +84,52 @@ def _mounted_media(settings: measure.Settings, obs: Observations) -> tuple[list[
     mounted = [d for d in measure.removable_media(json_output(out.rc, out.stdout, "lsblk")) if " mounted on " in d]
     discs = [d for d in mounted if ", rom)" in d]
     return [d for d in mounted if d not in discs], discs
+
+
+def _observed(obs: Observations, command: str, what: str) -> str:
+    out = obs.run(command)
+    if out.rc != 0:
+        raise ObservationError(f"{what} failed (exit {out.rc}): {out.stderr.strip()[:200]}")
+    return out.stdout
+
+
+def _in_use(settings: measure.Settings, obs: Observations, devices: list[measure.UsbDevice]) -> list[str]:
+    """What is in use now and would be cut off by the profile's policy (see the module docstring)."""
+    commands = measure.in_use_observations(settings)
+    if not commands:
+        return []
+    paths = measure.parse_sysfs_paths(_observed(obs, measure.SYSFS_PATHS, "sysfs device paths"))
+    found = []
+    if measure.LSBLK_STACK in commands:
+        out = obs.run(measure.LSBLK_STACK)
+        found += measure.storage_in_use(json_output(out.rc, out.stdout, "lsblk"), paths, devices, settings)
+    if settings.usbguard:
+        out = obs.run(measure.IP_ADDR)
+        routes = [json_output(r.rc, r.stdout, "ip -j route") for r in map(obs.run, measure.IP_ROUTES)]
+        found += measure.network_in_use(json_output(out.rc, out.stdout, "ip -j addr"), routes, paths, devices,
+                                        settings)
+        units = obs.run(measure.SERIAL_GETTYS)
+        found += measure.serial_consoles_in_use(
+            _observed(obs, measure.KERNEL_CMDLINE, "reading /proc/cmdline"),
+            json_output(units.rc, units.stdout, "systemctl list-units"),
+            measure.parse_sessions(_observed(obs, measure.SESSIONS, "loginctl list-sessions")),
+            paths, devices, settings)
+    return found
+
+
+def _refused_in_use(settings: measure.Settings, obs: Observations, devices: list[measure.UsbDevice]) -> bool:
+    """Adds the refusing operation and returns True when the policy would cut off what the host
+    uses now (a mounted USB disk, a USB network adapter, a USB serial console), or when that
+    cannot be read."""
+    try:
+        found = _in_use(settings, obs, devices)
+    except (ObservationError, ValueError) as exc:
+        refuse(f"usb: cannot tell what is in use on the host, nothing changed: {exc}")
+        return True
+    if found:
+        refuse("usb: nothing changed: in use now and the profile's policy would cut it off: " + " // ".join(found))
+        return True
+    return False
 
 
 def _drivers(settings: measure.Settings, obs: Observations) -> list[str] | None:
@@ -199,6 +254,8 @@ def apply(profile: Resolved, obs: Observations) -> None:
         devices = _devices(obs)
     except ObservationError as exc:
         refuse(f"usb: {exc}")
+        return
+    if _refused_in_use(settings, obs, devices):
         return
     loaded = _drivers(settings, obs)
     if loaded is None:
