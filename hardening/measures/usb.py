@@ -1038,7 +1038,7 @@ def _storage_cut_off(transport: str, disk: dict[str, Any], paths: dict[str, str]
         if not settings.block_thunderbolt_firewire:
             return [], ""
         return ([f"the profile blocks the {transport} drivers (block_thunderbolt_firewire: true)"],
-                f"set block_thunderbolt_firewire: false in the profile, {unmount}")
+                f"what to do: set block_thunderbolt_firewire: false in the profile, {unmount}")
     name = disk["path"].removeprefix("/dev/")
     port = usb_port(paths.get(f"/sys/block/{name}", ""))
     why, todo = [], []
@@ -1049,7 +1049,7 @@ def _storage_cut_off(transport: str, disk: dict[str, Any], paths: dict[str, str]
     if blocked:
         why.append(blocked)
         todo.append(_allow_by_id(port, devices))
-    return why, " and ".join(todo) + f", {unmount}"
+    return why, "what to do: " + " and ".join(todo) + f", {unmount}"
 
 
 def _addresses(iface: dict[str, Any]) -> list[str]:
@@ -1102,7 +1102,7 @@ def network_in_use(addr: Any, routes: list[Any], paths: dict[str, str], devices:
         if blocked:
             found.append(f"network interface {name} is up with {', '.join(addresses) or 'no address'} "
                          f"({'routes ' + ', '.join(via) if via else 'no route'}): {blocked}; "
-                         f"{_allow_by_id(port, devices)}, or take the interface down and deploy again")
+                         f"what to do: {_allow_by_id(port, devices)}, or take the interface down and deploy again")
     return found
 
 
@@ -1153,12 +1153,13 @@ def serial_consoles_in_use(cmdline: str, units: Any, sessions: list[dict[str, An
         used = f"serial console {tty} ({'; '.join(why)})"
         if path is None:
             found.append(f"{used} is not attached now: whether the policy blocks its device cannot be judged; "
-                         "attach it and deploy again (or remove it from the console configuration)")
+                         "what to do: attach it and deploy again, or remove it from the console configuration")
             continue
         port = usb_port(path)
         blocked = _usb_cut_off(port, devices, settings)
         if blocked:
-            found.append(f"{used}: {blocked}; {_allow_by_id(port, devices)}, or stop using it as a console")
+            found.append(f"{used}: {blocked}; what to do: {_allow_by_id(port, devices)}, or stop using it as a "
+                         "console (stop its getty, remove console= from the kernel command line)")
     return found
 
 
