@@ -31,8 +31,8 @@ an active ``serial-getty@ttyUSB*``, a login session on it), when the policy woul
 device. The refusal names the device, mount point, interface or tty and what to do (allow the
 device by id, ``storage: allow``, unmount). Output that cannot be read is a refusal too.
 
-Lockout (see hardening/measures/usb.py for the policy choice): before anything touches
-USBGuard, the deploy judges the devices attached now (sysfs) and refuses, with the device named,
+Lockout (see hardening/measures/usb.py for the policy choice): before anything changes, the
+deploy judges the devices attached now (sysfs) and refuses, with the device named,
 if the policy would block an attached keyboard. On a host without usbguard yet, the
 configuration is written BEFORE the package is installed: Debian's postinst would otherwise
 generate a policy allowing whatever is attached (an attached stick too), give the ``plugdev``
@@ -102,7 +102,10 @@ def _in_use(settings: measure.Settings, obs: Observations, devices: list[measure
     found = []
     if measure.LSBLK_STACK in commands:
         out = obs.run(measure.LSBLK_STACK)
-        found += measure.storage_in_use(json_output(out.rc, out.stdout, "lsblk"), paths, devices, settings)
+        external = (measure.parse_external_pci(_observed(obs, measure.EXTERNAL_PCI, "removable PCI devices"))
+                    if measure.EXTERNAL_PCI in commands else ())
+        found += measure.storage_in_use(json_output(out.rc, out.stdout, "lsblk"), paths, devices, settings,
+                                        external)
     if settings.usbguard:
         out = obs.run(measure.IP_ADDR)
         routes = [json_output(r.rc, r.stdout, "ip -j route") for r in map(obs.run, measure.IP_ROUTES)]
@@ -192,13 +195,9 @@ def _rules(settings: measure.Settings, obs: Observations, installed: bool) -> Op
     )
 
 
-def _refused_usbguard(settings: measure.Settings, devices: list[measure.UsbDevice], enabled: str) -> bool:
-    """Adds a failing operation and returns True if USBGuard must not be touched."""
-    risks = measure.lockout_risks(devices, settings)
-    if risks:
-        refuse(f"usb: USBGuard would block the attached keyboard(s) {'; '.join(d.describe() for d in risks)}. "
-               "Allow them by id (vendor/product) in the profile, or detach them.")
-        return True
+def _refused_usbguard(enabled: str) -> bool:
+    """Adds a failing operation and returns True if USBGuard must not be touched (the attached
+    keyboards were judged before anything changed, in :func:`apply`)."""
     if enabled.startswith("masked"):
         refuse(f"usb: usbguard.service is {enabled}: unmask it (systemctl unmask usbguard.service) "
                "or set usbguard: false in the profile")
@@ -208,7 +207,7 @@ def _refused_usbguard(settings: measure.Settings, devices: list[measure.UsbDevic
 
 def _usbguard(settings: measure.Settings, obs: Observations, devices: list[measure.UsbDevice]) -> None:
     enabled = obs.run(measure.USBGUARD_ENABLED).stdout.strip()
-    if _refused_usbguard(settings, devices, enabled):
+    if _refused_usbguard(enabled):
         return
     installed = obs.run(measure.USBGUARD_INSTALLED).rc == 0
     files.directory(name="Directory /etc/usbguard", path="/etc/usbguard",
@@ -254,6 +253,11 @@ def apply(profile: Resolved, obs: Observations) -> None:
         devices = _devices(obs)
     except ObservationError as exc:
         refuse(f"usb: {exc}")
+        return
+    risks = measure.lockout_risks(devices, settings)
+    if risks:
+        refuse(f"usb: USBGuard would block the attached keyboard(s) {'; '.join(d.describe() for d in risks)}. "
+               "Allow them by id (vendor/product) in the profile, or detach them.")
         return
     if _refused_in_use(settings, obs, devices):
         return

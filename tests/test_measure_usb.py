@@ -743,6 +743,25 @@ def test_firewire_and_thunderbolt_storage() -> None:
     assert m.storage_in_use({"blockdevices": [fw, tb]}, {}, [], m.Settings(block_thunderbolt_firewire=False)) == []
 
 
+def test_nvme_tunnelled_over_thunderbolt_is_thunderbolt_storage() -> None:
+    """lsblk says only block:nvme:pci; the kernel marks the PCI devices behind the external-facing
+    (Thunderbolt/USB4) port removable."""
+    nvme = _node("/dev/nvme1n1", "disk", [None], tran="nvme", subsystems="block:nvme:pci", children=[
+        _node("/dev/nvme1n1p1", "part", ["/srv/archive"], tran="nvme", subsystems="block:nvme:pci")])
+    internal = _node("/dev/nvme0n1", "disk", ["/"], tran="nvme", subsystems="block:nvme:pci")
+    paths = {"/sys/block/nvme1n1": "/sys/devices/pci0000:00/0000:00:07.0/0000:20:00.0/0000:21:01.0/0000:22:00.0/"
+                                   "nvme/nvme1/nvme1n1",
+             "/sys/block/nvme0n1": "/sys/devices/pci0000:00/0000:00:06.0/0000:01:00.0/nvme/nvme0/nvme0n1"}
+    external = m.parse_external_pci("/sys/devices/pci0000:00/0000:00:07.0/0000:20:00.0\n"
+                                    "/sys/devices/pci0000:00/0000:00:07.0/0000:20:00.0/0000:21:01.0\n")
+    [found] = m.storage_in_use({"blockdevices": [internal, nvme]}, paths, [], m.Settings(), external)
+    assert found.startswith("/dev/nvme1n1p1 mounted on /srv/archive (part /dev/nvme1n1p1 on thunderbolt disk "
+                            "/dev/nvme1n1): the profile blocks the thunderbolt drivers")
+    assert m.storage_in_use({"blockdevices": [internal, nvme]}, paths, [], m.Settings()) == []
+    with pytest.raises(ObservationError, match="removable PCI"):
+        m.parse_external_pci("removable\n")
+
+
 @pytest.mark.parametrize("lsblk", [
     [], {"blockdevices": None}, {"blockdevices": [{"name": "sda"}]},
     {"blockdevices": [{"path": "/dev/sda", "type": "disk", "tran": "usb", "subsystems": USB,
@@ -827,7 +846,8 @@ def test_observe_reads_what_is_in_use() -> None:
         assert subprocess.run(["sh", "-n", "-c", command], check=False).returncode == 0, command
     assert len(commands) == len(set(commands))
     no_guard = m.in_use_observations(m.Settings(usbguard=False))
-    assert no_guard == [m.LSBLK_STACK, m.SYSFS_PATHS]
+    assert no_guard == [m.LSBLK_STACK, m.SYSFS_PATHS, m.EXTERNAL_PCI]
+    assert subprocess.run(["sh", "-n", "-c", m.EXTERNAL_PCI], check=False).returncode == 0
     assert m.in_use_observations(m.Settings(usbguard=False, storage="allow", block_thunderbolt_firewire=False)) == []
 
 
@@ -858,7 +878,7 @@ class _Obs:
 def _lab_obs(**changes: tuple[int, str]) -> _Obs:
     results = {m.LSBLK_STACK: (0, LSBLK_STICK), m.SYSFS_PATHS: (0, SYSFS_PATHS), m.IP_ADDR: (0, IP_ADDR),
                m.IP_ROUTES[0]: (0, IP_ROUTE), m.IP_ROUTES[1]: (0, IP6_ROUTE), m.KERNEL_CMDLINE: (0, LAB_CMDLINE),
-               m.SERIAL_GETTYS: (0, UNITS), m.SESSIONS: (0, "[]")}
+               m.SERIAL_GETTYS: (0, UNITS), m.SESSIONS: (0, "[]"), m.EXTERNAL_PCI: (0, "")}
     for name, value in changes.items():
         results[getattr(m, name)] = value
     return _Obs(results)
@@ -875,6 +895,7 @@ def test_deploy_gathers_every_use_and_refuses_unreadable_output() -> None:
                                ("IP_ADDR", (0, "1: lo: <LOOPBACK>"), "ip -j addr printed no JSON"),
                                ("SYSFS_PATHS", (0, "garbage\n"), "sysfs device paths: unreadable"),
                                ("SESSIONS", (1, ""), "loginctl list-sessions failed"),
+                               ("EXTERNAL_PCI", (0, "0000:20:00.0\n"), "removable PCI devices: unreadable"),
                                ("SERIAL_GETTYS", (0, "UNIT LOAD ACTIVE"), "systemctl list-units printed no JSON")]:
         with pytest.raises((ObservationError, ValueError), match=error):
             deploy._in_use(m.Settings(), _lab_obs(**{name: value}), devices)  # type: ignore[arg-type]

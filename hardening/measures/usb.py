@@ -873,6 +873,10 @@ SYSFS_PATHS = (
     "for d in /sys/block/* /sys/class/net/* /sys/class/tty/ttyUSB* /sys/class/tty/ttyACM*; do "
     '[ -e "$d" ] || continue; printf \'%s|%s\\n\' "$d" "$(readlink -f "$d")"; done'
 )
+# PCI devices the kernel marks removable (below an external-facing port: Thunderbolt/USB4 PCIe
+# tunnels), as resolved sysfs paths, one a line.
+EXTERNAL_PCI = ("for d in /sys/bus/pci/devices/*; do [ \"$(cat \"$d/removable\" 2>/dev/null)\" = removable ] && "
+                'readlink -f "$d"; done; true')
 IP_ADDR = "ip -j addr"
 IP_ROUTES = ("ip -j route show table main", "ip -6 -j route show table main")
 KERNEL_CMDLINE = "cat /proc/cmdline"
@@ -891,6 +895,8 @@ def in_use_observations(settings: Settings) -> list[str]:
     commands: list[str] = []
     if settings.storage == "block" or settings.usbguard or settings.block_thunderbolt_firewire:
         commands += [LSBLK_STACK, SYSFS_PATHS]
+    if settings.block_thunderbolt_firewire:
+        commands.append(EXTERNAL_PCI)
     if settings.usbguard:
         commands += [SYSFS_PATHS, IP_ADDR, *IP_ROUTES, KERNEL_CMDLINE, SERIAL_GETTYS, SESSIONS]
     return list(dict.fromkeys(commands))
@@ -974,13 +980,20 @@ def _stack_mounts(node: dict[str, Any], chain: tuple[str, ...]) -> list[tuple[st
     return found
 
 
-def storage_transport(disk: dict[str, Any]) -> str | None:
-    """``usb``, ``firewire`` or ``thunderbolt`` when lsblk shows the disk attached that way.
+def storage_transport(disk: dict[str, Any], sysfs_path: str = "", external_pci: tuple[str, ...] = ()) -> str | None:
+    """``usb``, ``firewire`` or ``thunderbolt`` when the disk is attached that way: as lsblk shows
+    it (TRAN, SUBSYSTEMS), or, for PCIe tunnelled over Thunderbolt/USB4 (an NVMe disk, whose
+    SUBSYSTEMS say only ``block:nvme:pci``), by its sysfs path under a PCI device the kernel marks
+    removable (behind an external-facing port: :data:`EXTERNAL_PCI`).
 
     >>> storage_transport({"tran": "usb", "subsystems": "block:scsi:usb:pci"})
     'usb'
     >>> storage_transport({"tran": "sbp", "subsystems": "block:scsi:firewire:pci"})
     'firewire'
+    >>> storage_transport({"tran": "nvme", "subsystems": "block:nvme:pci"},
+    ...                   "/sys/devices/pci0000:00/0000:00:07.0/0000:20:00.0/nvme/nvme1/nvme1n1",
+    ...                   ("/sys/devices/pci0000:00/0000:00:07.0/0000:20:00.0",))
+    'thunderbolt'
     """
     subsystems = (disk.get("subsystems") or "").split(":")
     tran = disk.get("tran") or ""
@@ -988,12 +1001,22 @@ def storage_transport(disk: dict[str, Any]) -> str | None:
         return "usb"
     if tran in ("sbp", "firewire") or "firewire" in subsystems:
         return "firewire"
-    if "thunderbolt" in subsystems:
+    if "thunderbolt" in subsystems or any(sysfs_path.startswith(p + "/") for p in external_pci):
         return "thunderbolt"
     return None
 
 
-def storage_in_use(lsblk: Any, paths: dict[str, str], devices: list[UsbDevice], settings: Settings) -> list[str]:
+def parse_external_pci(output: str) -> tuple[str, ...]:
+    """:data:`EXTERNAL_PCI` output: sysfs paths of removable PCI devices; raises on anything else."""
+    paths = tuple(line.strip() for line in output.splitlines() if line.strip())
+    bad = [p for p in paths if not re.fullmatch(r"/sys/devices/\S+", p)]
+    if bad:
+        raise ObservationError(f"removable PCI devices: unreadable line {bad[0][:200]!r}")
+    return paths
+
+
+def storage_in_use(lsblk: Any, paths: dict[str, str], devices: list[UsbDevice], settings: Settings,
+                   external_pci: tuple[str, ...] = ()) -> list[str]:
     """Each mounted file system or swap in use on a USB (FireWire, Thunderbolt) disk that the
     profile would cut off, followed through the whole stack (partition, dm-crypt, LVM, md RAID),
     named with its mounts, its stack and what to do; raises :class:`ObservationError` when
@@ -1012,7 +1035,8 @@ def storage_in_use(lsblk: Any, paths: dict[str, str], devices: list[UsbDevice], 
         raise ObservationError(f"lsblk: no device tree: {str(lsblk)[:200]!r}")
     found = []
     for disk in (_block_node(d) for d in lsblk["blockdevices"]):
-        transport = storage_transport(disk)
+        sysfs_path = paths.get(f"/sys/block/{disk['path'].removeprefix('/dev/')}", "")
+        transport = storage_transport(disk, sysfs_path, external_pci)
         if transport is None:
             continue
         mounted = _stack_mounts(disk, ())
