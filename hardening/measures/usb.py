@@ -878,7 +878,9 @@ SYSFS_PATHS = (
 EXTERNAL_PCI = ("for d in /sys/bus/pci/devices/*; do [ \"$(cat \"$d/removable\" 2>/dev/null)\" = removable ] && "
                 'readlink -f "$d"; done; true')
 IP_ADDR = "ip -j addr"
-IP_ROUTES = ("ip -j route show table main", "ip -6 -j route show table main")
+# IPv6 routes only where the kernel has IPv6 (booted with ipv6.disable=1 it has none: no routes).
+IP_ROUTES = ("ip -j route show table main",
+             "[ -e /proc/net/if_inet6 ] || { echo '[]'; exit 0; }; ip -6 -j route show table main")
 KERNEL_CMDLINE = "cat /proc/cmdline"
 SERIAL_GETTYS = "systemctl list-units --all -o json 'serial-getty@*'"
 # Login sessions, read only when a USB tty exists (no session can sit on one otherwise).
