@@ -7,18 +7,21 @@ USB devices hot-plugged through QEMU's monitor:
 * a USB network adapter (``usb-net``) up with an address: refused, naming the interface;
 * a USB serial adapter (``usb-serial``) with a getty on it: refused, naming the tty;
 * a USB stick, partitioned, formatted and mounted on /srv/stick: refused, naming the mount and the
-  device; after unmounting it, the same deploy applies.
+  device; with what the refusal tells the operator to do (``storage: allow`` and the stick allowed
+  by id in a copy of the profile) the deploy applies and the stick stays usable; unmounted, the
+  shipped profile applies and blocks it.
 
 After each refusal nothing of the usb measure changed on the host: no modprobe.d file, the same
 USBGuard files and service state, the same initramfs (``update-initramfs`` did not run). The tests
-run in file order on the one host: only the last one applies the measure (then USBGuard blocks
+run in file order on the one host: only the last two apply the measure (then USBGuard blocks
 newly plugged devices, and the first two could no longer bring theirs up).
 
-Slow: one VM (QEMU, TCG), four deploys of the usb measure.
+Slow: one VM (QEMU, TCG), five deploys of the usb measure.
 """
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +29,7 @@ from typing import TypeVar
 
 import pytest
 
+from hardening import ROOT
 from hardening.lab import Lab, LabHost
 from tests.helpers import cli, lab_hosts
 
@@ -72,8 +76,8 @@ def wait_for(predicate: Callable[[], T], timeout: float = 60) -> T:
         time.sleep(0.5)
 
 
-def deploy_usb(inventory: Path) -> tuple[int, str]:
-    proc = cli("deploy", inventory, "-l", NAME, "-m", "usb", timeout=1800)
+def deploy_usb(inventory: Path, *args: str) -> tuple[int, str]:
+    proc = cli("deploy", inventory, "-l", NAME, "-m", "usb", *args, timeout=1800)
     return proc.returncode, proc.stdout + proc.stderr
 
 
@@ -127,7 +131,9 @@ def usb_disks(host: LabHost) -> list[str]:
     return [line.split()[0] for line in out.splitlines() if line.split()[1:] == ["usb"]]
 
 
-def test_mounted_usb_stick_is_refused_then_applied_after_unmount(host: LabHost, inventory: Path) -> None:
+@pytest.fixture(scope="module")
+def stick(host: LabHost) -> Iterator[str]:
+    """A USB stick with one partition, ext4, mounted on /srv/stick with a file on it: its disk."""
     host.usb_plug_storage("stick1", size_mb=32)
     [disk] = wait_for(lambda: usb_disks(host))
     part = f"{disk}1"
@@ -135,25 +141,50 @@ def test_mounted_usb_stick_is_refused_then_applied_after_unmount(host: LabHost, 
              f"sudo blockdev --rereadpt {disk} 2>/dev/null && break; sleep 1; done; sudo udevadm settle; "
              f"test -b {part} && sudo mkfs.ext4 -q {part} && sudo mkdir -p /srv/stick && "
              f"sudo mount {part} /srv/stick && echo data | sudo tee /srv/stick/file >/dev/null")
+    yield disk
+    host.run("sudo umount /srv/stick", check=False)
+    host.usb_unplug("stick1")
 
+
+def test_mounted_usb_stick_is_refused(host: LabHost, inventory: Path, stick: str) -> None:
     output = refused_and_unchanged(host, inventory)
-    assert f"{part} mounted on /srv/stick (part {part} on USB disk {disk}): " in output, output
+    assert f"{stick}1 mounted on /srv/stick (part {stick}1 on USB disk {stick}): " in output, output
     assert "the profile blocks the USB storage drivers usb-storage and uas (storage: block)" in output
     assert '46f4:0001 "QEMU USB HARDDRIVE" [08]' in output
-    assert "what to do: set storage: allow in the profile and allow it by id" in output
-    assert "unmount it" in output
+    assert ('what to do: set storage: allow in the profile and allow it by id in the profile (measures.usb.allow: '
+            '{name: ..., vendor: "46f4", product: "0001"}), or unmount it') in output
     assert host.run("cat /srv/stick/file").stdout == "data\n"  # still mounted and readable
 
+
+def test_mounted_usb_stick_allowed_by_the_profile_is_deployed_and_stays_usable(
+        host: LabHost, inventory: Path, stick: str, tmp_path: Path) -> None:
+    """What the refusal tells the operator to do works: storage: allow and the stick by id."""
+    profiles = tmp_path / "hwprofiles"
+    shutil.copytree(ROOT / "hwprofiles", profiles)
+    text = (profiles / "terminal.yaml").read_text()
+    reader = '      - {name: smart card reader (IC card login), interface_class: "0b"}\n'
+    assert reader in text
+    (profiles / "terminal.yaml").write_text(text.replace(reader, reader + (
+        '      - {name: the lab stick, vendor: "46f4", product: "0001"}\n    storage: allow\n'), 1))
+    code, output = deploy_usb(inventory, "--profiles", str(profiles))
+    assert code == 0, output
+    assert "/etc/modprobe.d/hardening-usb.conf" in host.run(USB_STATE).stdout
+    assert host.run("systemctl is-active usbguard.service").stdout.strip() == "active"
+    assert "allow id 46f4:0001" in host.run("sudo usbguard list-devices").stdout
+    host.run("echo more | sudo tee -a /srv/stick/file >/dev/null && sync")
+    assert host.run("cat /srv/stick/file").stdout == "data\nmore\n"
+
+
+def test_usb_stick_unmounted_the_shipped_profile_applies(host: LabHost, inventory: Path, stick: str) -> None:
     host.run("sudo umount /srv/stick")
     before = host.run(USB_STATE).stdout
     code, output = deploy_usb(inventory)
     assert code == 0, output
     after = host.run(USB_STATE).stdout
-    assert "/etc/modprobe.d/hardening-usb.conf" in after
+    assert "install usb-storage /bin/false" in host.run("cat /etc/modprobe.d/hardening-usb.conf").stdout
     initrd = [line for line in before.splitlines() if line.startswith("/boot/initrd.img")]
     assert initrd and not set(initrd) & set(after.splitlines()), (initrd, after)  # update-initramfs ran
     assert after.splitlines()[-2:] == ["active", "enabled"], after
     # The stick is now blocked: no block device, no storage driver.
     assert wait_for(lambda: not usb_disks(host), timeout=30), host.run("lsblk").stdout
     assert "usb_storage" not in host.run("cat /proc/modules").stdout
-    host.usb_unplug("stick1")

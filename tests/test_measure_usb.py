@@ -689,6 +689,27 @@ def test_unmounted_usb_stick_is_not_refused() -> None:
     assert m.storage_in_use(lsblk, paths, devices, m.Settings()) == []
 
 
+# The same stick on the lab VM with LVM inside the LUKS container (a device-mapper linear target with
+# an LVM- uuid, as lvm2 creates; the guest has no lvm2): /dev/sda only.
+LSBLK_STICK_LVM_SDA = (
+    '{"path":"/dev/sda","name":"sda","type":"disk","tran":"usb","subsystems":"block:scsi:usb:pci","mountpoint'
+    's":[null],"children":[{"path":"/dev/sda1","name":"sda1","type":"part","tran":null,"subsystems":"block:sc'
+    'si:usb:pci","mountpoints":[null],"children":[{"path":"/dev/mapper/sda1_crypt","name":"sda1_crypt","type"'
+    ':"crypt","tran":null,"subsystems":"block","mountpoints":[null],"children":[{"path":"/dev/mapper/vgstick-'
+    'data","name":"vgstick-data","type":"lvm","tran":null,"subsystems":"block","mountpoints":["/srv/stick"]}]'
+    '}]},{"path":"/dev/sda2","name":"sda2","type":"part","tran":null,"subsystems":"block:scsi:usb:pci","mount'
+    'points":["[SWAP]"]}]}')
+
+
+def test_mounted_lvm_on_luks_on_a_usb_stick_is_refused() -> None:
+    paths, devices = _lab()
+    lsblk = {"blockdevices": [json.loads(LSBLK_STICK_LVM_SDA)]}
+    data, swap = m.storage_in_use(lsblk, paths, devices, m.Settings())
+    assert data.startswith("/dev/mapper/vgstick-data mounted on /srv/stick (lvm /dev/mapper/vgstick-data on crypt "
+                           "/dev/mapper/sda1_crypt on part /dev/sda1 on USB disk /dev/sda): ")
+    assert swap.startswith("/dev/sda2 in use as swap")
+
+
 def _node(path: str, type_: str, mounts: list[str | None], children: list[dict[str, object]] | None = None,
           tran: str | None = None, subsystems: str = "block") -> dict[str, object]:
     node: dict[str, object] = {"path": path, "name": path.rsplit("/", 1)[1], "type": type_, "tran": tran,
