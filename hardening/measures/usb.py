@@ -50,6 +50,14 @@ while one is attached, rather than cut off the console (allow it by id in the pr
 ``PresentControllerPolicy=keep`` keeps the root hubs as they are, and ``AuthorizedDefault=none``
 keeps a newly plugged device unauthorized until the daemon has decided (no race at plug time).
 
+What the host uses now is never cut off either (refuse rather than risk it): before anything of
+the measure changes, the deploy refuses when the policy would take away a file system mounted (or
+swap in use) anywhere on the block stack of a USB disk (:func:`storage_in_use`: partition,
+dm-crypt, LVM, md RAID, read from lsblk's JSON tree; FireWire and Thunderbolt storage likewise
+with ``block_thunderbolt_firewire``), a USB network interface up with an address or a route
+(:func:`network_in_use`), or a USB serial console (:func:`serial_consoles_in_use`). Output it
+cannot read is a refusal, never a pass.
+
 Examples::
 
     >>> s = Settings()
