@@ -22,8 +22,17 @@ a redeploy repairs the running state and not only its own files:
    other rules enforced, a parameter set at run time such as ``usbguard set-parameter
    ImplicitPolicyTarget allow``, a device authorized against the policy). A masked unit is refused.
 
-Lockout (see hardening/measures/usb.py for the policy choice): before anything touches
-USBGuard, the deploy judges the devices attached now (sysfs) and refuses, with the device named,
+In use now (refused before anything of this measure changes, and so before update-initramfs):
+a file system mounted (or swap in use) anywhere on the block stack of a USB disk (partition,
+dm-crypt, LVM, md RAID, as lsblk shows it) that ``storage: block`` or USBGuard would cut off (or on
+FireWire/Thunderbolt storage with ``block_thunderbolt_firewire``); with USBGuard, a USB network
+interface that is up with an address or a route, and a USB serial console (``console=ttyUSB*``,
+an active ``serial-getty@ttyUSB*``, a login session on it), when the policy would block their
+device. The refusal names the device, mount point, interface or tty and what to do (allow the
+device by id, ``storage: allow``, unmount). Output that cannot be read is a refusal too.
+
+Lockout (see hardening/measures/usb.py for the policy choice): before anything changes, the
+deploy judges the devices attached now (sysfs) and refuses, with the device named,
 if the policy would block an attached keyboard. On a host without usbguard yet, the
 configuration is written BEFORE the package is installed: Debian's postinst would otherwise
 generate a policy allowing whatever is attached (an attached stick too), give the ``plugdev``
@@ -75,6 +84,55 @@ def _mounted_media(settings: measure.Settings, obs: Observations) -> tuple[list[
     mounted = [d for d in measure.removable_media(json_output(out.rc, out.stdout, "lsblk")) if " mounted on " in d]
     discs = [d for d in mounted if ", rom)" in d]
     return [d for d in mounted if d not in discs], discs
+
+
+def _observed(obs: Observations, command: str, what: str) -> str:
+    out = obs.run(command)
+    if out.rc != 0:
+        raise ObservationError(f"{what} failed (exit {out.rc}): {out.stderr.strip()[:200]}")
+    return out.stdout
+
+
+def _in_use(settings: measure.Settings, obs: Observations, devices: list[measure.UsbDevice]) -> list[str]:
+    """What is in use now and would be cut off by the profile's policy (see the module docstring)."""
+    commands = measure.in_use_observations(settings)
+    if not commands:
+        return []
+    paths = measure.parse_sysfs_paths(_observed(obs, measure.SYSFS_PATHS, "sysfs device paths"))
+    found = []
+    if measure.LSBLK_STACK in commands:
+        out = obs.run(measure.LSBLK_STACK)
+        external = (measure.parse_external_pci(_observed(obs, measure.EXTERNAL_PCI, "removable PCI devices"))
+                    if measure.EXTERNAL_PCI in commands else ())
+        found += measure.storage_in_use(json_output(out.rc, out.stdout, "lsblk"), paths, devices, settings,
+                                        external)
+    if settings.usbguard:
+        out = obs.run(measure.IP_ADDR)
+        routes = [json_output(r.rc, r.stdout, "ip -j route") for r in map(obs.run, measure.IP_ROUTES)]
+        found += measure.network_in_use(json_output(out.rc, out.stdout, "ip -j addr"), routes, paths, devices,
+                                        settings)
+        units = obs.run(measure.SERIAL_GETTYS)
+        found += measure.serial_consoles_in_use(
+            _observed(obs, measure.KERNEL_CMDLINE, "reading /proc/cmdline"),
+            json_output(units.rc, units.stdout, "systemctl list-units"),
+            measure.parse_sessions(_observed(obs, measure.SESSIONS, "loginctl list-sessions")),
+            paths, devices, settings)
+    return found
+
+
+def _refused_in_use(settings: measure.Settings, obs: Observations, devices: list[measure.UsbDevice]) -> bool:
+    """Adds the refusing operation and returns True when the policy would cut off what the host
+    uses now (a mounted USB disk, a USB network adapter, a USB serial console), or when that
+    cannot be read."""
+    try:
+        found = _in_use(settings, obs, devices)
+    except (ObservationError, ValueError) as exc:
+        refuse(f"usb: cannot tell what is in use on the host, nothing changed: {exc}")
+        return True
+    if found:
+        refuse("usb: nothing changed: in use now and the profile's policy would cut it off: " + " // ".join(found))
+        return True
+    return False
 
 
 def _drivers(settings: measure.Settings, obs: Observations) -> list[str] | None:
@@ -137,13 +195,9 @@ def _rules(settings: measure.Settings, obs: Observations, installed: bool) -> Op
     )
 
 
-def _refused_usbguard(settings: measure.Settings, devices: list[measure.UsbDevice], enabled: str) -> bool:
-    """Adds a failing operation and returns True if USBGuard must not be touched."""
-    risks = measure.lockout_risks(devices, settings)
-    if risks:
-        refuse(f"usb: USBGuard would block the attached keyboard(s) {'; '.join(d.describe() for d in risks)}. "
-               "Allow them by id (vendor/product) in the profile, or detach them.")
-        return True
+def _refused_usbguard(enabled: str) -> bool:
+    """Adds a failing operation and returns True if USBGuard must not be touched (the attached
+    keyboards were judged before anything changed, in :func:`apply`)."""
     if enabled.startswith("masked"):
         refuse(f"usb: usbguard.service is {enabled}: unmask it (systemctl unmask usbguard.service) "
                "or set usbguard: false in the profile")
@@ -153,7 +207,7 @@ def _refused_usbguard(settings: measure.Settings, devices: list[measure.UsbDevic
 
 def _usbguard(settings: measure.Settings, obs: Observations, devices: list[measure.UsbDevice]) -> None:
     enabled = obs.run(measure.USBGUARD_ENABLED).stdout.strip()
-    if _refused_usbguard(settings, devices, enabled):
+    if _refused_usbguard(enabled):
         return
     installed = obs.run(measure.USBGUARD_INSTALLED).rc == 0
     files.directory(name="Directory /etc/usbguard", path="/etc/usbguard",
@@ -199,6 +253,13 @@ def apply(profile: Resolved, obs: Observations) -> None:
         devices = _devices(obs)
     except ObservationError as exc:
         refuse(f"usb: {exc}")
+        return
+    risks = measure.lockout_risks(devices, settings)
+    if risks:
+        refuse(f"usb: USBGuard would block the attached keyboard(s) {'; '.join(d.describe() for d in risks)}. "
+               "Allow them by id (vendor/product) in the profile, or detach them.")
+        return
+    if _refused_in_use(settings, obs, devices):
         return
     loaded = _drivers(settings, obs)
     if loaded is None:

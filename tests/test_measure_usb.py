@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -562,3 +563,360 @@ def test_observe_reads_the_running_daemon_and_the_media() -> None:
         assert command in commands
     assert m.LSBLK_MEDIA not in m.observe(type("P", (), {"measure": staticmethod(
         lambda name: m.Settings(removable_media="allow"))})())
+
+
+# -- in use now: what the policy must not cut off ---------------------------------------------------
+
+# Captured on the lab VM (terminal, high; Debian 12, util-linux 2.38.1, iproute2 6.1.0, systemd 252)
+# with a QEMU USB stick (partition 1: LUKS, ext4 mounted on /srv/stick; partition 2: swap in use),
+# a QEMU usb-net adapter (usb0, up with 10.0.9.15/24) and a QEMU usb-serial (ttyUSB0, with
+# serial-getty@ttyUSB0 started).
+LSBLK_STICK = (
+    '{"blockdevices":[{"path":"/dev/fd0","name":"fd0","type":"disk","tran":null,"subsystems":"block:platform",'
+    '"mountpoints":[null]},{"path":"/dev/sda","name":"sda","type":"disk","tran":"usb","subsystems":'
+    '"block:scsi:usb:pci","mountpoints":[null],"children":[{"path":"/dev/sda1","name":"sda1","type":"part",'
+    '"tran":null,"subsystems":"block:scsi:usb:pci","mountpoints":[null],"children":[{"path":'
+    '"/dev/mapper/stickcrypt","name":"stickcrypt","type":"crypt","tran":null,"subsystems":"block",'
+    '"mountpoints":["/srv/stick"]}]},{"path":"/dev/sda2","name":"sda2","type":"part","tran":null,"subsystems":'
+    '"block:scsi:usb:pci","mountpoints":["[SWAP]"]}]},{"path":"/dev/sr0","name":"sr0","type":"rom","tran":"ata",'
+    '"subsystems":"block:scsi:pci","mountpoints":[null]},{"path":"/dev/vda","name":"vda","type":"disk","tran":null,'
+    '"subsystems":"block:virtio:pci","mountpoints":["/"]},{"path":"/dev/vdb","name":"vdb","type":"disk",'
+    '"tran":null,"subsystems":"block:virtio:pci","mountpoints":[null]}]}')
+SYSFS_PATHS = """\
+/sys/block/dm-0|/sys/devices/virtual/block/dm-0
+/sys/block/fd0|/sys/devices/platform/floppy.0/block/fd0
+/sys/block/loop0|/sys/devices/virtual/block/loop0
+/sys/block/sda|/sys/devices/pci0000:00/0000:00:06.0/usb2/2-1/2-1:1.0/host2/target2:0:0/2:0:0:0/block/sda
+/sys/block/sr0|/sys/devices/pci0000:00/0000:00:01.1/ata2/host1/target1:0:0/1:0:0:0/block/sr0
+/sys/block/vda|/sys/devices/pci0000:00/0000:00:03.0/virtio0/block/vda
+/sys/block/vdb|/sys/devices/pci0000:00/0000:00:04.0/virtio1/block/vdb
+/sys/class/net/eth0|/sys/devices/pci0000:00/0000:00:05.0/virtio2/net/eth0
+/sys/class/net/lo|/sys/devices/virtual/net/lo
+/sys/class/net/usb0|/sys/devices/pci0000:00/0000:00:06.0/usb1/1-2/1-2:1.1/net/usb0
+/sys/class/tty/ttyUSB0|/sys/devices/pci0000:00/0000:00:06.0/usb1/1-4/1-4:1.0/ttyUSB0/tty/ttyUSB0
+"""
+LISTING = """\
+1-2|0525|a4a2|1|RNDIS/QEMU USB Network Device|02 0a
+1-4|0403|6001|1|QEMU USB SERIAL|ff
+2-1|46f4|0001|1|QEMU USB HARDDRIVE|08
+usb1|1d6b|0002|1|xHCI Host Controller|09
+usb2|1d6b|0003|1|xHCI Host Controller|09
+"""
+IP_ADDR = (
+    '[{"ifindex":1,"ifname":"lo","flags":["LOOPBACK","UP","LOWER_UP"],"mtu":65536,"qdisc":"noqueue","operstate":'
+    '"UNKNOWN","group":"default","txqlen":1000,"link_type":"loopback","address":"00:00:00:00:00:00","broadcast":'
+    '"00:00:00:00:00:00","addr_info":[{"family":"inet","local":"127.0.0.1","prefixlen":8,"scope":"host","label":'
+    '"lo","valid_life_time":4294967295,"preferred_life_time":4294967295},{"family":"inet6","local":"::1",'
+    '"prefixlen":128,"scope":"host","noprefixroute":true,"valid_life_time":4294967295,"preferred_life_time":'
+    '4294967295}]},{"ifindex":2,"ifname":"eth0","flags":["BROADCAST","MULTICAST","UP","LOWER_UP"],"mtu":1500,'
+    '"qdisc":"fq_codel","operstate":"UP","group":"default","txqlen":1000,"link_type":"ether","address":'
+    '"52:54:00:a7:8b:66","broadcast":"ff:ff:ff:ff:ff:ff","permaddr":"52:54:00:12:34:56","altnames":["enp0s5",'
+    '"ens5"],"addr_info":[{"family":"inet","local":"10.0.2.15","prefixlen":24,"broadcast":"10.0.2.255","scope":'
+    '"global","label":"eth0","valid_life_time":4294967295,"preferred_life_time":4294967295},{"family":"inet6",'
+    '"local":"fe80::5054:ff:fe12:3456","prefixlen":64,"scope":"link","valid_life_time":4294967295,'
+    '"preferred_life_time":4294967295}]},{"ifindex":3,"ifname":"usb0","flags":["BROADCAST","MULTICAST","UP",'
+    '"LOWER_UP"],"mtu":1500,"qdisc":"fq_codel","operstate":"UNKNOWN","group":"default","txqlen":1000,'
+    '"link_type":"ether","address":"c2:86:dc:79:37:f9","broadcast":"ff:ff:ff:ff:ff:ff","addr_info":[{"family":'
+    '"inet","local":"10.0.9.15","prefixlen":24,"scope":"global","label":"usb0","valid_life_time":4294967295,'
+    '"preferred_life_time":4294967295},{"family":"inet6","local":"fe80::c086:dcff:fe79:37f9","prefixlen":64,'
+    '"scope":"link","valid_life_time":4294967295,"preferred_life_time":4294967295}]}]')
+# usb0 as it first appears: down, no address.
+IP_ADDR_USB0_DOWN = (
+    '[{"ifindex":3,"ifname":"usb0","flags":["BROADCAST","MULTICAST"],"mtu":1500,"qdisc":"noop","operstate":'
+    '"DOWN","group":"default","txqlen":1000,"link_type":"ether","address":"c2:86:dc:79:37:f9","broadcast":'
+    '"ff:ff:ff:ff:ff:ff","addr_info":[]}]')
+IP_ROUTE = (
+    '[{"dst":"default","gateway":"10.0.2.2","dev":"eth0","protocol":"static","flags":[]},{"dst":"10.0.2.0/24",'
+    '"dev":"eth0","protocol":"kernel","scope":"link","prefsrc":"10.0.2.15","flags":[]},{"dst":"10.0.9.0/24",'
+    '"dev":"usb0","protocol":"kernel","scope":"link","prefsrc":"10.0.9.15","flags":[]}]')
+IP6_ROUTE = (
+    '[{"dst":"fe80::/64","dev":"eth0","protocol":"kernel","metric":256,"flags":[],"pref":"medium"},{"dst":'
+    '"fe80::/64","dev":"usb0","protocol":"kernel","metric":256,"flags":[],"pref":"medium"},{"dst":"default",'
+    '"gateway":"fe80::2","dev":"eth0","protocol":"ra","metric":1024,"flags":[],"expires":1586,"pref":"medium"}]')
+UNITS = ('[{"unit":"serial-getty@ttyS0.service","load":"loaded","active":"active","sub":"running","description":'
+         '"Serial Getty on ttyS0"},{"unit":"serial-getty@ttyUSB0.service","load":"loaded","active":"active",'
+         '"sub":"running","description":"Serial Getty on ttyUSB0"}]')
+LAB_CMDLINE = "root=/dev/vda rw console=ttyS0 net.ifnames=0 quiet\n"
+
+
+def _lab() -> tuple[dict[str, str], list[m.UsbDevice]]:
+    return m.parse_sysfs_paths(SYSFS_PATHS), m.parse_sysfs_listing(LISTING)
+
+
+def test_usb_port_from_sysfs_paths() -> None:
+    paths, _ = _lab()
+    assert m.usb_port(paths["/sys/block/sda"]) == "2-1"
+    assert m.usb_port(paths["/sys/class/net/usb0"]) == "1-2"
+    assert m.usb_port(paths["/sys/class/tty/ttyUSB0"]) == "1-4"
+    for link in ("/sys/block/vda", "/sys/block/sr0", "/sys/block/dm-0", "/sys/class/net/eth0", "/sys/class/net/lo"):
+        assert m.usb_port(paths[link]) is None, link
+    assert m.usb_port("/sys/devices/pci0000:00/0000:00:14.0/usb3/3-2/3-2.4/3-2.4.1/3-2.4.1:1.0/net/eth1") == "3-2.4.1"
+    with pytest.raises(ObservationError, match="unreadable line"):
+        m.parse_sysfs_paths("sda /sys/devices/x\n")
+
+
+def test_mounted_usb_stick_through_crypt_and_swap_is_refused() -> None:
+    """The real lab stack: ext4 on LUKS on a partition, and swap on the other partition."""
+    paths, devices = _lab()
+    found = m.storage_in_use(json.loads(LSBLK_STICK), paths, devices, m.Settings())
+    assert len(found) == 2, found
+    crypt, swap = found
+    assert crypt.startswith("/dev/mapper/stickcrypt mounted on /srv/stick "
+                            "(crypt /dev/mapper/stickcrypt on part /dev/sda1 on USB disk /dev/sda): ")
+    assert "storage: block" in crypt and "set storage: allow in the profile" in crypt
+    assert 'USBGuard would block USB device 2-1 46f4:0001 "QEMU USB HARDDRIVE" [08]' in crypt
+    assert 'vendor: "46f4", product: "0001"' in crypt and "unmount it" in crypt
+    assert swap.startswith("/dev/sda2 in use as swap (part /dev/sda2 on USB disk /dev/sda): ")
+    assert "would not boot" not in crypt + swap
+
+
+def test_mounted_usb_stick_allowed_by_the_profile_is_not_refused() -> None:
+    paths, devices = _lab()
+    lsblk = json.loads(LSBLK_STICK)
+    allowed = m.Settings(storage="allow", allow=[m.Device(name="stick", vendor="46f4", product="0001")])
+    assert m.storage_in_use(lsblk, paths, devices, allowed) == []
+    assert m.storage_in_use(lsblk, paths, devices, m.Settings(storage="allow", usbguard=False)) == []
+    # Storage allowed but the stick not allowed by id: USBGuard still allows class 08 then.
+    assert m.storage_in_use(lsblk, paths, devices, m.Settings(storage="allow")) == []
+    # Allowed by id only: the driver block (storage: block) still cuts it off.
+    by_id = m.storage_in_use(lsblk, paths, devices, m.Settings(allow=allowed.allow))
+    assert by_id and all("USBGuard" not in f and "storage: block" in f for f in by_id)
+
+
+def test_unmounted_usb_stick_is_not_refused() -> None:
+    paths, devices = _lab()
+    lsblk = json.loads(LSBLK_STICK.replace('"/srv/stick"', "null").replace('"[SWAP]"', "null"))
+    assert m.storage_in_use(lsblk, paths, devices, m.Settings()) == []
+
+
+# The same stick on the lab VM with LVM inside the LUKS container (a device-mapper linear target with
+# an LVM- uuid, as lvm2 creates; the guest has no lvm2): /dev/sda only.
+LSBLK_STICK_LVM_SDA = (
+    '{"path":"/dev/sda","name":"sda","type":"disk","tran":"usb","subsystems":"block:scsi:usb:pci","mountpoint'
+    's":[null],"children":[{"path":"/dev/sda1","name":"sda1","type":"part","tran":null,"subsystems":"block:sc'
+    'si:usb:pci","mountpoints":[null],"children":[{"path":"/dev/mapper/sda1_crypt","name":"sda1_crypt","type"'
+    ':"crypt","tran":null,"subsystems":"block","mountpoints":[null],"children":[{"path":"/dev/mapper/vgstick-'
+    'data","name":"vgstick-data","type":"lvm","tran":null,"subsystems":"block","mountpoints":["/srv/stick"]}]'
+    '}]},{"path":"/dev/sda2","name":"sda2","type":"part","tran":null,"subsystems":"block:scsi:usb:pci","mount'
+    'points":["[SWAP]"]}]}')
+
+
+def test_mounted_lvm_on_luks_on_a_usb_stick_is_refused() -> None:
+    paths, devices = _lab()
+    lsblk = {"blockdevices": [json.loads(LSBLK_STICK_LVM_SDA)]}
+    data, swap = m.storage_in_use(lsblk, paths, devices, m.Settings())
+    assert data.startswith("/dev/mapper/vgstick-data mounted on /srv/stick (lvm /dev/mapper/vgstick-data on crypt "
+                           "/dev/mapper/sda1_crypt on part /dev/sda1 on USB disk /dev/sda): ")
+    assert swap.startswith("/dev/sda2 in use as swap")
+
+
+def _node(path: str, type_: str, mounts: list[str | None], children: list[dict[str, object]] | None = None,
+          tran: str | None = None, subsystems: str = "block") -> dict[str, object]:
+    node: dict[str, object] = {"path": path, "name": path.rsplit("/", 1)[1], "type": type_, "tran": tran,
+                               "subsystems": subsystems, "mountpoints": mounts}
+    if children:
+        node["children"] = children
+    return node
+
+
+USB = "block:scsi:usb:pci"
+
+
+def test_root_on_lvm_on_luks_on_a_usb_disk_is_refused() -> None:
+    """A host booted from a USB disk: /boot on the first partition, / on LVM inside LUKS."""
+    root = _node("/dev/mapper/vg0-root", "lvm", ["/"])
+    disk = _node("/dev/sdb", "disk", [None], tran="usb", subsystems=USB, children=[
+        _node("/dev/sdb1", "part", ["/boot"], subsystems=USB),
+        _node("/dev/sdb2", "part", [None], subsystems=USB, children=[
+            _node("/dev/mapper/sdb2_crypt", "crypt", [None], children=[root])])])
+    paths = {"/sys/block/sdb": "/sys/devices/pci0000:00/0000:00:14.0/usb2/2-3/2-3:1.0/host3/target3:0:0/"
+                               "3:0:0:0/block/sdb"}
+    devices = [m.UsbDevice(port="2-3", vendor="0781", product="5581", interfaces=("08",), name="Ultra")]
+    found = m.storage_in_use({"blockdevices": [disk]}, paths, devices, m.Settings())
+    assert [f.split(" (", 1)[0] for f in found] == ["/dev/sdb1 mounted on /boot", "/dev/mapper/vg0-root mounted on /"]
+    assert "(lvm /dev/mapper/vg0-root on crypt /dev/mapper/sdb2_crypt on part /dev/sdb2 on USB disk /dev/sdb)" \
+        in found[1]
+    assert all("the host would not boot again" in f for f in found)
+
+
+def test_md_raid_across_a_usb_and_a_sata_disk_is_refused_once_per_usb_disk() -> None:
+    """lsblk shows an md array under each of its members; only the USB member's is refused."""
+    def member(disk: str, tran: str, subsystems: str) -> dict[str, object]:
+        return _node(f"/dev/{disk}", "disk", [None], tran=tran, subsystems=subsystems, children=[
+            _node(f"/dev/{disk}1", "part", [None], subsystems=subsystems,
+                  children=[_node("/dev/md0", "raid1", ["/srv/data"])])])
+    lsblk = {"blockdevices": [member("sda", "sata", "block:scsi:pci"), member("sdc", "usb", USB)]}
+    found = m.storage_in_use(lsblk, {}, [], m.Settings())
+    assert len(found) == 1
+    assert found[0].startswith("/dev/md0 mounted on /srv/data (raid1 /dev/md0 on part /dev/sdc1 on USB disk /dev/sdc)")
+    # Unknown USB port: USBGuard's verdict cannot be judged, which is a reason too.
+    assert "cannot be judged" in found[0]
+
+
+def test_firewire_and_thunderbolt_storage() -> None:
+    fw = _node("/dev/sdd", "disk", ["/mnt/fw"], tran="sbp", subsystems="block:scsi:firewire:pci")
+    tb = _node("/dev/nvme1n1", "disk", ["/mnt/tb"], tran="nvme", subsystems="block:nvme:pci:thunderbolt")
+    found = m.storage_in_use({"blockdevices": [fw, tb]}, {}, [], m.Settings())
+    assert [f.split(": ", 1)[0] for f in found] == [
+        "/dev/sdd mounted on /mnt/fw (firewire disk /dev/sdd)",
+        "/dev/nvme1n1 mounted on /mnt/tb (thunderbolt disk /dev/nvme1n1)"]
+    assert all("block_thunderbolt_firewire: false" in f for f in found)
+    assert m.storage_in_use({"blockdevices": [fw, tb]}, {}, [], m.Settings(block_thunderbolt_firewire=False)) == []
+
+
+def test_nvme_tunnelled_over_thunderbolt_is_thunderbolt_storage() -> None:
+    """lsblk says only block:nvme:pci; the kernel marks the PCI devices behind the external-facing
+    (Thunderbolt/USB4) port removable."""
+    nvme = _node("/dev/nvme1n1", "disk", [None], tran="nvme", subsystems="block:nvme:pci", children=[
+        _node("/dev/nvme1n1p1", "part", ["/srv/archive"], tran="nvme", subsystems="block:nvme:pci")])
+    internal = _node("/dev/nvme0n1", "disk", ["/"], tran="nvme", subsystems="block:nvme:pci")
+    paths = {"/sys/block/nvme1n1": "/sys/devices/pci0000:00/0000:00:07.0/0000:20:00.0/0000:21:01.0/0000:22:00.0/"
+                                   "nvme/nvme1/nvme1n1",
+             "/sys/block/nvme0n1": "/sys/devices/pci0000:00/0000:00:06.0/0000:01:00.0/nvme/nvme0/nvme0n1"}
+    external = m.parse_external_pci("/sys/devices/pci0000:00/0000:00:07.0/0000:20:00.0\n"
+                                    "/sys/devices/pci0000:00/0000:00:07.0/0000:20:00.0/0000:21:01.0\n")
+    [found] = m.storage_in_use({"blockdevices": [internal, nvme]}, paths, [], m.Settings(), external)
+    assert found.startswith("/dev/nvme1n1p1 mounted on /srv/archive (part /dev/nvme1n1p1 on thunderbolt disk "
+                            "/dev/nvme1n1): the profile blocks the thunderbolt drivers")
+    assert m.storage_in_use({"blockdevices": [internal, nvme]}, paths, [], m.Settings()) == []
+    with pytest.raises(ObservationError, match="removable PCI"):
+        m.parse_external_pci("removable\n")
+
+
+@pytest.mark.parametrize("lsblk", [
+    [], {"blockdevices": None}, {"blockdevices": [{"name": "sda"}]},
+    {"blockdevices": [{"path": "/dev/sda", "type": "disk", "tran": "usb", "subsystems": USB,
+                       "mountpoints": "/srv/stick"}]},
+    {"blockdevices": [_node("/dev/sda", "disk", [None], tran="usb", subsystems=USB, children=[{"path": 1}])]},
+])
+def test_unreadable_lsblk_is_an_error(lsblk: object) -> None:
+    with pytest.raises(ObservationError, match="lsblk"):
+        m.storage_in_use(lsblk, {}, [], m.Settings())
+
+
+def test_usb_network_adapter_in_use_is_refused() -> None:
+    paths, devices = _lab()
+    routes = [json.loads(IP_ROUTE), json.loads(IP6_ROUTE)]
+    [found] = m.network_in_use(json.loads(IP_ADDR), routes, paths, devices, m.Settings())
+    assert found.startswith("network interface usb0 is up with 10.0.9.15/24 (routes 10.0.9.0/24): USBGuard would "
+                            'block USB device 1-2 0525:a4a2 "RNDIS/QEMU USB Network Device" [02 0a]')
+    assert 'vendor: "0525", product: "a4a2"' in found and "take the interface down" in found
+    allowed = m.Settings(allow=[m.Device(name="usb-net", vendor="0525", product="a4a2")])
+    assert m.network_in_use(json.loads(IP_ADDR), routes, paths, devices, allowed) == []
+    assert m.network_in_use(json.loads(IP_ADDR), routes, paths, devices, m.Settings(usbguard=False)) == []
+    assert m.network_in_use(json.loads(IP_ADDR_USB0_DOWN), routes, paths, devices, m.Settings()) == []
+
+
+def test_usb_network_adapter_up_with_a_route_only_is_in_use() -> None:
+    paths, devices = _lab()
+    addr = json.loads(IP_ADDR_USB0_DOWN)
+    addr[0]["flags"].append("UP")
+    routes = [[{"dst": "192.0.2.0/24", "gateway": "10.0.9.2", "dev": "usb0", "flags": []}]]
+    [found] = m.network_in_use(addr, routes, paths, devices, m.Settings())
+    assert "usb0 is up with no address (routes 192.0.2.0/24 via 10.0.9.2)" in found
+    # Only a link-local address and its fe80::/64 route: not in use.
+    addr[0]["addr_info"] = [{"family": "inet6", "local": "fe80::1", "prefixlen": 64, "scope": "link"}]
+    assert m.network_in_use(addr, [json.loads(IP6_ROUTE)], paths, devices, m.Settings()) == []
+
+
+@pytest.mark.parametrize("addr", [{}, [{"ifname": "usb0"}], [{"ifname": "usb0", "flags": [], "addr_info": [{}]}],
+                                  [{"ifname": "wlan9", "flags": ["UP"], "addr_info": []}]])
+def test_unreadable_ip_output_is_an_error(addr: object) -> None:
+    paths, devices = _lab()
+    with pytest.raises(ObservationError):
+        m.network_in_use(addr, [[]], paths, devices, m.Settings())
+    with pytest.raises(ObservationError, match="ip -j route"):
+        m.network_in_use(json.loads(IP_ADDR), [{"dst": "x"}], paths, devices, m.Settings())
+
+
+def test_usb_serial_console_in_use_is_refused() -> None:
+    paths, devices = _lab()
+    [getty] = m.serial_consoles_in_use(LAB_CMDLINE, json.loads(UNITS), [], paths, devices, m.Settings())
+    assert getty.startswith("serial console ttyUSB0 (serial-getty@ttyUSB0.service active): USBGuard would block "
+                            'USB device 1-4 0403:6001 "QEMU USB SERIAL" [ff]')
+    assert 'vendor: "0403", product: "6001"' in getty
+    cmdline = "root=/dev/vda console=tty0 console=ttyACM0,115200n8\n"
+    [acm] = m.serial_consoles_in_use(cmdline, [], [], paths, devices, m.Settings())
+    assert acm.startswith("serial console ttyACM0 (console=ttyACM0 on the kernel command line) is not attached now")
+    sessions = m.parse_sessions('[{"session":"3","uid":0,"user":"root","seat":null,"tty":"ttyUSB0"}]')
+    [login] = m.serial_consoles_in_use(LAB_CMDLINE, [], sessions, paths, devices, m.Settings())
+    assert login.startswith("serial console ttyUSB0 (login session 3 of root): USBGuard would block")
+    allowed = m.Settings(allow=[m.Device(name="console", vendor="0403", product="6001")])
+    assert m.serial_consoles_in_use(LAB_CMDLINE, json.loads(UNITS), sessions, paths, devices, allowed) == []
+    assert m.serial_consoles_in_use(LAB_CMDLINE, json.loads(UNITS), [], paths, devices,
+                                    m.Settings(usbguard=False)) == []
+    # The lab's own serial console (ttyS0) is not a USB one.
+    assert m.serial_consoles_in_use(LAB_CMDLINE, json.loads(UNITS)[:1], [], paths, devices, m.Settings()) == []
+
+
+def test_sessions_and_units_unreadable_are_errors() -> None:
+    assert m.parse_sessions(m.NO_USB_TTY + "\n") == []
+    assert m.parse_sessions("[]\n") == []
+    for bad in ("SESSION UID USER\n", '{"a": 1}'):
+        with pytest.raises(ObservationError, match="loginctl"):
+            m.parse_sessions(bad)
+    with pytest.raises(ObservationError, match="list-units"):
+        m.serial_consoles_in_use("", {"unit": "x"}, [], {}, [], m.Settings())
+
+
+def test_observe_reads_what_is_in_use() -> None:
+    commands = m.observe(Profiles().resolve("terminal", "high"))
+    for command in (m.LSBLK_STACK, m.SYSFS_PATHS, m.IP_ADDR, *m.IP_ROUTES, m.KERNEL_CMDLINE, m.SERIAL_GETTYS,
+                    m.SESSIONS):
+        assert command in commands
+        assert subprocess.run(["sh", "-n", "-c", command], check=False).returncode == 0, command
+    assert len(commands) == len(set(commands))
+    no_guard = m.in_use_observations(m.Settings(usbguard=False))
+    assert no_guard == [m.LSBLK_STACK, m.SYSFS_PATHS, m.EXTERNAL_PCI]
+    assert subprocess.run(["sh", "-n", "-c", m.EXTERNAL_PCI], check=False).returncode == 0
+    assert m.in_use_observations(m.Settings(usbguard=False, storage="allow", block_thunderbolt_firewire=False)) == []
+
+
+def test_sessions_command_reads_loginctl_only_with_a_usb_tty(tmp_path: Path) -> None:
+    ttys, bin_ = tmp_path / "tty", tmp_path / "bin"
+    ttys.mkdir()
+    bin_.mkdir()
+    (bin_ / "loginctl").write_text("#!/bin/sh\necho \"$*\"\n")
+    (bin_ / "loginctl").chmod(0o755)
+    command = m.SESSIONS.replace("/sys/class/tty", str(ttys))
+    env = {"PATH": f"{bin_}:/usr/bin:/bin"}
+    out = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, check=False, env=env)
+    assert (out.returncode, out.stdout.strip()) == (0, m.NO_USB_TTY)
+    (ttys / "ttyUSB0").touch()
+    out = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, check=False, env=env)
+    assert (out.returncode, out.stdout.strip()) == (0, "list-sessions -o json")
+
+
+class _Obs:
+    def __init__(self, results: dict[str, tuple[int, str]]) -> None:
+        self.results = results
+
+    def run(self, command: str) -> Observation:
+        rc, stdout = self.results[command]
+        return _o(rc, stdout, command=command)
+
+
+def _lab_obs(**changes: tuple[int, str]) -> _Obs:
+    results = {m.LSBLK_STACK: (0, LSBLK_STICK), m.SYSFS_PATHS: (0, SYSFS_PATHS), m.IP_ADDR: (0, IP_ADDR),
+               m.IP_ROUTES[0]: (0, IP_ROUTE), m.IP_ROUTES[1]: (0, IP6_ROUTE), m.KERNEL_CMDLINE: (0, LAB_CMDLINE),
+               m.SERIAL_GETTYS: (0, UNITS), m.SESSIONS: (0, "[]"), m.EXTERNAL_PCI: (0, "")}
+    for name, value in changes.items():
+        results[getattr(m, name)] = value
+    return _Obs(results)
+
+
+def test_deploy_gathers_every_use_and_refuses_unreadable_output() -> None:
+    from deploys import usb as deploy
+
+    _, devices = _lab()
+    found = deploy._in_use(m.Settings(), _lab_obs(), devices)  # type: ignore[arg-type]
+    assert [f.split(" ", 1)[0] for f in found] == ["/dev/mapper/stickcrypt", "/dev/sda2", "network", "serial"]
+    for name, value, error in [("LSBLK_STACK", (0, "lsblk: unknown column"), "lsblk printed no JSON"),
+                               ("LSBLK_STACK", (1, ""), "lsblk failed"),
+                               ("IP_ADDR", (0, "1: lo: <LOOPBACK>"), "ip -j addr printed no JSON"),
+                               ("SYSFS_PATHS", (0, "garbage\n"), "sysfs device paths: unreadable"),
+                               ("SESSIONS", (1, ""), "loginctl list-sessions failed"),
+                               ("EXTERNAL_PCI", (0, "0000:20:00.0\n"), "removable PCI devices: unreadable"),
+                               ("SERIAL_GETTYS", (0, "UNIT LOAD ACTIVE"), "systemctl list-units printed no JSON")]:
+        with pytest.raises((ObservationError, ValueError), match=error):
+            deploy._in_use(m.Settings(), _lab_obs(**{name: value}), devices)  # type: ignore[arg-type]

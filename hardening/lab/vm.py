@@ -281,6 +281,59 @@ class LabHost:
         self._hmp_ok(f"device_add usb-kbd,bus=xhci.0,id={id}")
         self._remember_usb(id, add=True)
 
+    def usb_plug_network(self, id: str, subnet: str = "10.0.9.0/24") -> None:
+        """Hot-plug a USB network adapter (QEMU ``usb-net``: RNDIS/CDC Ethernet, 0525:a4a2, interface
+        classes 02 and 0a; the guest names it ``usb0``) on the xhci controller.
+
+        Its other end is a user-mode network of its own (``subnet``, QEMU's DHCP and gateway at .2)
+        with ``restrict=on``: the guest can reach nothing beyond it. Unplug it with
+        :meth:`usb_unplug_network` (that also removes the network backend).
+        """
+        self._need_vm("USB")
+        _check_id(id)
+        self._hmp_ok(f"netdev_add user,id=nd-{id},net={subnet},restrict=on")
+        try:
+            self._hmp_ok(f"device_add usb-net,bus=xhci.0,netdev=nd-{id},id={id}")
+        except LabError:
+            self.monitor(f"netdev_del nd-{id}")
+            raise
+        self._remember_usb(id, add=True)
+
+    def usb_unplug_network(self, id: str) -> None:
+        """Unplug a USB network adapter plugged by :meth:`usb_plug_network`, and its backend."""
+        self.usb_unplug(id)
+        self._hmp_ok(f"netdev_del nd-{id}")
+
+    def usb_plug_serial(self, id: str) -> Path:
+        """Hot-plug a USB serial adapter (QEMU ``usb-serial``: an FTDI FT232, 0403:6001, interface
+        class ff; the guest names it ``ttyUSB<n>``) on the xhci controller.
+
+        What the guest writes to it goes to a file on the machine, which is returned. (A ``file``
+        backend, not ``null``: QEMU attaches a usb-serial only once its backend reports itself
+        open, which ``null`` never does.) Unplug it with :meth:`usb_unplug_serial`.
+        """
+        self._need_vm("USB")
+        _check_id(id)
+        output = self.directory / f"serial-{id}.out"
+        self._hmp_ok(f"chardev-add file,id=cd-{id},path={output}")
+        try:
+            self._hmp_ok(f"device_add usb-serial,bus=xhci.0,chardev=cd-{id},id={id}")
+        except LabError:
+            self.monitor(f"chardev-remove cd-{id}")
+            raise
+        self._remember_usb(id, add=True)
+        return output
+
+    def usb_unplug_serial(self, id: str, timeout: float = 10) -> None:
+        """Unplug a USB serial adapter plugged by :meth:`usb_plug_serial`, and its backend (which
+        QEMU frees only once the device is gone)."""
+        self.usb_unplug(id)
+        deadline = time.monotonic() + timeout
+        while (out := self.monitor(f"chardev-remove cd-{id}").strip()) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if out:
+            raise LabError(f"{self.name}: `chardev-remove cd-{id}`: {out}")
+
     def usb_unplug(self, id: str) -> None:
         """Unplug a USB device plugged by this lab (QEMU also drops a stick's drive)."""
         self._hmp_ok(f"device_del {id}")

@@ -50,6 +50,14 @@ while one is attached, rather than cut off the console (allow it by id in the pr
 ``PresentControllerPolicy=keep`` keeps the root hubs as they are, and ``AuthorizedDefault=none``
 keeps a newly plugged device unauthorized until the daemon has decided (no race at plug time).
 
+What the host uses now is never cut off either (refuse rather than risk it): before anything of
+the measure changes, the deploy refuses when the policy would take away a file system mounted (or
+swap in use) anywhere on the block stack of a USB disk (:func:`storage_in_use`: partition,
+dm-crypt, LVM, md RAID, read from lsblk's JSON tree; FireWire and Thunderbolt storage likewise
+with ``block_thunderbolt_firewire``), a USB network interface up with an address or a route
+(:func:`network_in_use`), or a USB serial console (:func:`serial_consoles_in_use`). Output it
+cannot read is a refusal, never a pass.
+
 Examples::
 
     >>> s = Settings()
@@ -63,6 +71,7 @@ Examples::
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -746,6 +755,7 @@ def observe(profile: Any) -> list[str]:
     commands += [MODPROBE_CONF_READ, PROC_MODULES, INITRAMFS_TOOL, SYSFS_LISTING_COMMAND]
     if settings.removable_media == "block":
         commands.append(LSBLK_MEDIA)
+    commands += in_use_observations(settings)
     if settings.usbguard:
         commands += [USBGUARD_INSTALLED, USBGUARD_ENABLED, USBGUARD_ACTIVE, USBGUARD_LIST_RULES,
                      DAEMON_CONF_READ, RULES_SHA256, RULES_AS_PARSED]
@@ -857,6 +867,334 @@ def running_value(observation: Observation) -> str:
     if observation.rc != 0:
         return f"(unread: exit {observation.rc}: {observation.stderr.strip()[:200]})"
     return observation.stdout.strip()
+
+
+# -- in use now: what the policy must not cut off (the deploy refuses before it changes anything) --
+
+# The block stack as lsblk sees it: each disk with its partitions, dm-crypt, LVM and md devices as
+# children, and every mount (a file system, or "[SWAP]" for swap in use) on each level.
+LSBLK_STACK = "lsblk -J -o PATH,NAME,TYPE,TRAN,SUBSYSTEMS,MOUNTPOINTS"
+# The sysfs device path of each block device, network interface and USB tty, as ``<link>|<path>``
+# (e.g. ``/sys/class/net/usb0|/sys/devices/pci0000:00/0000:00:06.0/usb1/1-2/1-2:1.1/net/usb0``):
+# the USB port in it names the device :data:`SYSFS_LISTING_COMMAND` lists.
+SYSFS_PATHS = (
+    "for d in /sys/block/* /sys/class/net/* /sys/class/tty/ttyUSB* /sys/class/tty/ttyACM*; do "
+    '[ -e "$d" ] || continue; printf \'%s|%s\\n\' "$d" "$(readlink -f "$d")"; done'
+)
+# PCI devices the kernel marks removable (below an external-facing port: Thunderbolt/USB4 PCIe
+# tunnels), as resolved sysfs paths, one a line.
+EXTERNAL_PCI = ("for d in /sys/bus/pci/devices/*; do [ \"$(cat \"$d/removable\" 2>/dev/null)\" = removable ] && "
+                'readlink -f "$d"; done; true')
+IP_ADDR = "ip -j addr"
+# IPv6 routes only where the kernel has IPv6 (booted with ipv6.disable=1 it has none: no routes).
+IP_ROUTES = ("ip -j route show table main",
+             "[ -e /proc/net/if_inet6 ] || { echo '[]'; exit 0; }; ip -6 -j route show table main")
+KERNEL_CMDLINE = "cat /proc/cmdline"
+SERIAL_GETTYS = "systemctl list-units --all -o json 'serial-getty@*'"
+# Login sessions, read only when a USB tty exists (no session can sit on one otherwise).
+NO_USB_TTY = "# no USB tty"
+SESSIONS = (f"ls /sys/class/tty | grep -qE '^tty(USB|ACM)[0-9]' || {{ echo '{NO_USB_TTY}'; exit 0; }}; "
+            "loginctl list-sessions -o json")
+USB_TTY = re.compile(r"tty(?:USB|ACM)\d+")
+_USB_PORT = re.compile(r"\d+-\d+(?:\.\d+)*")
+
+
+def in_use_observations(settings: Settings) -> list[str]:
+    """The commands :func:`storage_in_use`, :func:`network_in_use` and :func:`serial_consoles_in_use`
+    judge (only what the profile's policy could cut off)."""
+    commands: list[str] = []
+    if settings.storage == "block" or settings.usbguard or settings.block_thunderbolt_firewire:
+        commands += [LSBLK_STACK, SYSFS_PATHS]
+    if settings.block_thunderbolt_firewire:
+        commands.append(EXTERNAL_PCI)
+    if settings.usbguard:
+        commands += [SYSFS_PATHS, IP_ADDR, *IP_ROUTES, KERNEL_CMDLINE, SERIAL_GETTYS, SESSIONS]
+    return list(dict.fromkeys(commands))
+
+
+def parse_sysfs_paths(output: str) -> dict[str, str]:
+    """:data:`SYSFS_PATHS` output: link -> resolved device path; raises on an unreadable line.
+
+    >>> parse_sysfs_paths("/sys/block/sda|/sys/devices/pci0000:00/0000:00:06.0/usb2/2-1/2-1:1.0/host2/block/sda\\n")
+    {'/sys/block/sda': '/sys/devices/pci0000:00/0000:00:06.0/usb2/2-1/2-1:1.0/host2/block/sda'}
+    """
+    paths = {}
+    for line in output.splitlines():
+        if not line.strip():
+            continue
+        link, sep, target = line.partition("|")
+        if not sep or not link.startswith("/sys/") or not target.startswith("/sys/"):
+            raise ObservationError(f"sysfs device paths: unreadable line {line[:200]!r}")
+        paths[link] = target
+    return paths
+
+
+def usb_port(sysfs_path: str) -> str | None:
+    """The USB device (port, as in /sys/bus/usb/devices) a sysfs device path sits on; None if it is
+    not on a USB bus. The last port component wins (a device behind a hub: ``1-2.3``).
+
+    >>> usb_port("/sys/devices/pci0000:00/0000:00:06.0/usb1/1-2/1-2.3/1-2.3:1.1/net/usb0")
+    '1-2.3'
+    >>> usb_port("/sys/devices/pci0000:00/0000:00:05.0/virtio2/net/eth0") is None
+    True
+    """
+    parts = sysfs_path.split("/")
+    if not any(re.fullmatch(r"usb\d+", p) for p in parts):
+        return None
+    ports = [p for p in parts if _USB_PORT.fullmatch(p)]
+    return ports[-1] if ports else None
+
+
+def _usb_cut_off(port: str | None, devices: list[UsbDevice], settings: Settings) -> str | None:
+    """Why USBGuard would block the USB device on ``port`` (None: it would allow it)."""
+    if not settings.usbguard:
+        return None
+    device = next((d for d in devices if d.port == port), None)
+    if device is None:
+        return (f"USB device {port or '(port unknown)'} is not in the USB device listing: "
+                "the policy cannot be judged for it")
+    decision, rule = verdict(device, settings)
+    if decision == "allow":
+        return None
+    return f"USBGuard would block USB device {device.describe()} (rule: {rule})"
+
+
+def _allow_by_id(port: str | None, devices: list[UsbDevice]) -> str:
+    device = next((d for d in devices if d.port == port), None)
+    if device is None:
+        return "allow the device by id in the profile (measures.usb.allow: {name, vendor, product})"
+    return (f"allow it by id in the profile (measures.usb.allow: {{name: ..., vendor: \"{device.vendor}\", "
+            f"product: \"{device.product}\"}})")
+
+
+def _block_node(node: Any) -> dict[str, Any]:
+    ok = (isinstance(node, dict) and isinstance(node.get("path"), str) and isinstance(node.get("type"), str)
+          and isinstance(node.get("mountpoints"), list)
+          and all(m is None or isinstance(m, str) for m in node["mountpoints"])
+          and isinstance(node.get("children", []), list)
+          and all(isinstance(node.get(k), str | None) for k in ("tran", "subsystems")))
+    if not ok:
+        raise ObservationError(f"lsblk: unreadable device {str(node)[:300]!r}")
+    return node
+
+
+def _stack_mounts(node: dict[str, Any], chain: tuple[str, ...]) -> list[tuple[str, tuple[str, ...], list[str]]]:
+    """Every device under ``node`` (itself included) with a mount: (path, chain from the disk, mounts)."""
+    chain = (*chain, f"{node['type']} {node['path']}")
+    found = []
+    mounts = [m for m in node["mountpoints"] if m]
+    if mounts:
+        found.append((node["path"], chain, mounts))
+    for child in node.get("children") or []:
+        found += _stack_mounts(_block_node(child), chain)
+    return found
+
+
+def storage_transport(disk: dict[str, Any], sysfs_path: str = "", external_pci: tuple[str, ...] = ()) -> str | None:
+    """``usb``, ``firewire`` or ``thunderbolt`` when the disk is attached that way: as lsblk shows
+    it (TRAN, SUBSYSTEMS), or, for PCIe tunnelled over Thunderbolt/USB4 (an NVMe disk, whose
+    SUBSYSTEMS say only ``block:nvme:pci``), by its sysfs path under a PCI device the kernel marks
+    removable (behind an external-facing port: :data:`EXTERNAL_PCI`).
+
+    >>> storage_transport({"tran": "usb", "subsystems": "block:scsi:usb:pci"})
+    'usb'
+    >>> storage_transport({"tran": "sbp", "subsystems": "block:scsi:firewire:pci"})
+    'firewire'
+    >>> storage_transport({"tran": "nvme", "subsystems": "block:nvme:pci"},
+    ...                   "/sys/devices/pci0000:00/0000:00:07.0/0000:20:00.0/nvme/nvme1/nvme1n1",
+    ...                   ("/sys/devices/pci0000:00/0000:00:07.0/0000:20:00.0",))
+    'thunderbolt'
+    """
+    subsystems = (disk.get("subsystems") or "").split(":")
+    tran = disk.get("tran") or ""
+    if tran == "usb" or "usb" in subsystems:
+        return "usb"
+    if tran in ("sbp", "firewire") or "firewire" in subsystems:
+        return "firewire"
+    if "thunderbolt" in subsystems or any(sysfs_path.startswith(p + "/") for p in external_pci):
+        return "thunderbolt"
+    return None
+
+
+def parse_external_pci(output: str) -> tuple[str, ...]:
+    """:data:`EXTERNAL_PCI` output: sysfs paths of removable PCI devices; raises on anything else."""
+    paths = tuple(line.strip() for line in output.splitlines() if line.strip())
+    bad = [p for p in paths if not re.fullmatch(r"/sys/devices/\S+", p)]
+    if bad:
+        raise ObservationError(f"removable PCI devices: unreadable line {bad[0][:200]!r}")
+    return paths
+
+
+def storage_in_use(lsblk: Any, paths: dict[str, str], devices: list[UsbDevice], settings: Settings,
+                   external_pci: tuple[str, ...] = ()) -> list[str]:
+    """Each mounted file system or swap in use on a USB (FireWire, Thunderbolt) disk that the
+    profile would cut off, followed through the whole stack (partition, dm-crypt, LVM, md RAID),
+    named with its mounts, its stack and what to do; raises :class:`ObservationError` when
+    ``lsblk`` is not lsblk's device tree.
+
+    A USB disk is cut off by ``storage: block`` (no usb-storage/uas driver) or by USBGuard blocking
+    its device; a FireWire or Thunderbolt disk by ``block_thunderbolt_firewire: true``.
+
+    >>> disk = {"path": "/dev/sda", "name": "sda", "type": "disk", "tran": "usb", "subsystems": "block:scsi:usb:pci",
+    ...         "mountpoints": [None], "children": [{"path": "/dev/sda1", "type": "part", "tran": None,
+    ...         "subsystems": "block:scsi:usb:pci", "mountpoints": ["/srv/stick"]}]}
+    >>> storage_in_use({"blockdevices": [disk]}, {}, [], Settings(usbguard=False))[0][:74]
+    '/dev/sda1 mounted on /srv/stick (part /dev/sda1 on USB disk /dev/sda): the'
+    """
+    if not isinstance(lsblk, dict) or not isinstance(lsblk.get("blockdevices"), list):
+        raise ObservationError(f"lsblk: no device tree: {str(lsblk)[:200]!r}")
+    found = []
+    for disk in (_block_node(d) for d in lsblk["blockdevices"]):
+        sysfs_path = paths.get(f"/sys/block/{disk['path'].removeprefix('/dev/')}", "")
+        transport = storage_transport(disk, sysfs_path, external_pci)
+        if transport is None:
+            continue
+        mounted = _stack_mounts(disk, ())
+        if not mounted:
+            continue
+        why, todo = _storage_cut_off(transport, disk, paths, devices, settings)
+        if not why:
+            continue
+        kind = "USB" if transport == "usb" else transport
+        for path, chain, mounts in mounted:
+            stack = " on ".join([*reversed(chain[1:]), f"{kind} disk {disk['path']}"])
+            used = "in use as swap" if mounts == ["[SWAP]"] else "mounted on " + ", ".join(mounts)
+            boot = " (the host would not boot again)" if {"/", "/boot"} & set(mounts) else ""
+            found.append(f"{path} {used} ({stack}): {'; '.join(why)}{boot}; {todo}")
+    return found
+
+
+def _storage_cut_off(transport: str, disk: dict[str, Any], paths: dict[str, str], devices: list[UsbDevice],
+                     settings: Settings) -> tuple[list[str], str]:
+    """Why the profile cuts off a disk on ``transport`` ([] if it does not), and what to do."""
+    unmount = "or unmount it (swapoff for swap) and deploy again"
+    if transport in ("firewire", "thunderbolt"):
+        if not settings.block_thunderbolt_firewire:
+            return [], ""
+        return ([f"the profile blocks the {transport} drivers (block_thunderbolt_firewire: true)"],
+                f"what to do: set block_thunderbolt_firewire: false in the profile, {unmount}")
+    name = disk["path"].removeprefix("/dev/")
+    port = usb_port(paths.get(f"/sys/block/{name}", ""))
+    why, todo = [], []
+    if settings.storage == "block":
+        why.append("the profile blocks the USB storage drivers usb-storage and uas (storage: block)")
+        todo.append("set storage: allow in the profile")
+    blocked = _usb_cut_off(port, devices, settings)
+    if blocked:
+        why.append(blocked)
+        todo.append(_allow_by_id(port, devices))
+    return why, "what to do: " + " and ".join(todo) + f", {unmount}"
+
+
+def _addresses(iface: dict[str, Any]) -> list[str]:
+    info = iface.get("addr_info")
+    if not isinstance(info, list) or not all(isinstance(a, dict) and isinstance(a.get("local"), str) for a in info):
+        raise ObservationError(f"ip -j addr: unreadable interface {str(iface)[:300]!r}")
+    return [f"{a['local']}/{a.get('prefixlen')}" for a in info if a.get("scope") != "link"]
+
+
+def _routes(routes: Any, ifname: str) -> list[str]:
+    if not isinstance(routes, list) or not all(isinstance(r, dict) and isinstance(r.get("dst"), str) for r in routes):
+        raise ObservationError(f"ip -j route: unreadable {str(routes)[:300]!r}")
+    return [r["dst"] + (f" via {r['gateway']}" if r.get("gateway") else "") for r in routes
+            if r.get("dev") == ifname and not r["dst"].startswith(("fe80:", "ff00:", "multicast"))]
+
+
+def network_in_use(addr: Any, routes: list[Any], paths: dict[str, str], devices: list[UsbDevice],
+                   settings: Settings) -> list[str]:
+    """Each network interface on a USB device that is up with an address (not link-local) or a
+    route, and that USBGuard would block; raises :class:`ObservationError` on unreadable ``ip -j``
+    output or an interface sysfs does not show.
+
+    >>> addr = [{"ifname": "usb0", "flags": ["UP"], "addr_info": [{"local": "10.0.9.15", "prefixlen": 24,
+    ...          "scope": "global"}]}]
+    >>> network_in_use(addr, [[]], {"/sys/class/net/usb0": "/sys/devices/pci0000:00/usb1/1-2/1-2:1.1/net/usb0"},
+    ...                [UsbDevice("1-2", "0525", "a4a2", ("02", "0a"))], Settings())[0][:60]
+    'network interface usb0 is up with 10.0.9.15/24 (no route): U'
+    """
+    if not settings.usbguard:
+        return []
+    if not isinstance(addr, list):
+        raise ObservationError(f"ip -j addr: not a list of interfaces: {str(addr)[:200]!r}")
+    found = []
+    for iface in addr:
+        if not isinstance(iface, dict) or not isinstance(iface.get("ifname"), str) \
+                or not isinstance(iface.get("flags"), list):
+            raise ObservationError(f"ip -j addr: unreadable interface {str(iface)[:300]!r}")
+        name = iface["ifname"]
+        addresses = _addresses(iface)
+        via = [r for table in routes for r in _routes(table, name)]
+        path = paths.get(f"/sys/class/net/{name}")
+        if path is None:
+            raise ObservationError(f"network interface {name}: not in /sys/class/net (sysfs device paths)")
+        port = usb_port(path)
+        if port is None:
+            continue
+        if "UP" not in iface["flags"] or not (addresses or via):
+            continue
+        blocked = _usb_cut_off(port, devices, settings)
+        if blocked:
+            found.append(f"network interface {name} is up with {', '.join(addresses) or 'no address'} "
+                         f"({'routes ' + ', '.join(via) if via else 'no route'}): {blocked}; "
+                         f"what to do: {_allow_by_id(port, devices)}, or take the interface down and deploy again")
+    return found
+
+
+def parse_sessions(output: str) -> list[dict[str, Any]]:
+    """``loginctl list-sessions -o json`` (or :data:`NO_USB_TTY`: none read, none can be on a USB
+    tty); raises :class:`ObservationError` on anything else."""
+    if output.strip() == NO_USB_TTY:
+        return []
+    try:
+        sessions = json.loads(output)
+    except json.JSONDecodeError as exc:
+        raise ObservationError(f"loginctl list-sessions printed no JSON ({exc}): {output[:200]!r}") from None
+    if not isinstance(sessions, list) or not all(isinstance(s, dict) for s in sessions):
+        raise ObservationError(f"loginctl list-sessions: unreadable {output[:200]!r}")
+    return sessions
+
+
+def serial_consoles_in_use(cmdline: str, units: Any, sessions: list[dict[str, Any]], paths: dict[str, str],
+                           devices: list[UsbDevice], settings: Settings) -> list[str]:
+    """Each USB serial tty (ttyUSB*, ttyACM*) used as a console (``console=`` on the kernel command
+    line, an active ``serial-getty@`` unit, a login session on it) that USBGuard would block, or
+    that is not attached now (the policy cannot be judged for it); raises
+    :class:`ObservationError` on an unreadable unit listing.
+
+    >>> serial_consoles_in_use("root=/dev/vda console=ttyUSB0,115200", [], [], {}, [], Settings())[0][:56]
+    'serial console ttyUSB0 (console=ttyUSB0 on the kernel co'
+    """
+    if not settings.usbguard:
+        return []
+    uses: dict[str, list[str]] = {}
+    for tty in re.findall(r"(?:^|\s)console=(tty(?:USB|ACM)\d+)", cmdline):
+        uses.setdefault(tty, []).append(f"console={tty} on the kernel command line")
+    if not isinstance(units, list):
+        raise ObservationError(f"systemctl list-units: unreadable {str(units)[:200]!r}")
+    for unit in units:
+        if not isinstance(unit, dict) or not isinstance(unit.get("unit"), str):
+            raise ObservationError(f"systemctl list-units: unreadable unit {str(unit)[:200]!r}")
+        match = re.fullmatch(r"serial-getty@(tty(?:USB|ACM)\d+)\.service", unit["unit"])
+        if match and unit.get("active") in ("active", "activating", "reloading"):
+            uses.setdefault(match.group(1), []).append(f"{unit['unit']} {unit.get('active')}")
+    for session in sessions:
+        tty = str(session.get("tty") or "")
+        if USB_TTY.fullmatch(tty):
+            uses.setdefault(tty, []).append(f"login session {session.get('session')} of {session.get('user')}")
+    found = []
+    for tty, why in uses.items():
+        path = paths.get(f"/sys/class/tty/{tty}")
+        used = f"serial console {tty} ({'; '.join(why)})"
+        if path is None:
+            found.append(f"{used} is not attached now: whether the policy blocks its device cannot be judged; "
+                         "what to do: attach it and deploy again, or remove it from the console configuration")
+            continue
+        port = usb_port(path)
+        blocked = _usb_cut_off(port, devices, settings)
+        if blocked:
+            found.append(f"{used}: {blocked}; what to do: {_allow_by_id(port, devices)}, or stop using it as a "
+                         "console (stop its getty, remove console= from the kernel command line)")
+    return found
 
 
 MEASURE = Measure(
