@@ -58,6 +58,7 @@ from hardening.measures import usb as measure
 from hardening.observe import ObservationError, Observations, json_output
 from hardening.profiles import Resolved
 
+from ._rollback import USB, watch
 from ._support import refuse, refuse_at_end, supported
 
 RESTART = "systemctl restart usbguard.service"
@@ -261,6 +262,10 @@ def apply(profile: Resolved, obs: Observations) -> None:
         return
     if _refused_in_use(settings, obs, devices):
         return
+    # From here the USB policy goes live under the watchdog (deploys/_rollback.py): the block,
+    # USBGuard's files, the devices' authorization, the daemon and the drivers are restored as
+    # they were unless a new connection confirms the host (a USB adapter it is reached through).
+    region = watch(USB)
     loaded = _drivers(settings, obs)
     if loaded is None:
         return
@@ -275,3 +280,4 @@ def apply(profile: Resolved, obs: Observations) -> None:
         # its driver); a driver still in use fails here, named, and never passes silently.
         server.shell(name=f"Unload blocked drivers loaded now: {', '.join(loaded)}",
                      commands=[measure.unload_command(loaded)])
+    region.close()

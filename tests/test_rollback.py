@@ -194,5 +194,17 @@ def test_a_second_region_keeps_the_first_saved_state(sb: dict[str, Any]) -> None
     assert tree(sb["etc"]) == before
 
 
+def test_watched_paths_are_the_measures_own() -> None:
+    from deploys import auth
+    from hardening.measures import auth as auth_measure
+    from hardening.measures import usb as usb_measure
+
+    assert rb.USB.paths[0] == usb_measure.MODPROBE_CONF
+    assert {usb_measure.USBGUARD_RULES, usb_measure.USBGUARD_DAEMON_CONF} <= {
+        f"{rb.USB.paths[1]}/{p.rsplit('/', 1)[1]}" for p in (usb_measure.USBGUARD_RULES,
+                                                             usb_measure.USBGUARD_DAEMON_CONF)}
+    assert auth_measure.FAILLOCK_CONF in auth.PAM_WATCHED
+
+
 def test_faults_exist_for_the_series() -> None:
     assert {"sshd:deny-deploy", "sudoers:revoke-deploy", "pam:deny-auth", "sshd:hang"} <= set(rb.FAULTS)
