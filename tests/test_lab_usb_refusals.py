@@ -180,6 +180,7 @@ def test_usb_stick_unmounted_the_shipped_profile_applies(host: LabHost, inventor
     before = host.run(USB_STATE).stdout
     code, output = deploy_usb(inventory)
     assert code == 0, output
+    assert "confirmed: usb" in output  # it went live under the watchdog (deploys/_rollback.py)
     after = host.run(USB_STATE).stdout
     assert "install usb-storage /bin/false" in host.run("cat /etc/modprobe.d/hardening-usb.conf").stdout
     initrd = [line for line in before.splitlines() if line.startswith("/boot/initrd.img")]
