@@ -14,6 +14,14 @@ An attempt never starts with less than MIN_ATTEMPT seconds left and never runs p
 deadline. How long after going live a host was confirmed is measured on the host itself (its
 pending marker against its clock). Each host's outcome is printed as it completes, and the
 hosts still waited for every PROGRESS_EVERY seconds.
+
+While a change is pending, a refused login or a refused sudo is retried like a lost connection
+(the pending change may be what refuses). A host not confirmed by its deadline is waited for:
+AFTER_ROLLBACK seconds after its rollback time it is reached again (for up to BACK_WITHIN s), to
+show it back in its previous state ("rolled back", exit 1) or report it unreachable (exit 3). A
+host whose pyinfra run failed part-way (an operation other than a refusal failed, or the run
+stopped) is never confirmed: ``hardening-confirm --abort`` restores every pending change there
+at once (:func:`abort_reason`).
 """
 
 from __future__ import annotations
