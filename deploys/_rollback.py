@@ -321,26 +321,26 @@ case "$result" in "restored the previous state") ;; *) exit 1 ;; esac
 """
 
 
-def commit_script(change: Change) -> str:
-    """$DIR/commit: makes the confirmed change permanent (run by hardening-confirm)."""
+def _in_dir(change: Change, title: str, flags: str, body: str) -> str:
     return _PRELUDE + f"""\
-# Commit of "{change.name}": makes the confirmed change permanent. Run by {CONFIRM_PATH}.
-set -eu
+# {title}
+set {flags}
 DIR="$STATE/{change.name}"
 cd "$DIR"
-{change.commit}
+{body}
 """
+
+
+def commit_script(change: Change) -> str:
+    """$DIR/commit: makes the confirmed change permanent (run by hardening-confirm)."""
+    return _in_dir(change, f'Commit of "{change.name}": makes the confirmed change permanent. Run by '
+                           f"{CONFIRM_PATH}.", "-eu", change.commit)
 
 
 def probe_script(change: Change) -> str:
     """$DIR/probe: run by hardening-confirm before the commit; exit 0 when the change is sound."""
-    return _PRELUDE + f"""\
-# Probe of "{change.name}": the fresh proof, on the host, that the change keeps logins working.
-set -u
-DIR="$STATE/{change.name}"
-cd "$DIR"
-{change.probe}
-"""
+    return _in_dir(change, f'Probe of "{change.name}": the fresh proof, on the host, that the change keeps '
+                           "logins working.", "-u", change.probe)
 
 
 def apply_script(change: Change) -> str:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,12 +46,51 @@ def headless_chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess
 
 
 @contextlib.contextmanager
-def lab_hosts(lab: Lab, *specs: tuple[str, str, str]) -> Iterator[dict[str, LabHost]]:
+def lab_hosts(lab: Lab, *specs: tuple[str, str, str], kind: str = "vm") -> Iterator[dict[str, LabHost]]:
     """Hosts (name, profile, sensitivity) started together, stopped at the end whatever happened."""
-    hosts = {host.name: host for host in lab.start_many(specs)}
+    hosts = {host.name: host for host in lab.start_many(specs, kind=kind)}
     try:
         yield hosts
     finally:
         for name in hosts:
             if (lab.directory / "hosts" / name).exists():
                 lab.stop(name)
+
+
+# systemctl, systemd-run and logger for the rollback scripts (deploys/_rollback.py) run in a sandbox:
+# they only log what they were asked.
+ROLLBACK_FAKES = {
+    "systemctl": 'echo "systemctl $*" >> "$HARDENING_LOG"',
+    "systemd-run": 'echo "systemd-run $*" >> "$HARDENING_LOG"',
+    "logger": 'echo "logger $*" >> "$HARDENING_LOG"',
+}
+
+
+def rollback_sandbox(tmp_path: Path, change: Any) -> dict[str, Any]:
+    """The scripts of ``change`` (a deploys._rollback.Change) and hardening-confirm in a temporary
+    directory, with fake systemctl/systemd-run/logger: keys env, dir, run, confirm, log."""
+    from deploys import _rollback as rb
+
+    if not (shutil.which("flock") and shutil.which("sh")):
+        pytest.skip("flock or sh missing")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in ROLLBACK_FAKES.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "HARDENING_RUN": str(tmp_path / "run"),
+           "HARDENING_STATE": str(tmp_path / "state"), "HARDENING_LOG": str(tmp_path / "log")}
+    directory = tmp_path / "state" / change.name
+    directory.mkdir(parents=True)
+    scripts = {"apply": rb.apply_script(change), "restore": rb.restore_script(change),
+               "commit": rb.commit_script(change)}
+    if change.probe:
+        scripts["probe"] = rb.probe_script(change)
+    for name, text in scripts.items():
+        (directory / name).write_text(text)
+        (directory / name).chmod(0o700)
+    confirm = tmp_path / "hardening-confirm"
+    confirm.write_text(rb.confirm_script())
+    confirm.chmod(0o755)
+    (tmp_path / "log").write_text("")
+    return {"env": env, "dir": directory, "run": tmp_path / "run", "confirm": str(confirm), "log": tmp_path / "log"}

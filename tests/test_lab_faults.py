@@ -32,6 +32,7 @@ import pytest
 
 from hardening import ROOT
 from hardening.lab import Lab, LabHost
+from tests.helpers import lab_hosts
 
 pytestmark = pytest.mark.lab
 
@@ -92,17 +93,8 @@ def record(fault: str, outcome: str, seconds: float, code: int) -> None:
 
 @pytest.fixture(scope="module")
 def host(lab: Lab) -> Iterator[LabHost]:
-    started = lab.start(NAME, "server", "high", kind=KIND)
-    try:
-        yield started
-    finally:
-        if (lab.directory / "hosts" / NAME).exists():
-            lab.stop(NAME)
-
-
-@pytest.fixture(scope="module")
-def inventory(lab: Lab, host: LabHost, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return lab.write_inventory(tmp_path_factory.mktemp("faults") / "lab.py")
+    with lab_hosts(lab, (NAME, "server", "high"), kind=KIND) as started:
+        yield started[NAME]
 
 
 @pytest.fixture(scope="module")

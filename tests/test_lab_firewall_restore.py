@@ -22,7 +22,7 @@ import pytest
 from hardening import ROOT
 from hardening.lab import Lab, LabHost
 from hardening.measures import firewall as measure
-from tests.helpers import cli
+from tests.helpers import cli, lab_hosts
 
 pytestmark = pytest.mark.lab
 
@@ -82,18 +82,9 @@ CORRUPT = (WHEN_PENDING + "echo 'table inet hardening { chain input { nonsense }
 
 @pytest.fixture(scope="module")
 def host(lab: Lab) -> Iterator[LabHost]:
-    started = lab.start(HOST, "server", "high", kind="container")
-    try:
-        started.run(f"sudo nft -f - <<'EOF'\n{FOREIGN_RULESET}EOF")
-        yield started
-    finally:
-        if (lab.directory / "hosts" / HOST).exists():
-            lab.stop(HOST)
-
-
-@pytest.fixture(scope="module")
-def inventory(lab: Lab, host: LabHost, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return lab.write_inventory(tmp_path_factory.mktemp("inv") / "lab.py")
+    with lab_hosts(lab, (HOST, "server", "high"), kind="container") as started:
+        started[HOST].run(f"sudo nft -f - <<'EOF'\n{FOREIGN_RULESET}EOF")
+        yield started[HOST]
 
 
 def foreign(host: LabHost) -> dict[str, str]:

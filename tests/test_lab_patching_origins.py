@@ -30,7 +30,7 @@ from hardening import ROOT
 from hardening.lab import Lab, LabHost
 from hardening.measures import patching as measure
 from tests import violations as corpus
-from tests.helpers import cli
+from tests.helpers import cli, lab_hosts
 
 pytestmark = pytest.mark.lab
 
@@ -44,17 +44,8 @@ EXTRA = "/etc/apt/apt.conf.d/99-extra"
 
 @pytest.fixture(scope="module")
 def host(lab: Lab) -> Iterator[LabHost]:
-    started = lab.start(HOST, "server", "high", kind="container")
-    try:
-        yield started
-    finally:
-        if (lab.directory / "hosts" / HOST).exists():
-            lab.stop(HOST)
-
-
-@pytest.fixture(scope="module")
-def inventory(lab: Lab, host: LabHost, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return lab.write_inventory(tmp_path_factory.mktemp("inv") / "lab.py")
+    with lab_hosts(lab, (HOST, "server", "high"), kind="container") as started:
+        yield started[HOST]
 
 
 def verify(inventory: Path, evidence: Path, *args: str | Path) -> dict[str, dict[str, str]]:

@@ -29,7 +29,7 @@ import pytest
 
 from hardening import ROOT
 from hardening.lab import Lab, LabHost
-from tests.helpers import cli
+from tests.helpers import cli, lab_hosts
 
 pytestmark = pytest.mark.lab
 
@@ -40,17 +40,8 @@ SSHD_FILES = ("sudo sh -c 'for f in /etc/ssh/sshd_config /etc/ssh/sshd_config.d/
 
 @pytest.fixture(scope="module")
 def host(lab: Lab) -> Iterator[LabHost]:
-    started = lab.start(HOST, "server", "medium", kind="container")
-    try:
-        yield started
-    finally:
-        if (lab.directory / "hosts" / HOST).exists():
-            lab.stop(HOST)
-
-
-@pytest.fixture(scope="module")
-def inventory(lab: Lab, host: LabHost, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return lab.write_inventory(tmp_path_factory.mktemp("inv") / "lab.py")
+    with lab_hosts(lab, (HOST, "server", "medium"), kind="container") as started:
+        yield started[HOST]
 
 
 @pytest.fixture(scope="module")

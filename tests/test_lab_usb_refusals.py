@@ -62,11 +62,6 @@ def host(lab: Lab) -> Iterator[LabHost]:
         yield started[NAME]
 
 
-@pytest.fixture(scope="module")
-def inventory(lab: Lab, host: LabHost, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return lab.write_inventory(tmp_path_factory.mktemp("inv") / "lab.py")
-
-
 def wait_for(predicate: Callable[[], T], timeout: float = 60) -> T:
     deadline = time.monotonic() + timeout
     while True:

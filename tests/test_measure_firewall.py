@@ -20,6 +20,7 @@ from deploys import firewall as deploy
 from hardening.measures import firewall as m
 from hardening.observe import Observation
 from hardening.profiles import SENSITIVITIES, Profiles
+from tests.helpers import rollback_sandbox
 
 # `nft -j list ruleset` on a lab host (Debian 12, nftables 1.0.6) after the terminal profile's deploy.
 LIVE_TERMINAL = json.loads(
@@ -776,22 +777,8 @@ def test_settings_defaults_are_the_baseline() -> None:
 
 # -- the rollback protocol, run for real in a temporary directory ---------------------------------
 
-FAKES = {
-    "systemctl": 'echo "systemctl $*" >> "$HARDENING_LOG"',
-    "systemd-run": 'echo "systemd-run $*" >> "$HARDENING_LOG"',
-    "logger": 'echo "logger $*" >> "$HARDENING_LOG"',
-}
-
-
 @pytest.fixture
 def sandbox(tmp_path: Path) -> dict[str, Any]:
-    if not (shutil.which("flock") and shutil.which("sh")):
-        pytest.skip("flock or sh missing")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for name, body in FAKES.items():
-        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
-        (bin_dir / name).chmod(0o755)
     target = tmp_path / "target.conf"
     target.write_text("old\n")
     change = rb.Change(
@@ -802,21 +789,9 @@ def sandbox(tmp_path: Path) -> dict[str, Any]:
         restore=f"cp saved.conf {target}",
         commit='cp "$DIR/desired" "$DIR/committed"',
     )
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "HARDENING_RUN": str(tmp_path / "run"),
-           "HARDENING_STATE": str(tmp_path / "state"), "HARDENING_LOG": str(tmp_path / "log")}
-    directory = tmp_path / "state" / "demo"
-    directory.mkdir(parents=True)
-    scripts = {"apply": rb.apply_script(change), "restore": rb.restore_script(change),
-               "commit": rb.commit_script(change)}
-    for name, text in scripts.items():
-        (directory / name).write_text(text)
-        (directory / name).chmod(0o700)
-    confirm = tmp_path / "hardening-confirm"
-    confirm.write_text(rb.confirm_script())
-    confirm.chmod(0o755)
-    (directory / "desired").write_text("new\n")
-    return {"env": env, "dir": directory, "target": target, "run": tmp_path / "run",
-            "confirm": str(confirm), "log": tmp_path / "log"}
+    box = rollback_sandbox(tmp_path, change)
+    (box["dir"] / "desired").write_text("new\n")
+    return {**box, "target": target}
 
 
 def run(sb: dict[str, Any], what: str) -> subprocess.CompletedProcess[str]:

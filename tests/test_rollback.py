@@ -9,7 +9,6 @@ commits, and ``--rearm``, ``--abort`` and ``--boot`` do what the runner and the 
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -18,12 +17,7 @@ from typing import Any
 import pytest
 
 from deploys import _rollback as rb
-
-FAKES = {
-    "systemctl": 'echo "systemctl $*" >> "$HARDENING_LOG"',
-    "systemd-run": 'echo "systemd-run $*" >> "$HARDENING_LOG"',
-    "logger": 'echo "logger $*" >> "$HARDENING_LOG"',
-}
+from tests.helpers import rollback_sandbox
 
 
 def tree(root: Path) -> dict[str, tuple[str, int]]:
@@ -37,13 +31,6 @@ def tree(root: Path) -> dict[str, tuple[str, int]]:
 
 @pytest.fixture
 def sb(tmp_path: Path) -> dict[str, Any]:
-    if not (shutil.which("flock") and shutil.which("sh")):
-        pytest.skip("flock or sh missing")
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    for name, body in FAKES.items():
-        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
-        (bin_dir / name).chmod(0o755)
     etc = tmp_path / "etc"
     (etc / "app.d").mkdir(parents=True)
     (etc / "app.conf").write_text("Setting old\n")
@@ -54,22 +41,7 @@ def sb(tmp_path: Path) -> dict[str, Any]:
     watched = rb.Watched(name="demo", paths=(str(etc / "app.conf"), str(etc / "app.d"), str(etc / "new.conf")),
                          reload='echo "reload" >> "$HARDENING_LOG"',
                          probe=f'[ -f {probe_ok} ] || {{ echo "login refused" >&2; exit 1; }}')
-    change = watched.change(30, 600)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "HARDENING_RUN": str(tmp_path / "run"),
-           "HARDENING_STATE": str(tmp_path / "state"), "HARDENING_LOG": str(tmp_path / "log")}
-    directory = tmp_path / "state" / "demo"
-    directory.mkdir(parents=True)
-    scripts = {"apply": rb.apply_script(change), "restore": rb.restore_script(change),
-               "commit": rb.commit_script(change), "probe": rb.probe_script(change)}
-    for name, text in scripts.items():
-        (directory / name).write_text(text)
-        (directory / name).chmod(0o700)
-    confirm = tmp_path / "hardening-confirm"
-    confirm.write_text(rb.confirm_script())
-    confirm.chmod(0o755)
-    (tmp_path / "log").write_text("")
-    return {"env": env, "dir": directory, "etc": etc, "run": tmp_path / "run", "confirm": str(confirm),
-            "log": tmp_path / "log", "probe_ok": probe_ok}
+    return {**rollback_sandbox(tmp_path, watched.change(30, 600)), "etc": etc, "probe_ok": probe_ok}
 
 
 def run(sb: dict[str, Any], what: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
