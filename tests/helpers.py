@@ -7,9 +7,10 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -17,6 +18,8 @@ from hardening import ROOT
 from hardening.lab import Lab, LabHost
 
 HARDENING = [sys.executable, "-m", "hardening"]
+# The NAT table Docker makes through iptables-nft: a foreign table the firewall must leave alone.
+DOCKER_NAT = (ROOT / "tests" / "data" / "docker-nat.nft").read_text()
 
 
 def cli(*args: str | Path, cwd: Path = ROOT, timeout: float = 600) -> subprocess.CompletedProcess[str]:
@@ -94,3 +97,16 @@ def rollback_sandbox(tmp_path: Path, change: Any) -> dict[str, Any]:
     confirm.chmod(0o755)
     (tmp_path / "log").write_text("")
     return {"env": env, "dir": directory, "run": tmp_path / "run", "confirm": str(confirm), "log": tmp_path / "log"}
+
+
+T = TypeVar("T")
+
+
+def wait_for(predicate: Callable[[], T], timeout: float = 30) -> T:
+    """``predicate()`` until it is truthy or ``timeout`` seconds passed; its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.5)

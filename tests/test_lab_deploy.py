@@ -16,7 +16,6 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -24,7 +23,7 @@ from hardening import ROOT
 from hardening.demo import NOT_DEPLOYABLE
 from hardening.deploying import available
 from hardening.lab import Lab, LabHost
-from tests.helpers import cli, lab_hosts
+from tests.helpers import cli, lab_hosts, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -77,15 +76,6 @@ def deploy(inventory: Path, *args: str) -> tuple[int, str, dict[str, dict[str, i
 def usb_block_devices(host: LabHost) -> list[str]:
     out = host.run("lsblk -d -n -o NAME,TRAN").stdout
     return [line.split()[0] for line in out.splitlines() if line.split()[1:] == ["usb"]]
-
-
-def wait_for(predicate: Any, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.5)
 
 
 def rolled_back(host: LabHost) -> str:

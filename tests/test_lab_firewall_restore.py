@@ -22,30 +22,13 @@ import pytest
 from hardening import ROOT
 from hardening.lab import Lab, LabHost
 from hardening.measures import firewall as measure
-from tests.helpers import cli, lab_hosts
+from tests.helpers import DOCKER_NAT, cli, lab_hosts, wait_for
 
 pytestmark = pytest.mark.lab
 
 HOST = "fw-restore"
 FOREIGN = ("ip nat", "ip filter", "inet f2b-table")
-FOREIGN_RULESET = """\
-table ip nat {
-	chain PREROUTING {
-		type nat hook prerouting priority dstnat; policy accept;
-		fib daddr type local jump DOCKER
-	}
-	chain OUTPUT {
-		type nat hook output priority -100; policy accept;
-		ip daddr != 127.0.0.0/8 fib daddr type local jump DOCKER
-	}
-	chain POSTROUTING {
-		type nat hook postrouting priority srcnat; policy accept;
-		ip saddr 172.17.0.0/16 oifname != "docker0" masquerade
-	}
-	chain DOCKER {
-		iifname "docker0" return
-	}
-}
+FOREIGN_RULESET = DOCKER_NAT + """\
 table ip filter {
 	chain FORWARD {
 		type filter hook forward priority filter; policy drop;
@@ -122,13 +105,6 @@ def profiles(tmp_path: Path, firewall: str) -> Path:
     text = (out / "server.yaml").read_text()
     (out / "server.yaml").write_text(text.replace("measures:\n", f"measures:\n  firewall:\n{firewall}", 1))
     return out
-
-
-def wait_for(predicate: Any, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    return value
 
 
 def test_dry_run_leaves_foreign_tables_alone(host: LabHost, inventory: Path) -> None:

@@ -20,38 +20,20 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from hardening import ROOT
 from hardening.lab import Lab, LabHost
 from hardening.measures import firewall as measure
-from tests.helpers import cli, lab_hosts
+from tests.helpers import DOCKER_NAT, cli, lab_hosts, wait_for
 
 pytestmark = pytest.mark.lab
 
 HOST = "fw-docker"
 DOCKER = ("ip nat", "ip filter")
 LEFT_ALONE = "left alone: table ip nat (docker), table ip filter (docker)"
-DOCKER_RULESET = """\
-table ip nat {
-	chain PREROUTING {
-		type nat hook prerouting priority dstnat; policy accept;
-		fib daddr type local jump DOCKER
-	}
-	chain OUTPUT {
-		type nat hook output priority -100; policy accept;
-		ip daddr != 127.0.0.0/8 fib daddr type local jump DOCKER
-	}
-	chain POSTROUTING {
-		type nat hook postrouting priority srcnat; policy accept;
-		ip saddr 172.17.0.0/16 oifname != "docker0" masquerade
-	}
-	chain DOCKER {
-		iifname "docker0" return
-	}
-}
+DOCKER_RULESET = DOCKER_NAT + """\
 table ip filter {
 	chain FORWARD {
 		type filter hook forward priority filter; policy drop;
@@ -117,13 +99,6 @@ def deploy(inventory: Path, *args: str | Path) -> tuple[int, str]:
     proc = cli("deploy", inventory, "-l", HOST, "-m", "firewall", *args, timeout=900)
     print(f"deploy {' '.join(map(str, args))}: exit {proc.returncode} in {time.monotonic() - start:.1f} s")
     return proc.returncode, proc.stdout + proc.stderr
-
-
-def wait_for(predicate: Any, timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    return value
 
 
 def test_dry_run_names_dockers_tables_as_left_alone_and_changes_nothing(host: LabHost, inventory: Path) -> None:

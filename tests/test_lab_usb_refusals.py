@@ -22,8 +22,7 @@ Slow: one VM (QEMU, TCG), five deploys of the usb measure.
 from __future__ import annotations
 
 import shutil
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TypeVar
 
@@ -31,7 +30,7 @@ import pytest
 
 from hardening import ROOT
 from hardening.lab import Lab, LabHost
-from tests.helpers import cli, lab_hosts
+from tests.helpers import cli, lab_hosts, wait_for
 
 pytestmark = pytest.mark.lab
 
@@ -60,15 +59,6 @@ ON_USB = ("for d in /sys/class/{0}/*; do readlink -f \"$d\" | grep -q '/usb[0-9]
 def host(lab: Lab) -> Iterator[LabHost]:
     with lab_hosts(lab, (NAME, "terminal", "high")) as started:
         yield started[NAME]
-
-
-def wait_for(predicate: Callable[[], T], timeout: float = 60) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.5)
 
 
 def deploy_usb(inventory: Path, *args: str) -> tuple[int, str]:
