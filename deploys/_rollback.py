@@ -551,10 +551,13 @@ def finish() -> OperationMeta | None:
     if not armed:
         return None
     seconds = min(timeout for _, timeout in armed)
-    return server.shell(name=f"Apply all live, rollback in {seconds} s unless confirmed "
-                             "(the watchdogs re-armed at the end of the host's run)",
-                        commands=[f"{CONFIRM_PATH} --rearm"],
-                        _if=lambda: any(op.did_change() for op, _ in armed))
+    op = server.shell(name=f"Apply all live, rollback in {seconds} s unless confirmed "
+                           "(the watchdogs re-armed at the end of the host's run)",
+                      commands=[f"{CONFIRM_PATH} --rearm"],
+                      _if=lambda: any(op.did_change() for op, _ in armed))
+    if state.should_check_for_changes():  # --dry: listed only where an arm is
+        op._maybe_is_change = any(arm._maybe_is_change for arm, _ in armed)
+    return op
 
 
 # -- the resources -----------------------------------------------------------------------------
