@@ -603,8 +603,9 @@ faillock --user "$u" --reset 2>/dev/null || true
 # USB: the tool's modprobe block and USBGuard's configuration, and the running state they change:
 # which devices the kernel authorizes, whether usbguard runs, which drivers are loaded. A restore
 # re-authorizes what was authorized (a USB network adapter, a keyboard), restarts or stops the
-# daemon as it was, and loads again the drivers the deploy unloaded. The initramfs rebuilt by the
-# deploy is not rebuilt by a restore (the usb deploy refuses a root, /boot or mount on USB).
+# daemon as it was, loads again the drivers the deploy unloaded, and puts back the running
+# kernel's initramfs as it was before update-initramfs (the usb deploy refuses outright a root,
+# /boot or any mount on storage the policy blocks).
 USB_SAVE = """\
 for f in /sys/bus/usb/devices/*/authorized /sys/bus/usb/devices/*/authorized_default; do
     if [ -f "$f" ]; then printf '%s %s\\n' "$f" "$(cat "$f")"; fi
@@ -612,8 +613,10 @@ done > usb-authorized
 systemctl is-active usbguard.service > usbguard-active 2>/dev/null || true
 systemctl is-enabled usbguard.service > usbguard-enabled 2>/dev/null || true
 cut -d' ' -f1 /proc/modules > modules 2>/dev/null || true
+k=$(uname -r); if [ -f "/boot/initrd.img-$k" ]; then cp -a "/boot/initrd.img-$k" initrd.img; echo "$k" > kernel; fi
 """
 USB_RESTORE = """\
+if [ -f initrd.img ]; then cp -a initrd.img "/boot/initrd.img-$(cat kernel)"; fi
 if [ -z "${HARDENING_BOOT:-}" ]; then
     udevadm control --reload 2>/dev/null || true
     case "$(cat usbguard-enabled)" in enabled) systemctl enable --quiet usbguard.service ;;
@@ -654,6 +657,8 @@ FAULTS: dict[str, str] = {
     "pam:deny-auth": "sed -i '1i auth requisite pam_deny.so # lab fault' /etc/pam.d/common-auth",
     "pam:deny-account": "sed -i '1i account requisite pam_deny.so # lab fault' /etc/pam.d/common-account",
     "sshd:hang": "touch /run/hardening/lab-fault-hang; sleep 600",
+    # the USB policy is live (block file, initramfs, USBGuard), then the run fails
+    "usb:fail": "echo 'lab fault: the usb measure fails after its changes went live' >&2; exit 1",
 }
 
 

@@ -198,6 +198,29 @@ def test_firewall_that_drops_the_management_network(host: LabHost, inventory: Pa
     record("firewall that drops the management network", "timer restored the table; reached again", took, code)
 
 
+USB_STATE = ("sudo sh -c 'ls /etc/modprobe.d; cat /etc/usbguard/* 2>/dev/null | sha256sum; "
+             "sha256sum /boot/initrd.img-$(uname -r); systemctl is-active usbguard; systemctl is-enabled usbguard; "
+             "cat /sys/bus/usb/devices/*/authorized'")
+
+
+@pytest.mark.skipif(KIND != "vm", reason="the usb measure refuses in a container (no kernel modules)")
+def test_usb_policy_whose_run_fails_after_it_went_live(host: LabHost, inventory: Path, baseline: str,
+                                                       tmp_path: Path) -> None:
+    """The block file, the rebuilt initramfs and USBGuard are live when the run fails: every part
+    of the USB policy is restored at once (the initramfs too), nothing half applied."""
+    before = host.run(USB_STATE, check=False, timeout=60).stdout
+    started = time.monotonic()
+    code, output = finish(deploy(inventory, profiles(tmp_path), "usb", fault="usb:fail"))
+    took = time.monotonic() - started
+    assert code == 1, output
+    assert "Update the initramfs" in output and "Restart usbguard" in output  # it had gone live
+    assert "every pending change restored: rolled back: usb" in output, output
+    assert host.run(USB_STATE, check=False, timeout=60).stdout == before
+    assert_previous_state(host, baseline)
+    record("USB policy live (block file, initramfs, USBGuard), then the run fails",
+           "restored at once over a new connection (--abort), initramfs included", took, code)
+
+
 def hang_then(host: LabHost, inventory: Path, tmp_path: Path, action: str) -> tuple[int, str, float]:
     """A real sshd change (ClientAliveInterval 90 instead of 120) goes live, then the run hangs in
     the region (fault sshd:hang); ``action`` happens while it is live. Returns (exit, output,
