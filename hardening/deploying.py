@@ -65,7 +65,7 @@ RETRIED = ("unreachable", "connection-lost")  # ssh failures worth another attem
 AFTER_ROLLBACK = 15.0  # after a host's rollback time, wait this long before reconnecting to see it back
 BACK_WITHIN = 120.0  # ... and keep trying this long: a host not back by then is reported unreachable
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
-_GUARDED_OP = re.compile(r"Apply \S+ live, rollback in (\d+) s")
+_GUARDED_OP = re.compile(r"Apply (\S+) live, rollback in (\d+) s")
 _HOST_LINE = re.compile(r"^\s*\[([^\]\s]+)\]\s+(Success|No changes|Error|Skipped)")
 
 
@@ -232,33 +232,38 @@ def parse_pyinfra_json(stdout: str, dry: bool) -> dict[str, HostChanges]:
 
 
 def live_windows(lines: Iterable[tuple[float, str]]) -> dict[str, Window]:
-    """Per host, when its guarded change went live, from pyinfra's progress lines as they came.
+    """Per host, when its watched changes went live, from pyinfra's progress lines as they came.
 
     ``lines``: (monotonic time the line was read, the line). pyinfra prints ``--> Starting operation:
     ... Apply NAME live, rollback in N s ...`` once, then ``[host] Success`` as each host finishes
     it; the apply script arms the timer just before applying, so the moment its Success line
     arrives is that host's arming plus the change's own duration (about a second: covered by the
     safety margin). A host seen in the operation without a Success line (an error, a changed
-    output format) gets the operation's start: earlier than its real arming, so a safe deadline.
-    With several guarded changes, the one that rolls back first counts.
+    output format) gets the operation's start: earlier than its real arming, so a safe deadline;
+    "No changes" or "Skipped": nothing was armed there.
+
+    A change armed again (a second measure changing sshd) counts from its LAST arming (its timer
+    was restarted); ``Apply all live`` (deploys/_rollback.finish, the end of the host's run)
+    re-armed every pending timer, so it replaces what came before. Of several changes, the one
+    that rolls back first counts.
     """
-    windows: dict[str, Window] = {}
-    current: tuple[float, int] | None = None  # (operation start, its timeout)
+    armed: dict[str, dict[str, Window]] = {}  # host -> change name -> its last arming
+    current: tuple[float, int, str] | None = None  # (operation start, its timeout, change name)
     for seen, raw in lines:
         line = _ANSI.sub("", raw)
         if "Starting" in line and "operation:" in line:
             match = _GUARDED_OP.search(line)
-            current = (seen, int(match.group(1))) if match else None
+            current = (seen, int(match.group(2)), match.group(1)) if match else None
             continue
         host = _HOST_LINE.match(line)
-        if current is None or host is None or host.group(2) == "No changes":
-            continue  # "No changes": nothing armed on that host (a watched region left alone)
-        live = seen if host.group(2).startswith("Success") else current[0]
-        window = Window(live, current[1])
-        name = host.group(1)
-        if name not in windows or window.deadline(0) < windows[name].deadline(0):
-            windows[name] = window
-    return windows
+        if current is None or host is None or host.group(2) in ("No changes", "Skipped"):
+            continue
+        window = Window(seen if host.group(2).startswith("Success") else current[0], current[1])
+        changes = armed.setdefault(host.group(1), {})
+        if current[2] == "all":
+            changes.clear()
+        changes[current[2]] = window
+    return {name: min(changes.values(), key=lambda w: w.deadline(0)) for name, changes in armed.items() if changes}
 
 
 def confirm_remote(sudo: bool, abort: str = "") -> str:
@@ -407,18 +412,18 @@ class Confirmer:
         if wait_for > 0:
             self.sleep(wait_for)
         tries = 0
-        while self.clock() < until:
+        while tries == 0 or self.clock() < until:
             tries += 1
             self.state[t.name] = f"reconnecting after its rollback ({tries})"
             proc = self.reconnect(t, max(self.min_attempt, min(self.attempt_timeout, until - self.clock())))
-            if proc is not None and proc.returncode in (0, 2):
+            if proc is not None and proc.returncode == 0:  # its timers had not fired: confirmed now
+                return Confirmation(t.name, "confirmed", _confirm_output(proc.stdout) + " (after its deadline: "
+                                    f"{last})", attempts + tries, self._since(window))
+            if proc is not None and proc.returncode == 2:
                 back = f"reachable again {self.clock() - window.live:.0f} s after going live"
-                outcome = "rolled back" if proc.returncode == 2 else "unreachable"
                 detail = (f"{CONFIRM_FAILED[2]}: not confirmed in time ({last}); its watchdog restored the "
-                          f"previous state, {back}: {_confirm_output(proc.stdout)}" if proc.returncode == 2 else
-                          f"not confirmed in time ({last}); {back}, but no rollback was reported "
-                          f"({_confirm_output(proc.stdout)})")
-                return Confirmation(t.name, outcome, detail, attempts + tries, self._since(window))
+                          f"previous state, {back}: {_confirm_output(proc.stdout)}")
+                return Confirmation(t.name, "rolled back", detail, attempts + tries, self._since(window))
             self.sleep(min(self.pause, max(0.0, until - self.clock())))
         return Confirmation(t.name, "unreachable", f"{gave_up.detail}; still not reachable "
                             f"{self.clock() - fires:.0f} s after its rollback time", attempts + tries,

@@ -378,3 +378,33 @@ def test_abort_reason_ignores_refusals() -> None:
     broken = deploying.HostChanges(failed=["admin | Refused: x", "timeouts | Reload sshd and confirm it uses"])
     assert deploying.abort_reason(broken) == "failed: timeouts | Reload sshd and confirm it uses"
     assert "--abort 'failed: x'" in deploying.confirm_remote(True, "failed: x")
+
+
+def test_a_change_armed_again_counts_from_its_last_arming() -> None:
+    """Two measures change sshd: the second arming restarted the sshd timer. PAM, armed once
+    before both, still fires first."""
+    def op(name: str, seconds: int) -> str:
+        return f"--> Starting operation: x | Apply {name} live, rollback in {seconds} s unless confirmed"
+
+    lines = [(0.0, op("sshd", 100)), (1.0, "    [h] Success"), (50.0, op("sshd", 100)), (51.0, "    [h] Success")]
+    assert live_windows(lines) == {"h": Window(51.0, 100)}
+    lines = [(0.0, op("pam", 100)), (1.0, "    [h] Success"), *lines[2:]]
+    assert live_windows(lines) == {"h": Window(1.0, 100)}
+    assert live_windows([*lines, (60.0, op("usb", 10)), (61.0, "    [h] Skipped")]) == {"h": Window(1.0, 100)}
+
+
+def test_a_host_past_its_deadline_is_still_reached_once_and_may_be_confirmed() -> None:
+    """The deploy ran longer than the runner's window: the host is reached once after the rollback
+    time; its timers had been re-armed, so it confirms: that is a confirmation, not a failure."""
+    clock = FakeClock()
+    clock.now = 400.0
+    calls: list[float] = []
+
+    def reconnect(t: Any, budget: float) -> subprocess.CompletedProcess[str]:
+        calls.append(clock.now)
+        return answer(0, "confirmed: sshd\n")
+
+    outcome = Confirmer(reconnect, {"h": Window(0.0, 90)}, lambda line: None, clock=clock,
+                        sleep=clock.sleep).host(plan("h"))
+    assert calls == [400.0]
+    assert outcome.outcome == "confirmed" and outcome.detail.startswith("confirmed: sshd (after its deadline")
