@@ -338,7 +338,8 @@ class Confirmer:
         """Attempts until one answers, or the next could not finish before the rollback fires."""
         window = self.windows.get(t.name)
         margin, min_attempt, pause = self.limits(window)
-        deadline = window.deadline(margin) if window else None
+        # An abort restores at once: tried whatever the deadline (the timer is the fallback).
+        deadline = window.deadline(margin) if window and t.name not in self.aborts else None
         last = "no attempt"
         attempt = 0
         while deadline is not None or attempt < RECONNECT_ATTEMPTS:
@@ -368,6 +369,8 @@ class Confirmer:
             self.progress(f"{failed}; {self._left(window, pause)}")
             self.state[t.name] = f"attempt {attempt + 1} in {pause:.0f} s"
             self.sleep(pause)
+        if window is not None and t.name in self.aborts:
+            return self._after_rollback(t, window, attempt, last)
         return Confirmation(t.name, "unreachable", last, attempt, self._since(window))
 
     def limits(self, window: Window | None) -> tuple[float, float, float]:
@@ -416,6 +419,8 @@ class Confirmer:
             tries += 1
             self.state[t.name] = f"reconnecting after its rollback ({tries})"
             proc = self.reconnect(t, max(self.min_attempt, min(self.attempt_timeout, until - self.clock())))
+            if proc is not None and proc.returncode in (0, 2) and t.name in self.aborts:
+                return self._answered(t, window, attempts + tries, proc, "")
             if proc is not None and proc.returncode == 0:  # its timers had not fired: confirmed now
                 return Confirmation(t.name, "confirmed", _confirm_output(proc.stdout) + " (after its deadline: "
                                     f"{last})", attempts + tries, self._since(window))

@@ -408,3 +408,20 @@ def test_a_host_past_its_deadline_is_still_reached_once_and_may_be_confirmed() -
                         sleep=clock.sleep).host(plan("h"))
     assert calls == [400.0]
     assert outcome.outcome == "confirmed" and outcome.detail.startswith("confirmed: sshd (after its deadline")
+
+
+def test_an_abort_is_tried_at_once_even_past_the_deadline() -> None:
+    """The run failed long after its change went live: the abort is still tried at once."""
+    clock = FakeClock()
+    clock.now = 500.0
+    calls: list[float] = []
+
+    def reconnect(t: Any, budget: float) -> subprocess.CompletedProcess[str]:
+        calls.append(clock.now)
+        return answer(2, "rolled back: usb (2026-12-01T23:12:41Z restored the previous state)\n")
+
+    confirmer = Confirmer(reconnect, {"h": Window(0.0, 90)}, lambda line: None, clock=clock, sleep=clock.sleep,
+                          aborts={"h": "failed: usb | x"})
+    outcome = confirmer.host(plan("h"))
+    assert calls == [500.0] and outcome.outcome == "rolled back"
+    assert outcome.detail.startswith("its deploy failed part-way (failed: usb | x); every pending change restored")

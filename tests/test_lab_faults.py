@@ -228,6 +228,7 @@ def hang_then(host: LabHost, inventory: Path, tmp_path: Path, action: str) -> tu
     the region (fault sshd:hang); ``action`` happens while it is live. Returns (exit, output,
     seconds from the action until the host is back in its previous state)."""
     extra = "levels:\n  high:\n    measures:\n      timeouts: {ssh_client_alive_interval: 90}\n"
+    host.run("sudo rm -f /run/hardening/lab-fault-hang", timeout=30)  # left by an earlier hang
     proc = deploy(inventory, profiles(tmp_path, extra), "timeouts", fault="sshd:hang")
     deadline = time.monotonic() + 600
     while host.run("test -f /run/hardening/lab-fault-hang", check=False, timeout=30).returncode != 0:
