@@ -346,7 +346,7 @@ def probe_script(change: Change) -> str:
 def apply_script(change: Change) -> str:
     """$DIR/apply: validate, save the current state, arm the rollback, apply live."""
     boot = (f'cp "$RUN/pending/{change.name}" "$DIR/pending-at-boot"\n'
-            f"systemctl enable --quiet {BOOT_UNIT} 2>/dev/null || true\n") if change.persistent else ""
+            f"systemctl enable --quiet {BOOT_UNIT} 2>/dev/null || true\nsync\n") if change.persistent else ""
     return _PRELUDE + _ARM + f"""\
 # Apply "{change.name}" live with an automatic rollback in {change.armed_for} s unless confirmed.
 set -eu
@@ -365,6 +365,8 @@ if [ ! -f "$RUN/pending/{change.name}" ]; then
     (set -e; cd "$DIR/saved"
 {change.save}
 )
+    : > "$DIR/saved/complete"
+    sync  # on disk before anything changes: a power cut must not leave a half-written saved state
 fi
 rm -f "$RUN/rolled-back/{change.name}"
 printf 'unit=%s\\narmed=%s\\ntimeout=%s\\n' {change.unit}.timer "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \\
@@ -457,7 +459,9 @@ class Watched:
         save = (f"here=$(pwd); mkdir tree; : > absent\nfor p in {quoted}; do\n"
                 '    if [ -e "$p" ] || [ -L "$p" ]; then (cd / && cp -a --parents -- "${p#/}" "$here/tree/")\n'
                 "    else printf '%s\\n' \"$p\" >> absent; fi\ndone\n" + self.save_extra)
-        restore = (f"for p in {quoted}; do\n"
+        restore = ("[ -f complete ] || { echo 'the saved state is incomplete (the host stopped while saving it): "
+                   "nothing restored' >&2; exit 1; }\n"
+                   f"for p in {quoted}; do\n"
                    '    if grep -qxF -- "$p" absent; then rm -rf -- "$p"\n'
                    '    else rm -rf -- "$p.hardening-restore"; cp -a -- "tree$p" "$p.hardening-restore"\n'
                    '         rm -rf -- "$p"; mv -- "$p.hardening-restore" "$p"; fi\ndone\n'

@@ -179,3 +179,15 @@ def test_watched_paths_are_the_measures_own() -> None:
 
 def test_faults_exist_for_the_series() -> None:
     assert {"sshd:deny-deploy", "sudoers:revoke-deploy", "pam:deny-auth", "sshd:hang"} <= set(rb.FAULTS)
+
+
+def test_an_incomplete_saved_state_is_never_restored(sb: dict[str, Any]) -> None:
+    """A power cut while the state was being saved: the boot restore must not write half of it."""
+    assert run(sb, "apply").returncode == 0
+    change_everything(sb["etc"])
+    after = tree(sb["etc"])
+    (sb["dir"] / "saved" / "complete").unlink()
+    out = run(sb, "restore")
+    assert out.returncode == 1
+    assert "RESTORE FAILED: the saved state is incomplete" in (sb["run"] / "rolled-back" / "demo").read_text()
+    assert tree(sb["etc"]) == after
