@@ -264,8 +264,8 @@ def test_ssh_connection_cut_while_the_change_is_live(host: LabHost, inventory: P
 
 @pytest.mark.skipif(KIND != "vm", reason="a container cannot be power-cycled (nspawn exits)")
 @pytest.mark.skipif(not os.environ.get("HARDENING_FAULTS_KILL"), reason=(
-    "not passing yet (issue 12): after system_reset the VM came back but refused the deploy account's "
-    "key, and pyinfra waited on the dead connection for over 10 min; run with HARDENING_FAULTS_KILL=1"))
+    "not passing yet (issue 12): the host restores at boot (seen on the VM), but after system_reset pyinfra "
+    "waits on its dead connection for many minutes before the deploy reports; run with HARDENING_FAULTS_KILL=1"))
 def test_host_killed_in_the_middle_of_a_deploy_and_started_again(host: LabHost, inventory: Path, baseline: str,
                                                                   tmp_path: Path) -> None:
     code, output, took = hang_then(host, inventory, tmp_path, "kill")
