@@ -476,7 +476,6 @@ class Region:
     """The operations of one watched region on one host (see :func:`watch`)."""
 
     change: Change
-    host_name: str
     before: set[str]
     arm: OperationMeta | None = None
     ops: list[str] = field(default_factory=list)
@@ -504,11 +503,8 @@ class Region:
 
     def close(self) -> None:
         """End of the region: its operations are known; the arm runs only when one changes."""
-        current = ctx_host.get()
-        self.ops = [h for h in state.ops[current] if h not in self.before and
-                    (self.arm is None or h != self.arm._hash)]
-        _fault(self.change.name)
-        self.ops = [h for h in state.ops[current] if h not in self.before and
+        _fault(self.change.name)  # a lab fault belongs to the region: added before its operations are known
+        self.ops = [h for h in state.ops[ctx_host.get()] if h not in self.before and
                     (self.arm is None or h != self.arm._hash)]
         if self.arm is not None and state.should_check_for_changes():
             # --dry: the plan lists the arm only where it will run (without --dry, pyinfra checks
@@ -541,7 +537,7 @@ def watch(resource: Watched) -> Region:
     change = resource.change(timeout, allowance)
     _scripts(change, {})
     current = ctx_host.get()
-    region = Region(change, host.name, set(state.ops[current]))
+    region = Region(change, set(state.ops[current]))
     region.arm = server.shell(name=_apply_name(change) + " (saved before the change, restored unless confirmed)",
                               commands=[f"{change.directory}/apply"], _if=region.needed)
     _ARMED.setdefault(host.name, []).append((region.arm, change.timeout))
