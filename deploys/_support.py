@@ -9,6 +9,7 @@ anything; pyinfra then stops that host's run.
 from __future__ import annotations
 
 import shlex
+import socket
 
 from pyinfra import host
 from pyinfra.api.operation import OperationMeta
@@ -16,6 +17,13 @@ from pyinfra.facts.server import LinuxDistribution
 from pyinfra.operations import server
 
 SUPPORTED = {("debian", 12)}
+# A host that restarts or loses power mid-run must end its run within minutes: pyinfra's SSH
+# connection has no keepalive, so it would wait on the dead connection forever (seen on a lab VM
+# power-cycled while a change was live). Every KEEPALIVE_S without traffic an SSH keepalive is
+# sent: a restarted host answers it with a TCP reset; a host gone silent leaves it unacknowledged,
+# and the kernel closes the connection after DEAD_AFTER_S (TCP_USER_TIMEOUT).
+KEEPALIVE_S = 15
+DEAD_AFTER_S = 90
 
 
 def unsupported_reason() -> str | None:
@@ -26,6 +34,20 @@ def unsupported_reason() -> str | None:
         return None
     return (f"unsupported distribution {distro.get('name')} {distro.get('major')}: "
             "the hardening deploys target Debian 12")
+
+
+def bound_connection() -> bool:
+    """Keepalives and a dead-peer timeout on this host's SSH connection (see KEEPALIVE_S). False
+    for a connector without a paramiko transport (local, docker): nothing to bound."""
+    client = getattr(host.connector, "client", None)
+    transport = client.get_transport() if client is not None else None
+    if transport is None:
+        return False
+    transport.set_keepalive(KEEPALIVE_S)
+    sock = getattr(transport, "sock", None)
+    if isinstance(sock, socket.socket) and hasattr(socket, "TCP_USER_TIMEOUT"):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, DEAD_AFTER_S * 1000)
+    return True
 
 
 def refuse(reason: str) -> OperationMeta:

@@ -22,6 +22,7 @@ _observed = importlib.import_module(f"{_PACKAGE}._observed")
 _rollback = importlib.import_module(f"{_PACKAGE}._rollback")
 
 plan = read_plans(os.environ["HARDENING_PLANS"])[host.name]
+importlib.import_module(f"{_PACKAGE}._support").bound_connection()
 obs = host.get_fact(_observed.Observed, commands=plan.commands)
 
 _rollback.configure(plan.profile.deploy.confirm_timeout, plan.profile.deploy.run_allowance)

@@ -420,7 +420,9 @@ class Confirmer:
             self.state[t.name] = f"reconnecting after its rollback ({tries})"
             proc = self.reconnect(t, max(self.min_attempt, min(self.attempt_timeout, until - self.clock())))
             if proc is not None and proc.returncode in (0, 2) and t.name in self.aborts:
-                return self._answered(t, window, attempts + tries, proc, "")
+                back = f"reachable again {self.clock() - window.live:.0f} s after going live"
+                return self._answered(t, window, attempts + tries, proc, "", restored_by=(
+                    f"not reachable to restore it at once; its watchdog restored the previous state, {back}: "))
             if proc is not None and proc.returncode == 0:  # its timers had not fired: confirmed now
                 return Confirmation(t.name, "confirmed", _confirm_output(proc.stdout) + " (after its deadline: "
                                     f"{last})", attempts + tries, self._since(window))
@@ -435,13 +437,13 @@ class Confirmer:
                             self._since(window))
 
     def _answered(self, t: Plan, window: Window | None, attempts: int, proc: subprocess.CompletedProcess[str],
-                  message: str) -> Confirmation:
+                  message: str, restored_by: str = "") -> Confirmation:
         output = _confirm_output(proc.stdout)
         after = _after_live(proc.stdout)
         if after is None:
             after = self._since(window)
         if t.name in self.aborts and proc.returncode in (0, 2):
-            what = ("every pending change restored: " + output if proc.returncode == 2
+            what = (restored_by + "every pending change restored: " + output if proc.returncode == 2
                     else "nothing was pending to restore")
             return Confirmation(t.name, "rolled back" if proc.returncode == 2 else "failed",
                                 f"its deploy failed part-way ({self.aborts[t.name]}); {what}", attempts, after)

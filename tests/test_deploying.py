@@ -425,3 +425,26 @@ def test_an_abort_is_tried_at_once_even_past_the_deadline() -> None:
     outcome = confirmer.host(plan("h"))
     assert calls == [500.0] and outcome.outcome == "rolled back"
     assert outcome.detail.startswith("its deploy failed part-way (failed: usb | x); every pending change restored")
+
+
+def test_an_abort_that_cannot_reach_the_host_waits_for_its_watchdog_and_says_so() -> None:
+    """The run failed part-way AND the host refuses every login (pam_deny in common-account): the
+    abort cannot restore at once; the host's timer does, and the report says the watchdog did it
+    and when the host was reachable again (the CI run of stop 15 reported only the abort)."""
+    clock = FakeClock()
+
+    def reconnect(t: Any, budget: float) -> subprocess.CompletedProcess[str] | None:
+        if clock.now < 90:  # locked out until its timer restores PAM at 90 s
+            clock.now += 1
+            return answer(255, "", "Permission denied (publickey).\n")
+        clock.now += 2
+        return answer(2, "rolled back before confirmation: pam (2026-12-02T00:19:46Z restored the previous state)\n")
+
+    confirmer = Confirmer(reconnect, {"h": Window(0.0, 90)}, lambda line: None, clock=clock, sleep=clock.sleep,
+                          aborts={"h": "failed: auth | x"})
+    outcome = confirmer.host(plan("h"))
+    assert outcome.outcome == "rolled back", outcome
+    assert outcome.detail.startswith("its deploy failed part-way (failed: auth | x); not reachable to restore it "
+                                     "at once; its watchdog restored the previous state, reachable again "), outcome
+    assert outcome.detail.endswith("every pending change restored: rolled back before confirmation: pam "
+                                   "(2026-12-02T00:19:46Z restored the previous state)")
