@@ -20,13 +20,17 @@ from hardening.profiles import SENSITIVITIES, Profiles, validate_all
 EXIT_CODES_HELP = """
 \b
 Exit codes (when several apply: 2, 3, 4, 1, then 5):
-  0  every check on every host passed (not applicable and advisory count as passed)
-  1  at least one check failed or errored: not compliant
+  0  every check on every host passed (not applicable, advisory and waived count
+     as passed) and every attestation item is attested
+  1  at least one check failed or errored, or an attestation failed or expired:
+     not compliant
   2  usage or configuration error: nothing was verified or changed
   3  at least one host could not be verified (unreachable, host key, sudo)
   4  a host regressed against its previous run
-  5  nothing failed, but some checks are not configured: the profile or the
-     inventory lacks data they need (never counted as passed)
+  5  nothing failed, but something was not judged: a check not configured (the
+     profile or the inventory lacks data it needs) or an attestation item nobody
+     recorded (not evaluated); never counted as passed
+See `hardening results` for every result and what it does to the exit code.
 """
 
 
@@ -89,6 +93,93 @@ def clauses(as_json: bool, profiles_dir: Path) -> None:
     covered = sum(1 for r in rows if r.checks or r.attestations)
     click.echo(f"\n{covered}/{len(rows)} clauses verified by a check or an attestation item; "
                f"{sum(1 for r in rows if r.deploys)} enforced by a deploy.")
+
+
+@main.command()
+@click.argument("item")
+@click.option("--host", "hosts", multiple=True, help="A host it applies to (repeatable).")
+@click.option("--group", "groups", multiple=True, help="An inventory group it applies to (repeatable).")
+@click.option("--room", "rooms", multiple=True, help="A room of the asset register it applies to (repeatable).")
+@click.option("--by", required=True, help="Who checked (name).")
+@click.option("--role", required=True, help="In what role, e.g. 保護管理者 総務課.")
+@click.option("--result", type=click.Choice(["pass", "fail"]), required=True, help="What the person found.")
+@click.option("--date", "on", type=click.DateTime(["%Y-%m-%d"]), help="When it was checked (default: today).")
+@click.option("--note", default="", help="What was checked and how (kept in the evidence).")
+@click.option("--file", "files", multiple=True, type=click.Path(path_type=Path),
+              help="An attached file (photo, entry log, inspection sheet): its SHA-256 is recorded (repeatable).")
+@click.option("-i", "--inventory", type=click.Path(path_type=Path),
+              help="Inventory: the record goes to attestations.yaml beside it, and the scope is checked against it.")
+@click.option("--attestations", "attestations_file", type=click.Path(path_type=Path),
+              help="The attestation file to append to (instead of the one beside --inventory).")
+@_profiles_option
+def attest(item: str, hosts: tuple[str, ...], groups: tuple[str, ...], rooms: tuple[str, ...], by: str, role: str,
+           result: str, on: Any, note: str, files: tuple[Path, ...], inventory: Path | None,
+           attestations_file: Path | None, profiles_dir: Path) -> None:
+    """Record a person's answer for a manual ITEM (an attestation id of the hardware profiles).
+
+    Appends one record (who, role, when, valid until, result, note, the SHA-256 of each
+    attached file) to the attestation file; `hardening verify` puts it in the evidence of every
+    host it applies to, sealed and signed with the run. The validity runs from --date for the
+    item's valid_days (the shortest, if profiles differ). An expired or failed item fails the
+    host; one nobody recorded is "not evaluated" (exit 5).
+
+    \b
+    Example:
+      hardening attest locks-alarms --room "本庁舎B1 サーバ室" --by "山田 太郎" \\
+          --role "保護管理者 総務課" --result pass --note "月次点検" \\
+          --file photos/b1-door.jpg -i inventories/agency.py
+    """
+    import datetime as dt
+
+    from hardening import attestations
+
+    target = attestations_file or (inventory.parent / attestations.FILENAME if inventory else None)
+    if target is None:
+        raise click.UsageError("give --inventory (the file beside it) or --attestations FILE")
+    try:
+        scope = attestations.Scope(hosts=list(hosts), groups=list(groups), rooms=list(rooms))
+    except ValueError:
+        raise click.UsageError("name at least one --host, --group or --room") from None
+    if inventory is not None:
+        _check_scope(inventory_mod.load(inventory, Profiles(profiles_dir)), scope)
+    day = on.date() if on else dt.date.today()
+    if day > dt.date.today():
+        raise click.BadParameter(f"{day} is in the future", param_hint="--date")
+    valid_days, defined_in = attestations.item_interval(Profiles(profiles_dir), item)
+    until = day + dt.timedelta(days=valid_days)
+    record = attestations.new_record(item=item, scope=scope, by=by, role=role, date=day, until=until,
+                                     result=result, note=note, files=list(files), base=target.resolve().parent)
+    attestations.append(target, record)
+    where = ", ".join([*hosts, *(f"group {g}" for g in groups), *(f"room {r}" for r in rooms)])
+    click.echo(f"{item}: {result} for {where}, by {by} ({role}) on {day}, valid until {until} "
+               f"({valid_days} days, profiles: {', '.join(defined_in)}); "
+               f"{len(record.get('files', []))} file(s) hashed; appended to {target}")
+
+
+def _check_scope(inv: Any, scope: Any) -> None:
+    names = {h.name for h in inv.hosts}
+    groups = set(inv.groups())
+    rooms = {h.asset.room for h in inv.hosts if h.asset and h.asset.room}
+    for kind, given, known in (("host", scope.hosts, names), ("group", scope.groups, groups),
+                               ("room", scope.rooms, rooms)):
+        unknown = [x for x in given if x not in known]
+        if unknown:
+            raise ConfigError(str(inv.path), f"unknown {kind} {', '.join(unknown)} "
+                              f"(known: {', '.join(sorted(known)) or 'none'})", key=f"--{kind}")
+
+
+@main.command("results")
+@click.option("--markdown", is_flag=True, help="Print docs/results.md.")
+def results_command(markdown: bool) -> None:
+    """Every result a check or an attestation can end with, and what it does to the exit code."""
+    from hardening import results
+
+    if markdown:
+        click.echo(results.markdown(), nl=False)
+        return
+    for r in results.RESULTS:
+        click.echo(f"{r.name:<15} {r.ja:<6} {'/'.join(r.of):<18} {r.effect:<11} exit "
+                   f"{results.EXIT_BY_EFFECT[r.effect]}  {r.meaning}")
 
 
 @main.command("measures")
@@ -175,10 +266,12 @@ def profiles_show(host: str | None, inventory: Path | None, profile_name: str | 
               help="Hosts observed at once (one SSH session each).")
 @click.option("--attestations", "attestations_file", type=click.Path(path_type=Path),
               help="Attestation records by a person (YAML); default: attestations.yaml beside the inventory.")
+@click.option("--waivers", "waivers_file", type=click.Path(path_type=Path),
+              help="Waivers of failed checks (YAML); default: waivers.yaml beside the inventory.")
 @_profiles_option
 def verify(inventory: Path | None, local: bool, profile_name: str, sensitivity: str | None,
            limit: tuple[str, ...], measures: tuple[str, ...], evidence_root: Path, parallel: int,
-           attestations_file: Path | None, profiles_dir: Path) -> None:
+           attestations_file: Path | None, waivers_file: Path | None, profiles_dir: Path) -> None:
     """Verify hosts against their hardware profiles and write evidence.
 
     Runs the checks in checks/ on each host of INVENTORY over SSH (strict host keys, the
@@ -188,9 +281,12 @@ def verify(inventory: Path | None, local: bool, profile_name: str, sensitivity: 
 
     A check ends as pass, fail, error, n/a (not applicable: the role or hardware has no such
     thing), n/c (not configured: the profile or inventory lacks data the check needs; listed
-    after the table with the key to fill; never a pass) or adv (advisory: expected, not
-    required; shown, not a failure). A host's result is the worst of ERROR, FAIL, NOT
-    CONFIGURED and PASS.
+    after the table with the key to fill; never a pass), adv (advisory: expected, not
+    required; shown, not a failure) or waived (it failed, and a valid waiver in waivers.yaml
+    accepts that until its expiry). Each attestation item of the host's profile ends as
+    attested, fail, expired or not evaluated (records in attestations.yaml; `hardening
+    attest` writes them). A host's result is the worst of ERROR, FAIL, NOT CONFIGURED, NOT
+    EVALUATED and PASS (`hardening results` lists every result).
     """
     from hardening import verify as verify_mod
 
@@ -200,12 +296,13 @@ def verify(inventory: Path | None, local: bool, profile_name: str, sensitivity: 
         raise click.UsageError("give an INVENTORY, or --local (not both)")
     chosen = verify_mod.selected(measures)
     records = _attestations_path(attestations_file, inventory)
+    waived = _waivers_path(waivers_file, inventory)
     if local:
-        plans = verify_mod.plan_local(store, profile_name, sensitivity, chosen, records)
+        plans = verify_mod.plan_local(store, profile_name, sensitivity, chosen, records, waived)
     else:
         assert inventory is not None
         inv = inventory_mod.load(inventory, store)
-        plans = verify_mod.plans_from_inventory(inv, limit, store, chosen, records)
+        plans = verify_mod.plans_from_inventory(inv, limit, store, chosen, records, waived)
     result = verify_mod.run(plans, evidence_root=evidence_root.resolve(),
                             inventory=inventory.resolve() if inventory else None, parallel=parallel,
                             progress=lambda line: click.echo(line, err=True))
@@ -310,8 +407,19 @@ def _attestations_path(given: Path | None, inventory: Path | None) -> Path | Non
     return found.resolve() if found else None
 
 
+def _waivers_path(given: Path | None, inventory: Path | None) -> Path | None:
+    from hardening import waivers
+
+    if given is not None:
+        if not given.is_file():
+            raise ConfigError(str(given), "waiver file not found")
+        return given.resolve()
+    found = waivers.default_path(inventory)
+    return found.resolve() if found else None
+
+
 def _summary(result: Any) -> None:
-    from hardening.verify import SHORT, verdict_label
+    from hardening.verify import SHORT, attestations_text, verdict_label
 
     click.echo("")
     click.echo(f"{'host':<24} {'profile':<12} {'level':<7} {'result':<15} "
@@ -322,8 +430,11 @@ def _summary(result: Any) -> None:
                    f"{verdict_label(h.verdict):<15} {counts}")
         if h.message:
             click.echo(f"    {h.message}")
+        if attestations_text(h.attestations):
+            click.echo(f"    attestations: {attestations_text(h.attestations)}")
     _ended(result, "not_configured", "not configured (data the check needs is missing; never a pass)")
     _ended(result, "advisory", "advisory (expected, not required; not a failure)")
+    _ended(result, "waived", "waived (failed; accepted by a valid waiver until its expiry)")
     for line in result.regressions:
         click.echo(f"REGRESSION {line}")
     for line in result.notes:
@@ -332,7 +443,7 @@ def _summary(result: Any) -> None:
     click.echo(f"exit {int(result.exit_code)} ({Exit(result.exit_code).name.lower()})")
 
 
-_WIDTH = {"pass": 4, "fail": 4, "error": 5, "not_applicable": 3, "not_configured": 3, "advisory": 3}
+_WIDTH = {"pass": 4, "fail": 4, "error": 5, "not_applicable": 3, "not_configured": 3, "advisory": 3, "waived": 3}
 EXAMPLE_INVENTORY = "inventories/example_agency.py (with its agency profiles in inventories/profiles/)"
 
 

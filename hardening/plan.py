@@ -53,6 +53,7 @@ class Plan(BaseModel):
     asset: Asset | None = None
     groups: list[str] = []
     attestations: list[dict[str, Any]] = []
+    waivers: list[dict[str, Any]] = []  # the waivers that apply to the host (hardening.waivers)
 
     def measure(self, name: str) -> Any:
         return self.profile.measure(name)
@@ -77,7 +78,8 @@ def observation_commands(profile: Resolved, measures: list[str]) -> list[str]:
 
 
 def for_host(host: Host, profile: Resolved, measures: list[str],
-             records: list[attestations_mod.Record] | None = None) -> Plan:
+             records: list[attestations_mod.Record] | None = None,
+             waivers: list[dict[str, Any]] | None = None) -> Plan:
     data = host.data
     user = data.get("ssh_user")
     known = data.get("ssh_known_hosts_file") or str(Path.home() / ".ssh" / "known_hosts")
@@ -93,15 +95,18 @@ def for_host(host: Host, profile: Resolved, measures: list[str],
         asset=host.asset,
         groups=host.groups,
         attestations=attestations_mod.evaluate(profile, records or [], name=host.name, host=host),
+        waivers=waivers or [],
     )
 
 
 def for_local(profile: Resolved, measures: list[str],
-              records: list[attestations_mod.Record] | None = None) -> Plan:
+              records: list[attestations_mod.Record] | None = None,
+              waivers: list[dict[str, Any]] | None = None) -> Plan:
     name = socket.gethostname()
     return Plan(name=name, local=True, sudo=os.geteuid() != 0, profile=profile, digest=profile.digest(),
                 measures=measures, commands=observation_commands(profile, measures),
-                attestations=attestations_mod.evaluate(profile, records or [], name=name, host=None))
+                attestations=attestations_mod.evaluate(profile, records or [], name=name, host=None),
+                waivers=waivers or [])
 
 
 def write(plans: list[Plan], path: Path) -> Path:

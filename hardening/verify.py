@@ -15,6 +15,7 @@ import json
 import os
 import secrets
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +29,7 @@ from hardening import CHECKS, IN_CHECKOUT, ROOT, __version__
 from hardening import attestations as attestations_mod
 from hardening import measures as registry
 from hardening import plan as plan_mod
+from hardening import waivers as waivers_mod
 from hardening.errors import ConfigError, Exit, worst
 from hardening.evidence.model import STATUSES
 from hardening.evidence.plugin import RESULTS
@@ -45,13 +47,14 @@ class HostResult:
     name: str
     profile: str | None
     sensitivity: str | None
-    verdict: str  # pass | not_configured | fail | error | unreachable
+    verdict: str  # pass | not_evaluated | not_configured | fail | error | unreachable (hardening.results)
     summary: dict[str, int] = field(default_factory=dict)
     json: str | None = None
     html: str | None = None
     message: str = ""
     reason: str = ""  # for unreachable: unreachable | host-key | auth | sudo | connection-lost | crashed
     retention_days: int | None = None  # from the plan: how long this host's evidence is kept
+    attestations: dict[str, int] = field(default_factory=dict)  # attestation results (hardening.results)
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ class RunResult:
                 codes.append(Exit.UNREACHABLE)
             elif host.verdict in ("fail", "error"):
                 codes.append(Exit.NONCOMPLIANT)
-            elif host.verdict == "not_configured":
+            elif host.verdict in ("not_configured", "not_evaluated"):
                 codes.append(Exit.INCOMPLETE)
         if self.regressions:
             codes.append(Exit.REGRESSION)
@@ -91,9 +94,18 @@ class RunResult:
             if not host.json or not host.summary.get(status):
                 continue
             doc = json.loads((self.run_dir / host.json).read_text(encoding="utf-8"))
-            out += [Ended(host.name, c["id"], c.get("message") or "")
+            out += [Ended(host.name, c["id"], _why(c))
                     for c in doc.get("checks", []) if c.get("status") == status]
         return out
+
+
+def _why(check: dict[str, object]) -> str:
+    """A check's message; for a waived check, the waiver that accepts it first."""
+    waiver = check.get("waiver")
+    if isinstance(waiver, dict):
+        return (f"waiver {waiver['id']} (approved by {waiver['approved_by']}, until {waiver['expires']}): "
+                f"{waiver['justification']} — found: {check.get('message') or 'failed'}")
+    return str(check.get("message") or "")
 
 
 Progress = Callable[[str], None]
@@ -108,19 +120,29 @@ def selected(measures: tuple[str, ...] | list[str]) -> list[str]:
 
 
 def plans_from_inventory(inventory: Inventory, limit: tuple[str, ...], profiles: Profiles,
-                         measures: list[str], attestations: Path | None = None) -> list[Plan]:
+                         measures: list[str], attestations: Path | None = None,
+                         waivers: Path | None = None) -> list[Plan]:
     """Resolve each selected host once."""
     hosts = inventory.select(limit)
     if not hosts:
         raise ConfigError(str(inventory.path), "no host selected")
     records = attestations_mod.load(attestations) if attestations else []
-    return [plan_mod.for_host(h, h.resolve(profiles), measures, records) for h in hosts]
+    waived = waivers_mod.load(waivers) if waivers else []
+    plans = []
+    for h in hosts:
+        profile = h.resolve(profiles)
+        applying = waivers_mod.evaluate(profile, waived, name=h.name, host=h, source=waivers)
+        plans.append(plan_mod.for_host(h, profile, measures, records, applying))
+    return plans
 
 
 def plan_local(profiles: Profiles, profile_name: str, sensitivity: str | None, measures: list[str],
-               attestations: Path | None = None) -> list[Plan]:
+               attestations: Path | None = None, waivers: Path | None = None) -> list[Plan]:
     records = attestations_mod.load(attestations) if attestations else []
-    return [plan_mod.for_local(profiles.resolve(profile_name, sensitivity), measures, records)]
+    profile = profiles.resolve(profile_name, sensitivity)
+    waived = waivers_mod.load(waivers) if waivers else []
+    applying = waivers_mod.evaluate(profile, waived, name=socket.gethostname(), host=None, source=waivers)
+    return [plan_mod.for_local(profile, measures, records, applying)]
 
 
 def _child_env() -> dict[str, str]:
@@ -249,17 +271,25 @@ def _results(run_dir: Path, plans: list[Plan], returncode: int, log: Path) -> li
 def _host_line(r: HostResult) -> str:
     if r.verdict == "unreachable":
         return f"  {r.name}: NOT VERIFIED ({r.reason}) {r.message}"
-    return f"  {r.name}: {verdict_label(r.verdict)} — {counts_text(r.summary)}"
+    line = f"  {r.name}: {verdict_label(r.verdict)} — {counts_text(r.summary)}"
+    return line + (f"; attestations: {attestations_text(r.attestations)}" if attestations_text(r.attestations) else "")
 
 
 # How the terminal names each status (the HTML pages label them in Japanese and English).
 SHORT = {"pass": "pass", "fail": "fail", "error": "error", "not_applicable": "n/a",
-         "not_configured": "n/c", "advisory": "adv"}
+         "not_configured": "n/c", "advisory": "adv", "waived": "wvd"}
+ATTESTATION_SHORT = {"attested": "attested", "fail": "fail", "expired": "expired", "not_evaluated": "not evaluated"}
 
 
 def counts_text(summary: dict[str, int]) -> str:
-    """``30 pass, 0 fail, 0 error, 3 n/a, 2 n/c, 1 adv`` (n/c = not configured, adv = advisory)."""
+    """``30 pass, 0 fail, 0 error, 3 n/a, 2 n/c, 1 adv, 0 wvd`` (n/c = not configured, adv =
+    advisory, wvd = waived)."""
     return ", ".join(f"{summary.get(status, 0)} {short}" for status, short in SHORT.items())
+
+
+def attestations_text(summary: dict[str, int]) -> str:
+    """``2 attested, 1 expired, 1 not evaluated`` (the results that occur)."""
+    return ", ".join(f"{summary[s]} {short}" for s, short in ATTESTATION_SHORT.items() if summary.get(s))
 
 
 def verdict_label(verdict: str) -> str:

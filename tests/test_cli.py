@@ -20,7 +20,7 @@ def test_help_explains_commands_and_exit_codes() -> None:
         assert word in proc.stdout
     verify_help = cli("verify", "--help").stdout
     assert "--local" in verify_help and "--limit" in verify_help and "read-only" in verify_help.lower()
-    assert "5  nothing failed, but some checks are not configured" in verify_help
+    assert "5  nothing failed, but something was not judged: a check not configured" in verify_help
     assert "n/c (not configured" in verify_help and "adv (advisory" in verify_help
     assert "5  nothing failed" in proc.stdout  # the top-level help lists the same codes
 

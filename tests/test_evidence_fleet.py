@@ -106,7 +106,8 @@ def test_fleet_html_renders_in_chromium_with_the_right_counts(run: Path, tmp_pat
         "count-hosts": "5", "count-host-pass": "1", "count-host-not_configured": "1", "count-host-fail": "1",
         "count-host-error": "1", "count-host-unreachable": "1", "count-checks": "20", "count-check-pass": "15",
         "count-check-fail": "1", "count-check-error": "1", "count-check-not_applicable": "1",
-        "count-check-not_configured": "1", "count-check-advisory": "1"}
+        "count-check-not_configured": "1", "count-check-advisory": "1", "count-check-waived": "0",
+        "count-host-not_evaluated": "0"}
     assert ("pc03", "6-6", "not_configured") in parsed.cells and ("pc03", "6-11", "advisory") in parsed.cells
     assert ("web01", "6-7", "fail") in parsed.cells and ("db01", "6-11", "error") in parsed.cells
     assert ("db01", "6-15", "not_applicable") in parsed.cells and ("pc01", "6-7", "pass") in parsed.cells

@@ -30,7 +30,7 @@ def test_every_status_is_counted_apart() -> None:
     statuses = ["pass", "pass", "fail", "error", "not_applicable", "not_configured", "not_configured", "advisory"]
     summary = model.summarize([{"status": s} for s in statuses])
     assert summary == {"pass": 2, "fail": 1, "error": 1, "not_applicable": 1, "not_configured": 2,
-                       "advisory": 1, "total": 8}
+                       "advisory": 1, "waived": 0, "total": 8}
 
 
 @pytest.mark.parametrize(("counts", "expected"), [
@@ -45,6 +45,20 @@ def test_every_status_is_counted_apart() -> None:
 def test_host_verdict_error_then_fail_then_not_configured(counts: dict[str, int], expected: str) -> None:
     assert model.verdict(counts) == expected
     assert model.verdict(counts, error="profile did not load") == "error"
+
+
+@pytest.mark.parametrize(("checks", "attestations", "expected"), [
+    ({"pass": 3}, {"attested": 2}, "pass"),
+    ({"pass": 3, "waived": 1}, {"attested": 2}, "pass"),  # a waived failure is accepted
+    ({"pass": 3}, {"attested": 1, "not_evaluated": 1}, "not_evaluated"),  # nobody attested: incomplete
+    ({"pass": 3, "not_configured": 1}, {"not_evaluated": 1}, "not_configured"),
+    ({"pass": 3}, {"attested": 1, "expired": 1}, "fail"),  # an expired attestation fails the host
+    ({"pass": 3}, {"fail": 1, "not_evaluated": 1}, "fail"),  # so does a negative one
+    ({"error": 1}, {"fail": 1}, "error"),
+])
+def test_attestations_count_in_the_host_verdict(checks: dict[str, int], attestations: dict[str, int],
+                                                expected: str) -> None:
+    assert model.verdict(checks, None, attestations) == expected
 
 
 def test_incomplete_ranks_below_noncompliant_and_above_ok() -> None:
@@ -62,6 +76,8 @@ def _hosts(*verdicts: str) -> list[HostResult]:
 @pytest.mark.parametrize(("verdicts", "regressed", "code"), [
     (("pass", "pass"), False, Exit.OK),
     (("pass", "not_configured"), False, Exit.INCOMPLETE),
+    (("pass", "not_evaluated"), False, Exit.INCOMPLETE),
+    (("not_evaluated", "fail"), False, Exit.NONCOMPLIANT),
     (("not_configured", "fail"), False, Exit.NONCOMPLIANT),
     (("not_configured", "unreachable"), False, Exit.UNREACHABLE),
     (("not_configured",), True, Exit.REGRESSION),
@@ -74,7 +90,7 @@ def test_run_exit_code(verdicts: tuple[str, ...], regressed: bool, code: Exit, t
 def test_schema_3_written_and_2_still_read(tmp_path: Path) -> None:
     run_dir = make_run(tmp_path / "evidence", 28, {"pc03": UNSET})
     doc = model.read(run_dir / "pc03.json")
-    assert doc["schema"] == model.SCHEMA == "hardening.evidence/3"
+    assert doc["schema"] == model.SCHEMA == "hardening.evidence/4"
     assert doc["verdict"] == "not_configured"
     assert doc["summary"]["not_configured"] == 1 and doc["summary"]["advisory"] == 1
     old = _schema_2(doc)
@@ -171,13 +187,13 @@ def test_a_version_1_store_opens_migrated_and_keeps_its_rows(tmp_path: Path) -> 
     db.executescript(V1_HOST_RUNS)
     db.close()
     with Store(root) as store:
-        assert store.version() == SCHEMA_VERSION == 2
+        assert store.version() == SCHEMA_VERSION == 3
         [old] = store.host_history("web01")
         assert (old["pass"], old["not_applicable"], old["not_configured"], old["advisory"]) == (30, 2, None, None)
         run_dir = make_run(root, 28, {"pc03": UNSET})
         history.seal_run(run_dir)  # indexes the run in the migrated store
     with Store(root) as store:  # opening again changes nothing
-        assert store.version() == 2
+        assert store.version() == 3
         [new] = store.host_history("pc03")
         assert (new["verdict"], new["pass"], new["not_configured"], new["advisory"]) == ("not_configured", 3, 1, 1)
         assert store.results(run_dir.name, "pc03")["admin.root_login_disabled"] == "not_configured"
@@ -187,7 +203,7 @@ def test_a_version_1_store_opens_migrated_and_keeps_its_rows(tmp_path: Path) -> 
 def test_a_new_store_has_the_columns(tmp_path: Path) -> None:
     with Store(tmp_path) as store:
         columns = {r["name"] for r in store.db.execute("PRAGMA table_info(host_runs)")}
-        assert {"not_configured", "advisory"} <= columns and store.version() == 2
+        assert {"not_configured", "advisory", "waived"} <= columns and store.version() == 3
 
 
 def test_host_page_lists_checks_not_configured_with_their_message(tmp_path: Path) -> None:
@@ -238,9 +254,9 @@ def test_summary_table_and_the_not_configured_list(tmp_path: Path, capsys: pytes
     _summary(result)
     out = capsys.readouterr().out
     header = next(line for line in out.splitlines() if line.startswith("host"))
-    assert header.split()[-6:] == ["pass", "fail", "error", "n/a", "n/c", "adv"]
+    assert header.split()[-7:] == ["pass", "fail", "error", "n/a", "n/c", "adv", "wvd"]
     row = next(line for line in out.splitlines() if line.startswith("pc03"))
-    assert "NOT CONFIGURED" in row and row.split()[-6:] == ["3", "0", "0", "0", "1", "1"]
+    assert "NOT CONFIGURED" in row and row.split()[-7:] == ["3", "0", "0", "0", "1", "1", "0"]
     block = out.split("not configured (data the check needs is missing; never a pass):", 1)[1]
     assert block.splitlines()[1:3] == ["  pc03:", "    admin.root_login_disabled — 期待値と異なる: policy accept"]
     assert "inventories/example_agency.py" in block

@@ -161,11 +161,11 @@ def test_unattended_off_is_not_a_quiet_pass(host: LabHost, inventory: Path, tmp_
     # Declared and not yet recorded: a failure; recorded by a person: passed.
     attested = profiles(tmp_path / "attested", "    unattended_origins: []\n", attestation=True)
     checks = verify(inventory, tmp_path, "--profiles", attested)
-    assert checks[ENABLED]["status"] == "fail" and "manual-patching is missing" in checks[ENABLED]["message"]
+    assert checks[ENABLED]["status"] == "fail" and "manual-patching is not_evaluated" in checks[ENABLED]["message"]
     records = tmp_path / "attestations.yaml"
     today = time.strftime("%Y-%m-%d")
-    records.write_text(f"- item: manual-patching\n  applies_to: {{hosts: [{HOST}]}}\n  by: 山田 太郎 (情報システム課)\n"
-                       f"  date: {today}\n  result: pass\n  note: 月次の変更管理で適用\n")
+    records.write_text(f"- item: manual-patching\n  applies_to: {{hosts: [{HOST}]}}\n  by: 山田 太郎\n"
+                       f"  role: 情報システム課\n  date: {today}\n  result: pass\n  note: 月次の変更管理で適用\n")
     checks = verify(inventory, tmp_path, "--profiles", attested, "--attestations", records)
     assert checks[ENABLED]["status"] == "pass", checks[ENABLED]
 

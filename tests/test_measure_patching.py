@@ -662,7 +662,7 @@ def test_unattended_off_as_apt_systemd_daily_reads_it(value, problem):
 
 
 def _attestation(status: str, clauses: tuple[str, ...] = ("6-8",)) -> dict[str, Any]:
-    done = status != "missing"
+    done = status != "not_evaluated"
     return {"id": "manual-patching", "clauses": list(clauses), "status": status, "by": "山田" if done else None,
             "date": "2026-11-01" if done else None, "until": "2027-02-01" if done else None}
 
@@ -670,11 +670,11 @@ def _attestation(status: str, clauses: tuple[str, ...] = ("6-8",)) -> dict[str, 
 def test_manual_patching_replaces_unattended_upgrades_only_when_attested():
     status, why = measure.manual_patching([])
     assert status == "not_configured" and "declares no attestation item for clause 6-8" in why
-    assert measure.manual_patching([_attestation("pass", ("6-16",))])[0] == "not_configured"
-    for open_status in ("missing", "expired", "fail"):
+    assert measure.manual_patching([_attestation("attested", ("6-16",))])[0] == "not_configured"
+    for open_status in ("not_evaluated", "expired", "fail"):
         status, why = measure.manual_patching([_attestation(open_status)])
         assert status == "fail" and f"manual-patching is {open_status}" in why
-    status, why = measure.manual_patching([_attestation("pass")])
+    status, why = measure.manual_patching([_attestation("attested")])
     assert status == "pass" and "manual-patching by 山田 on 2026-11-01 (until 2027-02-01)" in why
 
 

@@ -1,6 +1,7 @@
 """Drift between two runs: per host and clause, what became worse, better, new or gone.
 
-A check is *good* when it passed, was not applicable or ended advisory (expected, not required),
+A check is *good* when it passed, was not applicable, ended advisory (expected, not required) or
+was waived (a failure a valid waiver accepts),
 *bad* when it failed or errored, and *unjudged* when it was not configured (the profile or the
 inventory lacks data it needs).
 
@@ -26,7 +27,8 @@ from typing import Any
 
 from hardening.evidence import chain
 
-GOOD = {"pass", "not_applicable", "advisory"}
+# waived: a failure accepted by a valid waiver (its expiry makes it fail again: worse).
+GOOD = {"pass", "not_applicable", "advisory", "waived"}
 BAD = {"fail", "error"}
 UNJUDGED = {"not_configured"}
 # Schemas whose "not_applicable" may have meant "not configured" (no such status before schema 3).

@@ -28,8 +28,9 @@ HEADERS = ["条項 clause", "項目 item", "結果 result", "証跡 evidence", "
            "プロファイル profile"]
 # Worst first: the status a clause cell shows when several checks cover the clause. Not
 # configured is never shown as a pass; advisory is shown over pass (something expected is missing).
-SEVERITY = ("fail", "error", "not_configured", "advisory", "pass", "not_applicable")
-HOST_VERDICTS = ("pass", "not_configured", "fail", "error", "unreachable")
+# A waived failure is shown over pass: the finding stands, accepted by a named approver.
+SEVERITY = ("fail", "error", "not_configured", "advisory", "waived", "pass", "not_applicable")
+HOST_VERDICTS = ("pass", "not_evaluated", "not_configured", "fail", "error", "unreachable")
 
 
 @dataclass
@@ -44,6 +45,7 @@ class HostRow:
     summary: dict[str, int]
     cells: dict[str, str] = field(default_factory=dict)
     checks: list[dict[str, Any]] = field(default_factory=list)
+    attestations: list[dict[str, Any]] = field(default_factory=list)
     started: str | None = None
 
 
@@ -78,6 +80,7 @@ def host_rows(run_dir: Path) -> list[HostRow]:
             message=(doc or {}).get("error") or entry.get("message") or "",
             summary=(doc or {}).get("summary") or entry.get("summary") or {},
             checks=(doc or {}).get("checks", []),
+            attestations=(doc or {}).get("attestations") or [],
             started=((doc or {}).get("run") or {}).get("started") or index.get("started"))
         row.cells = _cells(row.checks)
         rows.append(row)
@@ -157,10 +160,25 @@ def _csv_rows(rows: list[HostRow], headings: dict[str, str]) -> list[list[str]]:
             continue
         for check in row.checks:
             clause = "; ".join(f"{c} {headings.get(c, '')}".strip() for c in check.get("clauses", []))
-            out.append([clause, f"{check.get('title', '')} ({check['id']})",
-                        STATUS_LABEL.get(check["status"], check["status"]),
+            result = STATUS_LABEL.get(check["status"], check["status"])
+            if check.get("waiver"):
+                result += f" ({check['waiver']['id']}, until {check['waiver']['expires']})"
+            out.append([clause, f"{check.get('title', '')} ({check['id']})", result,
                         f"{row.document}#{check['id']} {row.digest}", date, row.name, row.profile])
+        out += [_attestation_row(a, row, headings, date) for a in row.attestations]
     return out
+
+
+def _attestation_row(item: dict[str, Any], row: HostRow, headings: dict[str, str], date: str) -> list[str]:
+    """A manual item of the sheet: what was confirmed, by whom in what role, on which day, until when.
+    The date column is the person's, not the run's: the sheet shows when it was really checked."""
+    clause = "; ".join(f"{c} {headings.get(c, '')}".strip() for c in item.get("clauses", []))
+    who = f"確認者 {item['by']} ({item.get('role') or '—'}), 有効期限 until {item['until']}" if item.get("by") else ""
+    evidence = "; ".join(x for x in (who, item.get("note") or "", f"{row.document}#attestation:{item['id']}")
+                         if x)
+    return [clause, f"[人による確認 attestation] {item.get('ja', '')} ({item['id']})",
+            STATUS_LABEL.get(item["status"], item["status"]), evidence, item.get("date") or date,
+            row.name, row.profile]
 
 
 def write(run_dir: Path, out: Path | None = None) -> tuple[Path, Path]:

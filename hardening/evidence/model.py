@@ -9,13 +9,18 @@ from typing import Any
 from hardening.evidence.render import render_host
 from hardening.observe import Observations
 from hardening.plan import Plan
+from hardening.results import ATTESTATION_COUNTS, CHECK_COUNTS, HOST_VERDICTS, host_verdict
+from hardening.waivers import apply as apply_waivers
 
-SCHEMA = "hardening.evidence/3"
+SCHEMA = "hardening.evidence/4"
 # Documents of earlier versions stay readable (the history and the chain read old runs).
-# /2 has no not_configured or advisory checks; /1 has per-check commands instead of observations.
-SCHEMAS = ("hardening.evidence/1", "hardening.evidence/2", SCHEMA)
-STATUSES = ("pass", "fail", "error", "not_applicable", "not_configured", "advisory")
-ATTESTATION_STATUSES = ("pass", "fail", "expired", "missing")
+# /3 has no waived checks, and its attestations are pass | fail | expired | missing and never
+# change the verdict; /2 has no not_configured or advisory checks; /1 has per-check commands
+# instead of observations.
+SCHEMAS = ("hardening.evidence/1", "hardening.evidence/2", "hardening.evidence/3", SCHEMA)
+# The check results in the order the pages count them (hardening.results holds their meaning).
+STATUSES = CHECK_COUNTS
+ATTESTATION_STATUSES = ATTESTATION_COUNTS
 
 IDENTITY_COMMANDS = {
     "hostname": "hostname",
@@ -51,25 +56,26 @@ def summarize(checks: list[dict[str, Any]]) -> dict[str, int]:
     return _count(checks, STATUSES)
 
 
-# A host's verdict, worst first. A host with a check not configured (and none failed or errored)
-# is "not_configured", never "pass"; advisory checks do not change the verdict.
-VERDICTS = ("error", "fail", "not_configured", "pass")
+# A host's verdict, worst first (hardening.results.HOST_VERDICTS).
+VERDICTS = HOST_VERDICTS
 
 
-def verdict(summary: dict[str, int], error: str | None = None) -> str:
-    """The host's verdict from its check counts: error > fail > not_configured > pass."""
-    if error:
-        return "error"
-    return next((v for v in VERDICTS[:-1] if summary.get(v)), "pass")
+def verdict(summary: dict[str, int], error: str | None = None,
+            attestation_summary: dict[str, int] | None = None) -> str:
+    """The host's verdict from its check and attestation counts (hardening.results.host_verdict)."""
+    return host_verdict(summary, attestation_summary or {}, error)
 
 
 def document(*, run_id: str, plan: Plan, mode: str, started: str, finished: str,
              tool_version: str, identity: dict[str, Any], checks: list[dict[str, Any]],
              observations: list[dict[str, Any]], observe_seconds: float = 0.0,
              error: str | None = None) -> dict[str, Any]:
+    waivers = [dict(w) for w in plan.waivers]
+    checks = apply_waivers(checks, waivers)
     summary = summarize(checks)
     profile = plan.profile
     attestations = plan.attestations
+    attestation_summary = _count(attestations, ATTESTATION_STATUSES)
     return {
         "schema": SCHEMA,
         "run": {"id": run_id, "mode": mode, "started": started, "finished": finished,
@@ -85,13 +91,14 @@ def document(*, run_id: str, plan: Plan, mode: str, started: str, finished: str,
             "sensitivity": profile.sensitivity, "digest": plan.digest,
             "resolved": profile.canonical(),
         },
-        "verdict": verdict(summary, error),
+        "verdict": verdict(summary, error, attestation_summary),
         "error": error,
         "summary": summary,
         "checks": checks,
         "observations": observations,
         "attestations": attestations,
-        "attestation_summary": _count(attestations, ATTESTATION_STATUSES),
+        "attestation_summary": attestation_summary,
+        "waivers": waivers,
     }
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from hardening import catalogue
+from hardening.results import CHECK_COUNTS, RESULTS, label
 
 _env = Environment(
     loader=PackageLoader("hardening.evidence", "templates"),
@@ -33,21 +34,16 @@ def _shown(check: dict[str, Any], observations: dict[str, Any]) -> list[dict[str
 
 _env.filters["shown"] = _shown
 
+# Labels of every result (hardening.results), of host verdicts and of documents before schema 4.
 STATUS_LABEL = {
-    "pass": "適合 pass",
-    "fail": "不適合 fail",
-    "error": "エラー error",
-    "not_applicable": "対象外 n/a",
-    "not_configured": "未設定 not configured",
-    "advisory": "推奨 advisory",
+    **{r.name: label(r.name) for r in RESULTS},
     "unreachable": "接続不可 unreachable",
-    "missing": "未確認 missing",
-    "expired": "期限切れ expired",
+    "missing": "未確認 missing",  # an attestation nobody recorded, before schema 4
 }
 
 
 # The check statuses in the order the pages count them (the host verdict is one of the first four).
-COUNTED = ("pass", "fail", "error", "not_applicable", "not_configured", "advisory")
+COUNTED = CHECK_COUNTS
 
 
 def _headings() -> dict[str, str]:

@@ -9,7 +9,8 @@ and the commit) are indexed the next time a run is sealed.
 Store versions: 1 counted pass, fail, error and not applicable per host and run; 2 (evidence
 schema 3) adds ``not_configured`` and ``advisory``. Opening a version 1 store adds the two
 columns (NULL for the runs indexed before: their documents had no such status) and records
-version 2; nothing else changes, so an old store keeps every row.
+version 2; nothing else changes, so an old store keeps every row. 3 (evidence schema 4) adds
+``waived`` the same way.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from typing import Any
 from hardening.evidence import chain
 
 FILE = "history.sqlite"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 # Columns of host_runs added after version 1, in the order they are appended.
-ADDED_COLUMNS = {"not_configured": "INTEGER", "advisory": "INTEGER"}
+ADDED_COLUMNS = {"not_configured": "INTEGER", "advisory": "INTEGER", "waived": "INTEGER"}
 HOST_RUN_COLUMNS = ("run_id", "host", "profile", "sensitivity", "verdict", "document", "document_sha256",
                     "pass", "fail", "error", "not_applicable", "total", "retention_days", "message",
                     *ADDED_COLUMNS)
@@ -54,7 +55,7 @@ CREATE TABLE IF NOT EXISTS host_runs (
     pass INTEGER, fail INTEGER, error INTEGER, not_applicable INTEGER, total INTEGER,
     retention_days INTEGER,
     message TEXT,
-    not_configured INTEGER, advisory INTEGER,
+    not_configured INTEGER, advisory INTEGER, waived INTEGER,
     PRIMARY KEY (run_id, host)
 );
 CREATE TABLE IF NOT EXISTS results (
@@ -165,7 +166,7 @@ class Store:
             summary.get("pass"), summary.get("fail"), summary.get("error"),
             summary.get("not_applicable"), summary.get("total"), entry.get("retention_days"),
             (doc or {}).get("error") or listed.get("message"),
-            summary.get("not_configured"), summary.get("advisory")))
+            summary.get("not_configured"), summary.get("advisory"), summary.get("waived")))
         self.insert_results(db, run_id, host, (doc or {}).get("checks", []))
 
     def insert_results(self, db: sqlite3.Connection, run_id: str, host: str,

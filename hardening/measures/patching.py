@@ -943,14 +943,14 @@ def manual_patching(attestations: list[dict[str, Any]]) -> tuple[str, str]:
     place, and only a person can attest it.
 
     ``not_configured`` when the profile declares no attestation item for 6-8, ``fail`` when one
-    is not attested (missing, expired or a recorded failure), ``pass`` when all are.
+    is not attested (not evaluated, expired or a recorded failure), ``pass`` when all are.
     """
     items = [a for a in attestations if MANUAL_CLAUSE in a.get("clauses", [])]
     if not items:
         return ("not_configured", "the profile turns unattended security updates off and declares no attestation "
                 "item for clause 6-8 (the manual patch process that replaces them): add one to the hardware "
                 "profile's attestations and record it in attestations.yaml")
-    open_items = [f"{a['id']} is {a['status']}" for a in items if a.get("status") != "pass"]
+    open_items = [f"{a['id']} is {a['status']}" for a in items if a.get("status") != "attested"]
     if open_items:
         return ("fail", "unattended security updates are off (profile); the manual patch process is not attested: "
                 + ", ".join(open_items))
