@@ -133,3 +133,45 @@ def test_the_document_records_the_waiver_and_the_host_passes(tmp_path: Path, hos
         assert doc["verdict"] == verdict
         assert doc["summary"]["waived" if verdict == "pass" else "fail"] == 1
         assert doc["waivers"][0]["used_by"] == (["usb.usbguard_service"] if verdict == "pass" else [])
+
+
+def test_the_fleet_sheet_names_the_waiver_and_has_a_row_per_attestation(tmp_path: Path) -> None:
+    """The self-inspection sheet (fleet.csv): the waived check's row says waived with the waiver's
+    id and expiry; each attestation item is a row of its own, with who, role, until when, and the
+    person's date."""
+    import json
+
+    from hardening import attestations
+    from hardening.evidence import fleet
+    from tests.test_evidence_support import OBSERVATIONS
+    from tests.test_evidence_support import check as support_check
+
+    profile = Profiles().resolve("terminal", "high")
+    records = tmp_path / "attestations.yaml"
+    records.write_text("- {item: terminal-theft, applies_to: {hosts: [pc01]}, by: 鈴木 一郎, role: 保護担当者,"
+                       " date: 2026-11-20, result: pass, note: ワイヤーロック確認}\n", encoding="utf-8")
+    waiver = write(tmp_path, VALID.replace("groups: [terminals]", "hosts: [pc01]"))
+    plan = Plan(name="pc01", profile=profile, digest=profile.digest(), measures=[], commands=[],
+                attestations=attestations.evaluate(profile, attestations.load(records), name="pc01", host=None,
+                                                   today=TODAY),
+                waivers=waivers.evaluate(profile, waivers.load(waiver), name="pc01", host=None, today=TODAY))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    doc = model.document(run_id="r1", plan=plan, mode="ssh", started="2026-12-02T01:00:00+00:00",
+                         finished="2026-12-02T01:00:00+00:00", tool_version="t", identity={},
+                         checks=[{**support_check("usb.storage_blocked", "fail"), "id": "usb.usbguard_service"},
+                                 support_check("auth.no_empty_passwords")],
+                         observations=OBSERVATIONS)
+    path = model.write(doc, run_dir)
+    (run_dir / "index.json").write_text(json.dumps({"schema": "hardening.run/1", "run_id": "r1", "hosts": [
+        {"name": "pc01", "verdict": doc["verdict"], "json": path.name, "summary": doc["summary"]}]}), encoding="utf-8")
+    sheet = fleet.render_csv(fleet.host_rows(run_dir))
+    waived = next(line for line in sheet.splitlines() if "usb.usbguard_service" in line)
+    assert "免除 waived (W-2026-003, until 2027-03-31)" in waived
+    theft = next(line for line in sheet.splitlines() if "terminal-theft" in line)
+    assert "確認済 attested" in theft and "鈴木 一郎 (保護担当者)" in theft and "2026-11-20" in theft
+    carry = next(line for line in sheet.splitlines() if "terminal-carry" in line)
+    assert "未評価 not evaluated" in carry
+    assert doc["verdict"] == "not_evaluated"  # the waived failure is accepted; terminal-carry is not attested
+    page = (run_dir / "pc01.html").read_text(encoding="utf-8")
+    assert "W-2026-003" in page and "保護担当者" in page and "未評価 not evaluated" in page
