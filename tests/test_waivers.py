@@ -175,3 +175,7 @@ def test_the_fleet_sheet_names_the_waiver_and_has_a_row_per_attestation(tmp_path
     assert doc["verdict"] == "not_evaluated"  # the waived failure is accepted; terminal-carry is not attested
     page = (run_dir / "pc01.html").read_text(encoding="utf-8")
     assert "W-2026-003" in page and "保護担当者" in page and "未評価 not evaluated" in page
+
+
+def test_the_example_inventory_waivers_load() -> None:
+    assert [w.id for w in waivers.load(ROOT / "inventories" / "waivers.yaml")] == ["W-2026-003", "W-2026-001"]
