@@ -112,8 +112,12 @@ def test_stale_files(obs, profile, evidence):
     recorded. Before the first run since boot nothing can have been missed."""
     settings: measure.Settings = profile.measure("tmpdata")
     units_out = obs.run(measure.UNITS)
-    units = measure.parse_units(units_out.stdout, units_out.rc)
-    last = measure.last_run(units)
+    try:
+        last = measure.last_run(measure.parse_units(units_out.stdout, units_out.rc))
+    except ValueError:
+        evidence.record(expected="the last clean-up run (systemctl show)",
+                        observed={"exit": units_out.rc, "stdout": units_out.stdout[:300]})
+        raise
     observed: dict[str, Any] = {"last clean-up run": f"@{last}" if last is not None else "none since boot"}
     judged: list[measure.Judged] = []
     unreadable: list[str] = []

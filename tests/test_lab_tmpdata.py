@@ -14,6 +14,8 @@
    the clean-up: the missed and due files are gone, the kept one stays, every check passes, a
    second deploy changes nothing. File times cannot be faked (ctime is the kernel's), so the test
    waits for them to age: about two and a half minutes.
+3. A /tmp that is a plain directory of the root file system (a Debian 12 VM's): with the
+   container's tmpfs unmounted, the deploy bind-mounts /tmp on itself with the flags.
 """
 
 from __future__ import annotations
@@ -153,3 +155,21 @@ def test_old_files_are_named_then_deleted(host: LabHost, inventory: Path, tmp_pa
     host.run(f"sudo rm -rf /etc/tmpfiles.d/app-cache.conf /tmp/app-cache {STAGING}")
     deploy(inventory)
     assert f"e {STAGING}" not in host.run(f"cat {measure.TMPFILES_CONF}").stdout
+
+
+def test_a_plain_tmp_directory_is_bind_mounted_on_itself(host: LabHost, inventory: Path, tmp_path: Path) -> None:
+    """A Debian 12 VM has no /tmp mount (a directory on the root file system, no tmp.mount): with
+    the container's tmpfs taken away the container is in that state, and the unit bind-mounts /tmp
+    on itself before adding the flags (the path the VMs of tests/test_lab_deploy.py take)."""
+    host.run("sudo umount -l /tmp")
+    assert host.run("findmnt -n -o TARGET -T /tmp").stdout.strip() == "/"
+    plain = verify(inventory, tmp_path)
+    mount = plain["tmpdata.tmp_mount_options"]
+    assert mount["status"] == "fail"
+    assert "/tmp is not a mount of its own: it is a directory on /" in str(mount["message"])
+    output, changed = deploy(inventory)
+    assert changed == 1 and "/tmp gets nodev,nosuid,noexec now" in output, output
+    target, source, options = host.run("findmnt -n -o TARGET,SOURCE,OPTIONS -T /tmp").stdout.split()
+    assert (target, source) == ("/tmp", "overlay[/tmp]") and {"nodev", "nosuid", "noexec"} <= set(options.split(","))
+    assert set(statuses(verify(inventory, tmp_path)).values()) == {"pass", "not_configured"}
+    assert deploy(inventory)[1] == 0
