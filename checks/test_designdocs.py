@@ -30,6 +30,10 @@ def _paths(profile: Any, evidence: Any) -> list[measure.DesignDocuments]:
     return list(settings.paths)
 
 
+def _shown(items: list[str]) -> list[str]:
+    return items[:SHOWN] + ([f"... and {len(items) - SHOWN} more"] if len(items) > SHOWN else [])
+
+
 @pytest.mark.clause("6-18")
 def test_not_readable_beyond_group(obs, profile, evidence):
     """Design documents give nothing to others nor to anyone outside their group (permissions and ACLs, whole tree)"""
@@ -52,15 +56,13 @@ def test_not_readable_beyond_group(obs, profile, evidence):
             else:
                 exposed = measure.exposures(tree, entry.group, members or set(), entry.path)
                 seen["files and directories judged"] = len(tree)
-                seen["beyond the group"] = [str(e) for e in exposed[:SHOWN]] + (
-                    [f"... and {len(exposed) - SHOWN} more"] if len(exposed) > SHOWN else [])
                 found += [str(e) for e in exposed]
         observed[entry.path] = seen
         problems += found
     evidence.record(expected={e.path: f"exists, group {e.group}; in the whole tree no permission for others, no ACL "
                                       f"entry for a user outside {e.group} or another group, no default ACL "
                                       "giving either to new files" for e in paths},
-                    observed={**observed, "problems": len(problems), "unreadable": unreadable})
+                    observed={**observed, "findings": _shown(problems), "unreadable": unreadable})
     assert not problems, f"{len(problems)} finding(s): " + "; ".join(problems[:8]) + (
         f"; and {len(problems) - 8} more" if len(problems) > 8 else "")
     if unreadable:
@@ -85,8 +87,7 @@ def test_not_under_web_root(obs, profile, evidence):
     evidence.record(expected={"paths": [e.path for e in paths],
                               "not under or holding": "a directory nginx, apache2 or lighttpd serves"},
                     observed={"web servers installed": served.servers or "none",
-                              "served": {s: r[:SHOWN] + ([f"... and {len(r) - SHOWN} more"] if len(r) > SHOWN else [])
-                                         for s, r in roots.items()},
+                              "served": {s: _shown(r) for s, r in roots.items()},
                               "configuration unreadable": served.errors,
                               "paths as they really are (readlink -f)": real,
                               "served design documents": found})
