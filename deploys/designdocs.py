@@ -65,10 +65,14 @@ def _protect(entry: measure.DesignDocuments, roots: list[measure.WebRoot], obs: 
                       f"nor changes what a web server serves, and left {entry.path} as it is: move the documents "
                       "out of the served tree (or stop serving it), then deploy again")
         return
-    members = measure.members_of(obs.run, entry)
+    try:
+        members = measure.members_of(obs.run, entry)
+        stat = measure.stat_of(obs.run, entry)
+    except ValueError as exc:  # getent or stat printed something the measure cannot read
+        refuse_at_end(f"designdocs: cannot read the state of {entry.path}, so it was not changed: {exc}")
+        return
     if members is None:
         server.group(name=f"designdocs: group {entry.group} (owns {entry.path})", group=entry.group, system=True)
-    stat = measure.stat_of(obs.run, entry)
     if stat is None:
         files.directory(name=f"designdocs: {entry.path}: directory root:{entry.group} {entry.mode}", path=entry.path,
                         user="root", group=entry.group, mode=entry.mode)
