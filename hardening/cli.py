@@ -284,7 +284,8 @@ def demo(evidence_root: Path, keep: bool) -> None:
     verifies both, deploys every measure, verifies again, and prints where the evidence is,
     with what still fails and why no deploy can fix it (hardware the lab lacks, an unencrypted
     root disk, security updates left to change management), and the checks not configured (data
-    only an agency can give: expected networks, personal-data paths). Exit 0 when only those remain.
+    only an agency can give: expected networks, personal-data and design-document paths). Exit 0
+    when only those remain.
     """
     from hardening import demo as demo_mod
 
