@@ -1,4 +1,5 @@
-"""designdocs (6-18): desired state, ACL and web-root reading, and the deploy's repairs, no host.
+"""designdocs (6-18): desired state, ACL and web-root reading (hardening.measures._webroots), and
+the deploy's repairs, no host.
 
 The texts under tests/data/designdocs/ are real output captured on a Debian 12 lab container
 (acl 2.3.1, nginx 1.22.1, apache2 2.4.71, lighttpd 1.4.69 from Debian's archive) with the very
@@ -26,6 +27,7 @@ import pydantic
 import pytest
 
 from hardening.measures import _paths
+from hardening.measures import _webroots as web
 from hardening.measures import auth as auth_measure
 from hardening.measures import designdocs as measure
 from hardening.observe import Observation, Observations
@@ -200,15 +202,15 @@ def test_repairs_are_chunked_under_the_argument_limit() -> None:
 
 # -- what web servers serve ------------------------------------------------------------------------------
 
-def roots(items: list[measure.WebRoot]) -> list[str]:
+def roots(items: list[web.WebRoot]) -> list[str]:
     return [r.root for r in items]
 
 
 def test_nginx_debian_default_and_a_site_with_aliases() -> None:
     version = data("nginx-V.txt")
-    assert measure.nginx_prefix(version) == "/usr/share/nginx"
-    assert roots(measure.nginx_roots(data("nginx-T-debian.txt"), version)) == ["/var/www/html"]
-    found = measure.nginx_roots(data("nginx-T-intranet.txt"), version)
+    assert web.nginx_prefix(version) == "/usr/share/nginx"
+    assert roots(web.nginx_roots(data("nginx-T-debian.txt"), version)) == ["/var/www/html"]
+    found = web.nginx_roots(data("nginx-T-intranet.txt"), version)
     assert roots(found) == ["/var/www/html", "/srv/intranet/*", "/srv/design-documents", "/home", "/srv/quoted dir"]
     assert found[2].source == "/etc/nginx/sites-enabled/intranet: alias /srv/design-documents/"
 
@@ -218,9 +220,9 @@ def test_nginx_root_inheritance_and_its_compiled_in_default() -> None:
     dump = ("# configuration file /etc/nginx/nginx.conf:\nhttp {\n include /etc/nginx/conf.d/*.conf;\n}\n\n"
             "# configuration file /etc/nginx/conf.d/a.conf:\nserver { listen 81; location / { } }\n"
             "server { root static; location /x/ { location /x/y/ { } } }\n")
-    assert roots(measure.nginx_roots(dump, "configure arguments: --prefix=/usr/share/nginx")) == [
+    assert roots(web.nginx_roots(dump, "configure arguments: --prefix=/usr/share/nginx")) == [
         "/usr/share/nginx/html", "/usr/share/nginx/static"]
-    assert roots(measure.nginx_roots(dump, "configure arguments: --with-debug")) == [
+    assert roots(web.nginx_roots(dump, "configure arguments: --with-debug")) == [
         "/usr/local/nginx/html", "/usr/local/nginx/static"]
 
 
@@ -233,14 +235,14 @@ def test_nginx_root_inheritance_and_its_compiled_in_default() -> None:
     ("# configuration file /etc/nginx/nginx.conf:\nhttp { server { root /a /b; } }\n", "2 arguments"),
 ])
 def test_nginx_output_that_cannot_be_read_is_an_error(dump: str, match: str) -> None:
-    with pytest.raises(measure.WebConfigError, match=match):
-        measure.nginx_roots(dump, data("nginx-V.txt"))
-    with pytest.raises(measure.WebConfigError, match="no configure arguments"):
-        measure.nginx_prefix("nginx: command not found")
+    with pytest.raises(web.WebConfigError, match=match):
+        web.nginx_roots(dump, data("nginx-V.txt"))
+    with pytest.raises(web.WebConfigError, match="no configure arguments"):
+        web.nginx_prefix("nginx: command not found")
 
 
 def test_apache_debian_default() -> None:
-    found = measure.apache_roots(data("apache2ctl-S.txt"), data("apache2ctl-M.txt"), data("apache-files-debian.txt"),
+    found = web.apache_roots(data("apache2ctl-S.txt"), data("apache2ctl-M.txt"), data("apache-files-debian.txt"),
                                  data("passwd.txt"))
     assert sorted(set(roots(found))) == ["/usr/share/apache2/icons", "/var/www/html"]
     # serve-cgi-bin.conf's ScriptAlias is inside <IfDefine ENABLE_USR_LIB_CGI_BIN>: mod_cgi is off.
@@ -248,7 +250,7 @@ def test_apache_debian_default() -> None:
 
 
 def test_apache_with_a_site_userdir_and_virtual_roots() -> None:
-    found = measure.apache_roots(data("apache2ctl-S-intranet.txt"), data("apache2ctl-M-intranet.txt"),
+    found = web.apache_roots(data("apache2ctl-S-intranet.txt"), data("apache2ctl-M-intranet.txt"),
                                  data("apache-files-intranet.txt"), data("passwd.txt"))
     served = roots(found)
     for root in ("/srv/intranet/www", "/srv/design-documents", "/srv/manuals", "/srv/defined",
@@ -265,7 +267,7 @@ def test_apache_userdir_keywords_and_defines_read_in_order() -> None:
              "UserDir www\nUserDir disabled\nUserDir enabled alice\n")
     run_cfg = 'ServerRoot: "/etc/apache2"\nMain DocumentRoot: "/var/www/html"\n'
     passwd = "alice:x:1000:1000::/home/alice:/bin/sh\nbob:x:1001:1001::/home/bob:/bin/sh\n"
-    served = roots(measure.apache_roots(run_cfg, "Loaded Modules:\n core_module (static)\n", files, passwd))
+    served = roots(web.apache_roots(run_cfg, "Loaded Modules:\n core_module (static)\n", files, passwd))
     assert served == ["/var/www/html", "/srv/docs", "/home/alice/www"]
 
 
@@ -279,12 +281,12 @@ def test_apache_userdir_keywords_and_defines_read_in_order() -> None:
 ])
 def test_apache_output_that_cannot_be_read_is_an_error(run_cfg: str | None, modules: str, files: str,
                                                        match: str) -> None:
-    with pytest.raises(measure.WebConfigError, match=match):
-        measure.apache_roots(run_cfg or data("apache2ctl-S.txt"), modules, files, "")
+    with pytest.raises(web.WebConfigError, match=match):
+        web.apache_roots(run_cfg or data("apache2ctl-S.txt"), modules, files, "")
 
 
 def test_lighttpd_with_aliases_userdir_and_virtual_hosts() -> None:
-    found = measure.lighttpd_roots(data("lighttpd-p.txt"), data("passwd.txt"))
+    found = web.lighttpd_roots(data("lighttpd-p.txt"), data("passwd.txt"))
     served = roots(found)
     for root in ("/var/www/html", "/srv/intranet/wiki", "/srv/design-documents", "/usr/share/doc",
                  "/home/alice/public_html", "/srv/*/htdocs"):
@@ -301,8 +303,8 @@ def test_lighttpd_with_aliases_userdir_and_virtual_hosts() -> None:
     ('config {\n    server.document-root = <<< "x"\n}\n', "unexpected"),
 ])
 def test_lighttpd_output_that_cannot_be_read_is_an_error(dump: str, match: str) -> None:
-    with pytest.raises(measure.WebConfigError, match=match):
-        measure.lighttpd_roots(dump, "")
+    with pytest.raises(web.WebConfigError, match=match):
+        web.lighttpd_roots(dump, "")
 
 
 @pytest.mark.parametrize(("value", "pattern"), [
@@ -310,7 +312,7 @@ def test_lighttpd_output_that_cannot_be_read_is_an_error(dump: str, match: str) 
     ("/home/$1/public_html$2", "/home"), ("$document_root/x", "/"), ("/$1", "/"), ("html", "/usr/share/nginx/html"),
 ])
 def test_root_patterns(value: str, pattern: str) -> None:
-    assert measure.root_pattern(value, "/usr/share/nginx") == pattern
+    assert web.root_pattern(value, "/usr/share/nginx") == pattern
 
 
 @pytest.mark.parametrize(("path", "root", "relation"), [
@@ -327,36 +329,38 @@ def test_root_patterns(value: str, pattern: str) -> None:
     ("/home/alice", "/home/alice/public_html", "contains"),
 ])
 def test_overlaps(path: str, root: str, relation: str | None) -> None:
-    assert measure.overlaps(path, measure.WebRoot("nginx", root, "x")) == relation
+    assert web.overlaps(path, web.WebRoot("nginx", root, "x")) == relation
 
 
 def test_web_roots_from_the_observations() -> None:
-    none = fake({measure.WEB_SERVERS: (0, "", ""), measure.GETENT_PASSWD: (0, data("passwd.txt"), "")})
-    assert measure.web_roots(none.run).servers == []
-    nginx = {measure.WEB_SERVERS: (0, "/usr/sbin/nginx\n", ""), measure.GETENT_PASSWD: (0, data("passwd.txt"), ""),
-             measure.NGINX_DUMP: (0, data("nginx-T-intranet.txt"), "nginx: configuration file ... test is successful"),
-             measure.NGINX_BUILD: (0, "", data("nginx-V.txt"))}
-    served = measure.web_roots(fake(nginx).run)
+    none = fake({web.WEB_SERVERS: (0, "", ""), measure.GETENT_PASSWD: (0, data("passwd.txt"), "")})
+    assert web.web_roots(none.run).servers == []
+    nginx = {web.WEB_SERVERS: (0, "/usr/sbin/nginx\n", ""), measure.GETENT_PASSWD: (0, data("passwd.txt"), ""),
+             web.NGINX_DUMP: (0, data("nginx-T-intranet.txt"), "nginx: configuration file ... test is successful"),
+             web.NGINX_BUILD: (0, "", data("nginx-V.txt"))}
+    served = web.web_roots(fake(nginx).run)
     assert served.servers == ["nginx"] and not served.errors and "/srv/design-documents" in roots(served.roots)
     store = measure.DesignDocuments(path=measure.STORE, group="design-docs")
-    [overlap] = measure.served_overlaps(store, measure.STORE, served.roots)
-    assert str(overlap) == ("/srv/design-documents is under the web root /srv/design-documents: nginx serves "
-                            "/srv/design-documents (/etc/nginx/sites-enabled/intranet: alias /srv/design-documents/)")
+    overlaps = measure.served_overlaps(store, measure.STORE, served.roots)
+    assert measure.describe(overlaps) == ("/srv/design-documents is served: under nginx's web root "
+                                          "/srv/design-documents (/etc/nginx/sites-enabled/intranet: alias "
+                                          "/srv/design-documents/)")
     # Installed, its configuration broken: an error for that server, never "not served".
-    broken = {**nginx, measure.NGINX_DUMP: (1, "", 'nginx: [emerg] unknown directive "rooot" in /etc/nginx/x:3')}
-    served = measure.web_roots(fake(broken).run)
+    broken = {**nginx, web.NGINX_DUMP: (1, "", 'nginx: [emerg] unknown directive "rooot" in /etc/nginx/x:3')}
+    served = web.web_roots(fake(broken).run)
     assert served.roots == [] and "nginx -T failed (exit 1)" in served.errors["nginx"]
     # apache2ctl installed, every reading fails (127: the program is there, apache2 is not).
-    apache = {measure.WEB_SERVERS: (0, "/usr/sbin/apache2ctl\n", ""), measure.GETENT_PASSWD: (0, "", "")}
-    assert "apache2ctl -S failed (exit 127)" in measure.web_roots(fake(apache).run).errors["apache2"]
+    apache = {web.WEB_SERVERS: (0, "/usr/sbin/apache2ctl\n", ""), measure.GETENT_PASSWD: (0, "", "")}
+    assert "apache2ctl -S failed (exit 127)" in web.web_roots(fake(apache).run).errors["apache2"]
 
 
 def test_a_path_that_really_lives_in_a_web_root_is_caught_through_readlink() -> None:
-    web = [measure.WebRoot("nginx", "/var/www/html", "x")]
+    roots_ = [web.WebRoot("nginx", "/var/www/html", "x")]
     link = measure.DesignDocuments(path="/srv/docs", group="dd")
-    assert measure.served_overlaps(link, "/srv/docs", web) == []
-    [overlap] = measure.served_overlaps(link, "/var/www/html/docs", web)
-    assert "/srv/docs (really /var/www/html/docs) is under the web root /var/www/html" in str(overlap)
+    assert measure.served_overlaps(link, "/srv/docs", roots_) == []
+    overlaps = measure.served_overlaps(link, "/var/www/html/docs", roots_)
+    assert measure.describe(overlaps) == ("/srv/docs is served: under nginx's web root /var/www/html "
+                                          "(really /var/www/html/docs) (x)")
 
 
 def test_tree_of_needs_getfacl_and_its_output() -> None:
