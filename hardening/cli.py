@@ -350,6 +350,11 @@ def deploy(inventory: Path, limit: tuple[str, ...], measures: tuple[str, ...], d
     for name, changes in sorted(result.hosts.items()):
         maybe = f" (+{len(changes.maybe)} if)" if changes.maybe else ""
         click.echo(f"{name:<28} {len(changes.changed):>12}{maybe} {len(changes.failed):>7} {changes.unchanged:>10}")
+        if dry:  # what would change, by operation (a file's diff is in pyinfra's output above)
+            for op in changes.changed:
+                click.echo(f"    would: {op}")
+            for op in changes.maybe:
+                click.echo(f"    would, if an earlier change happens: {op}")
         for op in changes.failed:
             click.echo(f"    FAILED: {op}")
     for name, text in result.confirmed.items():
@@ -376,7 +381,8 @@ def demo(evidence_root: Path, keep: bool) -> None:
     verifies both, deploys every measure, verifies again, and prints where the evidence is,
     with what still fails and why no deploy can fix it (hardware the lab lacks, an unencrypted
     root disk, security updates left to change management), and the checks not configured (data
-    only an agency can give: expected networks, personal-data paths). Exit 0 when only those remain.
+    only an agency can give: expected networks, personal-data and design-document paths). Exit 0
+    when only those remain.
     """
     from hardening import demo as demo_mod
 

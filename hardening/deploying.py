@@ -166,6 +166,8 @@ def run(inventory: Inventory, *, limit: tuple[str, ...], measures: tuple[str, ..
         if plan.name not in result.hosts and returncode != 0:
             result.hosts[plan.name] = HostChanges(failed=["its run stopped before pyinfra reported results "
                                                           "(see pyinfra's messages above)"])
+        elif plan.name not in result.hosts:  # no operation at all (nothing differed): a row of zeros
+            result.hosts[plan.name] = HostChanges()
     if dry:
         return result
     aborts = {name: why for name, changes in result.hosts.items() if (why := abort_reason(changes))}

@@ -43,9 +43,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from hardening.measures._base import Measure, Strict
+from hardening.measures._paths import GETENT_PASSWD as GETENT_PASSWD
+from hardening.measures._paths import GroupPath
+from hardening.measures._paths import acl_marker as acl_marker
+from hardening.measures._paths import dir_listing as dir_listing
+from hardening.measures._paths import dir_stat as dir_stat
+from hardening.measures._paths import group_entry as group_entry
+from hardening.measures._paths import parse_stat as parse_stat
 from hardening.observe import quote
 
 PAM_CONFIGS = "/usr/share/pam-configs"
@@ -77,17 +84,8 @@ STRONG_HASH_PREFIXES = ("$y$", "$gy$", "$7$", "$2b$", "$2y$", "$6$")
 HASH_STRENGTH = {"yescrypt": 2, "sha512": 1}
 
 
-class PersonalDataPath(Strict):
-    path: str = Field(pattern=r"^/")
-    group: str = Field(pattern=r"^[a-z_][a-z0-9_-]*$")
-    mode: str = Field(default="0750", pattern=r"^0[0-7]{3}$")
-
-    @field_validator("mode")
-    @classmethod
-    def _no_world_bits(cls, value: str) -> str:
-        if int(value, 8) & 0o007:
-            raise ValueError("personal-data directories may not have world (other) bits")
-        return value
+class PersonalDataPath(GroupPath):
+    """A personal-data directory: owned by root and ``group``, with exactly ``mode``."""
 
 
 class Settings(Strict):
@@ -929,7 +927,6 @@ def _int(value: str | None) -> int:
 # -- observations (one batch per host; the check and the deploy read the same) ----------------------
 
 GETENT_SHADOW = "getent shadow"
-GETENT_PASSWD = "getent passwd"
 PAM_AUTH = "cat /etc/pam.d/common-auth"
 PAM_ACCOUNT = "cat /etc/pam.d/common-account"
 PAM_PASSWORD = "cat /etc/pam.d/common-password"
@@ -942,19 +939,6 @@ PWQUALITY_DROPINS = quote('for f in %s/*.conf; do [ -f "$f" ] && echo "### $f" &
 
 def shadow_stat(path: str) -> str:
     return quote("stat -c '%%a %%U %%G' %s", path)
-
-
-def dir_stat(path: str) -> str:
-    return quote("stat -c '%%F|%%U|%%G|%%a' %s", path)
-
-
-def dir_listing(path: str) -> str:
-    """``ls -ld``: its 11th character is ``+`` when the directory has ACL entries."""
-    return quote("ls -ld %s", path)
-
-
-def group_entry(group: str) -> str:
-    return quote("getent group %s", group)
 
 
 def observe(profile: Any) -> list[str]:
@@ -973,16 +957,6 @@ def parse_dropins(text: str) -> list[tuple[str, str]]:
         name, _, body = chunk.partition("\n")
         found.append((name.strip(), body))
     return found
-
-
-def parse_stat(text: str) -> dict[str, str]:
-    """``stat -c '%F|%U|%G|%a'`` then the ACL marker of ``ls -ld`` -> the fields."""
-    kind, user, group, mode = text.strip().split("|")
-    return {"type": kind, "user": user, "group": group, "mode": mode}
-
-
-def acl_marker(listing: str) -> str:
-    return listing[10:11]
 
 
 # -- what a deploy cannot repair (it refuses, naming it) ---------------------------------------------
