@@ -21,7 +21,7 @@ def test_measure_undone_between_two_runs_is_a_regression(lab: Lab, lab_host: Sta
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HARDENING_KEY_DIR", str(tmp_path / "keys"))
     assert cli("keys", "init").returncode == 0
-    host = lab_host(HOST, "server", "medium")
+    host = lab_host(HOST, "server", "medium", kind="container")  # 6-6's root lock: any Debian host
     inventory = lab.write_inventory(tmp_path / "lab.py")
     evidence = tmp_path / "evidence"
     only = ("-l", HOST, "-m", "admin")  # other sessions' lab hosts may be in the inventory
