@@ -52,7 +52,7 @@ def _ssh(host: LabHost, command: str, data: bytes = b"", timeout: float = 300) -
 
 
 def test_timer_fires_on_a_lab_host_and_produces_a_signed_run(lab_host: StartHost, tmp_path: Path) -> None:
-    host = lab_host(HOST, "terminal", "medium")
+    host = lab_host(HOST, "terminal", "medium", kind="container")  # systemd timers and journald: no VM needed
     env = f"PYTHONPATH={OPT}/site:{OPT}/src"
     _ssh(host, f"sudo mkdir -p {OPT} && sudo tar -xzf - -C {OPT}", _bundle())
     _ssh(host, f"sudo env {env} python3 -m hardening keys init --dir {KEYS}")
