@@ -1,4 +1,4 @@
-"""Drift on a real (emulated) host: a measure undone between two verify runs is a regression,
+"""Drift on a real lab host (a container): a measure undone between two verify runs is a regression,
 `hardening verify` exits 4, `hardening diff` names it, and the sealed evidence verifies."""
 
 from __future__ import annotations
