@@ -156,12 +156,6 @@ def _attached(attached: Attached, base: Path | None) -> dict[str, Any]:
             "intact": present and sha256(path) == attached.sha256}
 
 
-def default_path(inventory: Path | None) -> Path | None:
-    if inventory is None:
-        return None
-    candidate = inventory.parent / FILENAME
-    return candidate if candidate.is_file() else None
-
 
 def item_interval(profiles: Any, item_id: str) -> tuple[int, list[str]]:
     """(valid_days, profiles that define it) of an attestation item; the shortest interval wins

@@ -405,23 +405,24 @@ def demo(evidence_root: Path, keep: bool) -> None:
 def _attestations_path(given: Path | None, inventory: Path | None) -> Path | None:
     from hardening import attestations
 
-    if given is not None:
-        if not given.is_file():
-            raise ConfigError(str(given), "attestation file not found")
-        return given.resolve()
-    found = attestations.default_path(inventory)
-    return found.resolve() if found else None
+    return _beside(given, inventory, attestations.FILENAME, "attestation file")
 
 
 def _waivers_path(given: Path | None, inventory: Path | None) -> Path | None:
     from hardening import waivers
 
+    return _beside(given, inventory, waivers.FILENAME, "waiver file")
+
+
+def _beside(given: Path | None, inventory: Path | None, filename: str, what: str) -> Path | None:
+    """The file given (which must exist), else ``filename`` beside the inventory if there is one."""
     if given is not None:
         if not given.is_file():
-            raise ConfigError(str(given), "waiver file not found")
+            raise ConfigError(str(given), f"{what} not found")
         return given.resolve()
-    found = waivers.default_path(inventory)
-    return found.resolve() if found else None
+    if inventory is None or not (inventory.parent / filename).is_file():
+        return None
+    return (inventory.parent / filename).resolve()
 
 
 def _summary(result: Any) -> None:

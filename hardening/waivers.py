@@ -183,10 +183,3 @@ def apply(checks: list[dict[str, Any]], waivers: list[dict[str, Any]]) -> list[d
 
 def _reference(waiver: dict[str, Any]) -> dict[str, Any]:
     return {k: waiver[k] for k in ("id", "justification", "approved_by", "expires", "file")}
-
-
-def default_path(inventory: Path | None) -> Path | None:
-    if inventory is None:
-        return None
-    candidate = inventory.parent / FILENAME
-    return candidate if candidate.is_file() else None

@@ -75,6 +75,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from hardening.measures._base import Measure, Strict
+from hardening.measures._systemd import show_units
 from hardening.observe import Observation, quote
 
 PARTS = "/etc/apt/apt.conf.d"
@@ -642,22 +643,7 @@ def parse_units(result: Observation) -> dict[str, dict[str, str]]:
 
     Raises ValueError when the output is not that or a unit asked for is missing.
     """
-    units: dict[str, dict[str, str]] = {}
-    current: dict[str, str] = {}
-    for line in [*result.stdout.splitlines(), ""]:
-        if not line.strip():
-            if current:
-                units[current.get("Id", "")] = current
-            current = {}
-            continue
-        key, sep, value = line.partition("=")
-        if not sep:
-            raise ValueError(f"{UNITS}: unreadable line {line!r}")
-        current[key] = value
-    missing = [u for u in (*TIMERS, *SERVICES) if u not in units]
-    if result.rc != 0 or missing:
-        raise ValueError(f"{UNITS}: exit {result.rc}, units missing {missing}: {result.stdout[:400]!r}")
-    return units
+    return show_units(result.stdout, result.rc, (*TIMERS, *SERVICES), UNITS)
 
 
 def schedule_problem(timer: str, state: dict[str, str], now: int) -> str | None:

@@ -43,6 +43,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from hardening.measures._base import Measure, Strict
+from hardening.measures._systemd import show_units
 
 TMP = "/tmp"
 VAR_TMP = "/var/tmp"
@@ -611,22 +612,7 @@ def shown(path: str) -> str:
 
 def parse_units(stdout: str, rc: int = 0) -> dict[str, dict[str, str]]:
     """:data:`UNITS` -> unit -> properties; ValueError when a unit's block is missing."""
-    units: dict[str, dict[str, str]] = {}
-    current: dict[str, str] = {}
-    for line in [*stdout.splitlines(), ""]:
-        if not line.strip():
-            if current:
-                units[current.get("Id", "")] = current
-            current = {}
-            continue
-        key, sep, value = line.partition("=")
-        if not sep:
-            raise ValueError(f"systemctl show: unreadable line {line!r}")
-        current[key] = value
-    missing = [u for u in (CLEAN_TIMER, CLEAN_SERVICE, MOUNT_UNIT) if u not in units]
-    if rc != 0 or missing:
-        raise ValueError(f"systemctl show: exit {rc}, units missing {missing}: {stdout[:300]!r}")
-    return units
+    return show_units(stdout, rc, (CLEAN_TIMER, CLEAN_SERVICE, MOUNT_UNIT), "systemctl show")
 
 
 def last_run(units: dict[str, dict[str, str]]) -> int | None:
