@@ -113,16 +113,20 @@ def test_host_lost_in_the_middle_of_a_run(lab: Lab, lab_host, tmp_path: Path) ->
     proc = subprocess.Popen([sys.executable, "-m", "hardening", "verify", str(inv), "--limit", "v-lost",
                              "--evidence", str(evidence)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, stdin=subprocess.DEVNULL)
-    # Stop the host while its observation batch runs on it (seen from another connection).
+    # Stop the host while its observation batch runs on it (seen from another connection): once
+    # it has finished three commands (their result files in its scratch directory), so that its
+    # first progress lines have left the host even on a loaded machine (with a fixed 2 s wait a
+    # loaded CI run stopped it before any line arrived: "unreachable" instead of "connection lost").
     host = lab.host("v-lost")
     deadline = time.monotonic() + 120
+    done = "sudo sh -c 'ls /tmp/tmp.*/*.r 2>/dev/null | wc -l'"
     while time.monotonic() < deadline:
-        if host.run("pgrep -f 'base64 -[d]' >/dev/null", check=False).returncode == 0:  # [d]: not itself
+        if int(host.run(done, check=False).stdout.strip() or 0) >= 3:
             break
         time.sleep(0.2)
     else:
-        pytest.fail("the observation batch never started on v-lost")
-    time.sleep(2)  # into the batch (it runs for seconds under emulation), past its first line
+        pytest.fail("the observation batch never got going on v-lost")
+    time.sleep(1)
     lab.stop("v-lost")
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 3, out + err
