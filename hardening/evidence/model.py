@@ -9,7 +9,7 @@ from typing import Any
 from hardening.evidence.render import render_host
 from hardening.observe import Observations
 from hardening.plan import Plan
-from hardening.results import ATTESTATION_COUNTS, CHECK_COUNTS, HOST_VERDICTS, host_verdict
+from hardening.results import ATTESTATION_COUNTS, CHECK_COUNTS, host_verdict
 from hardening.waivers import apply as apply_waivers
 
 SCHEMA = "hardening.evidence/4"
@@ -54,10 +54,6 @@ def _count(items: list[dict[str, Any]], statuses: tuple[str, ...]) -> dict[str, 
 
 def summarize(checks: list[dict[str, Any]]) -> dict[str, int]:
     return _count(checks, STATUSES)
-
-
-# A host's verdict, worst first (hardening.results.HOST_VERDICTS).
-VERDICTS = HOST_VERDICTS
 
 
 def verdict(summary: dict[str, int], error: str | None = None,
