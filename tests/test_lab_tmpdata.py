@@ -7,13 +7,13 @@
    lists the changes and changes nothing; ``hardening deploy -m tmpdata`` makes every check pass
    (the container's /tmp is remounted noexec from inside: a program copied there no longer runs);
    a second deploy changes nothing.
-2. Old files: with a profile of 20-second ages and a staging directory, files planted in /tmp
+2. Old files: with a profile of one-minute ages and a staging directory, files planted in /tmp
    and in the staging directory, then a clean-up run under the host's old (3d) configuration,
    are named by the check as missed; a file planted after that run is recorded as due, one under
    a directory with a tmpfiles line of its own as kept. The deploy writes the short ages and runs
    the clean-up: the missed and due files are gone, the kept one stays, every check passes, a
    second deploy changes nothing. File times cannot be faked (ctime is the kernel's), so the test
-   waits for them to age: about a minute.
+   waits for them to age: about two and a half minutes.
 3. A /tmp that is a plain directory of the root file system (a Debian 12 VM's): with the
    container's tmpfs unmounted, the deploy bind-mounts /tmp on itself with the flags.
 """
@@ -104,15 +104,12 @@ def test_fresh_host_fails_then_deploy_passes_and_repeats_nothing(host: LabHost, 
     assert changed == 0, output
 
 
-AGED = 25  # seconds: past the 20 s ages of short_ages (a file's ctime cannot be set back)
-
-
 def short_ages(tmp_path: Path) -> Path:
-    """The shipped profiles with 20-second ages and a staging directory for the terminal."""
+    """The shipped profiles with one-minute ages and a staging directory for the terminal."""
     out = tmp_path / "hwprofiles"
     shutil.copytree(ROOT / "hwprofiles", out)
     text = (out / "terminal.yaml").read_text()
-    text = text.replace("measures:\n", "measures:\n  tmpdata:\n    tmp_age: 20s\n    staging_age: 20s\n"
+    text = text.replace("measures:\n", "measures:\n  tmpdata:\n    tmp_age: 1min\n    staging_age: 1min\n"
                                        f"    staging_paths: [{STAGING}]\n", 1)
     (out / "terminal.yaml").write_text(text)
     return out
@@ -126,15 +123,15 @@ def test_old_files_are_named_then_deleted(host: LabHost, inventory: Path, tmp_pa
     host.run(f"sudo mkdir -p -m 0750 {STAGING} /tmp/work /tmp/app-cache && "
              "printf 'd /tmp/app-cache 0755 root root -\\n' | sudo tee /etc/tmpfiles.d/app-cache.conf >/dev/null && "
              + " && ".join(f"echo personal data | sudo tee '{p}' >/dev/null" for p in [*missed, kept]))
-    time.sleep(AGED)
+    time.sleep(65)
     # The host's daily clean-up runs under its configuration (3d): it leaves them all.
     host.run(f"sudo systemctl start {measure.CLEAN_SERVICE}")
     host.run(f"echo personal data > {due}")
-    time.sleep(AGED)
+    time.sleep(65)
     planted = verify(inventory, tmp_path, "--profiles", profiles)
     assert planted["tmpdata.staging_ageing"]["status"] == "fail", planted
     assert f"{STAGING} is not aged" in str(planted["tmpdata.staging_ageing"]["message"])
-    assert planted["tmpdata.tmp_ageing"]["status"] == "fail"  # aged after 3d, the profile says 20s
+    assert planted["tmpdata.tmp_ageing"]["status"] == "fail"  # aged after 3d, the profile says 1min
     stale = planted["tmpdata.stale_files"]
     assert stale["status"] == "fail", stale
     message = str(stale["message"])
