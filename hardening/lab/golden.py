@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hardening.lab.errors import LabError
-from hardening.lab.image import Image
+from hardening.lab.image import SPARE_DISKS, Image
 from hardening.lab.ports import free_port
 from hardening.lab.proc import run, say
 from hardening.lab.qmp import QMP
@@ -45,8 +45,8 @@ class Golden:
         return self.directory / "disk.qcow2"
 
     @property
-    def spare(self) -> Path:
-        return self.directory / "spare.qcow2"
+    def spares(self) -> list[Path]:
+        return [self.directory / f"{name}.qcow2" for name, _ in SPARE_DISKS]
 
 
 def golden_key(image: Image) -> str:
@@ -78,12 +78,14 @@ def _make(labdir: Path, image: Image, golden: Golden) -> None:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     overlay(image.root, work / "disk.qcow2", "raw")
-    overlay(image.spare, work / "spare.qcow2", "raw")
+    spares = [work / f"{name}.qcow2" for name, _ in SPARE_DISKS]
+    for blank, spare in zip(image.spares, spares, strict=True):
+        overlay(blank, spare, "raw")
     say(f"booting the image once to save the golden state {golden.directory.name}")
     started = time.monotonic()
     with locked(labdir):
         port = free_port(labdir)
-        machine = Machine("lab-golden", work, work / "disk.qcow2", work / "spare.qcow2", port,
+        machine = Machine("lab-golden", work, work / "disk.qcow2", tuple(spares), port,
                           GOLDEN_MAC)
         qmp = launch(image, machine)
     try:
@@ -95,7 +97,7 @@ def _make(labdir: Path, image: Image, golden: Golden) -> None:
         terminate(qmp, machine.pidfile, labdir)
     for name in ("qmp.sock", "qemu.pid"):
         (work / name).unlink(missing_ok=True)
-    for disk in (work / "disk.qcow2", work / "spare.qcow2"):
+    for disk in (work / "disk.qcow2", *spares):
         disk.chmod(0o444)  # the clones' backing files: never written again
     elapsed = time.monotonic() - started
     (work / "golden.json").write_text(json.dumps({"boot_seconds": round(booted, 1),

@@ -24,7 +24,14 @@ BUILD_VERSION = "3"
 SUITE = "bookworm"
 USER = "hardening"
 IMAGE_SIZE = "4G"
-SPARE_SIZE = 1 << 30  # the second disk (LUKS tests), sparse
+# Blank data disks beside the root disk (sparse files), attached in this order with their name
+# as virtio serial: the guest finds each as /dev/disk/by-id/virtio-NAME (vdb, vdc, ... in order).
+SPARE_DISKS: tuple[tuple[str, int], ...] = (
+    ("spare", 1 << 30),      # LUKS2 data disk (encryption)
+    ("raid-a", 256 << 20),   # the two members of an mdadm RAID1 (raid checks)
+    ("raid-b", 256 << 20),
+    ("backup", 512 << 20),   # a backup repository on a disk of its own (backup)
+)
 GOLDEN_HOSTNAME = "lab-golden"
 
 # Everything the deploys of the tool under test need: apt under emulation is very slow
@@ -34,6 +41,8 @@ PACKAGES = (
     "kmod", "ca-certificates", "procps", "e2fsprogs", "nftables", "auditd", "usbguard", "restic",
     "cryptsetup", "usbutils", "libpam-pwquality", "unattended-upgrades", "python3-apt", "acl",
     "dbus", "nut-server", "nut-client", "iputils-ping", "less", "pamtester",
+    "mdadm", "smartmontools", "ipmitool", "rsyslog", "audispd-plugins", "python3-pyudev",
+    "python3-psutil", "openssh-sftp-server",
 )
 
 # Modules the initramfs needs to mount the root disk; USB storage comes from the rootfs later.
@@ -52,6 +61,11 @@ visudo -cf /etc/sudoers.d/{USER}
 # The tool under test configures these; a fresh host has neither policy nor ruleset loaded.
 # (usbguard-dbus requires usbguard: enabled, it would start the daemon with its block policy.)
 systemctl disable usbguard.service usbguard-dbus.service nftables.service
+# Debian 12 logs to the journal only: rsyslog is there for the measures that forward records and
+# starts only when one enables it. smartd and ipmievd find no SMART disk or BMC in a VM and would
+# fail at every boot (the measures read smartctl and ipmitool themselves).
+systemctl disable rsyslog.service smartmontools.service
+systemctl disable ipmievd.service 2>/dev/null || :
 # No timer may start apt or dpkg behind a test's back (they would also hold the dpkg lock).
 systemctl mask apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer \\
     fstrim.timer systemd-networkd-wait-online.service
@@ -106,7 +120,7 @@ def mirror_sources() -> tuple[str, str]:
 
 @dataclass(frozen=True)
 class Image:
-    """A built image: raw root disk, blank spare disk, kernel, initrd and the golden host keys."""
+    """A built image: raw root disk, blank spare disks, kernel, initrd and the golden host keys."""
 
     directory: Path
 
@@ -115,8 +129,9 @@ class Image:
         return self.directory / "root.img"
 
     @property
-    def spare(self) -> Path:
-        return self.directory / "spare.img"
+    def spares(self) -> list[Path]:
+        """The blank data disks, in :data:`SPARE_DISKS` order."""
+        return [self.directory / f"{name}.img" for name, _ in SPARE_DISKS]
 
     @property
     def kernel(self) -> Path:
@@ -140,7 +155,8 @@ def recipe_key(pubkey: str, mirror: str, sources: str) -> str:
     """Hash of everything that decides the image's content."""
     recipe = json.dumps({"version": BUILD_VERSION, "suite": SUITE, "packages": PACKAGES,
                          "customize": CUSTOMIZE, "files": _files(), "mirror": mirror,
-                         "sources": sources, "pubkey": pubkey, "size": IMAGE_SIZE},
+                         "sources": sources, "pubkey": pubkey, "size": IMAGE_SIZE,
+                         "spares": SPARE_DISKS},
                         sort_keys=True)
     return hashlib.sha256(recipe.encode()).hexdigest()[:16]
 
@@ -207,8 +223,9 @@ def _export(rootfs: Path, work: Path, log: Path) -> None:
     (work / "host_keys.pub").write_text("".join(f"{t} {k}\n" for t, k in keys))
     run(["mkfs.ext4", "-q", "-F", "-L", "root", "-d", rootfs, work / "root.img", IMAGE_SIZE],
         log=log, timeout=900)
-    with (work / "spare.img").open("wb") as spare:
-        spare.truncate(SPARE_SIZE)
+    for name, size in SPARE_DISKS:
+        with (work / f"{name}.img").open("wb") as spare:
+            spare.truncate(size)
 
 
 def remove_tree(path: Path) -> None:

@@ -197,7 +197,8 @@ class Lab:
                               mac_for(self.directory, name), started=time.time())
             state.save(directory)
             overlay(golden.disk, directory / "disk.qcow2", "qcow2")
-            overlay(golden.spare, directory / "spare.qcow2", "qcow2")
+            for spare in golden.spares:
+                overlay(spare, directory / spare.name, "qcow2")
             try:
                 qmp = self._launch_on_free_port(image, golden, state, directory)
             except BaseException:
@@ -211,7 +212,7 @@ class Lab:
         """Launch QEMU; if another lab directory took the port meanwhile, try the next one."""
         for attempt in range(3):
             machine = Machine(state.name, directory, directory / "disk.qcow2",
-                              directory / "spare.qcow2", state.ssh_port, state.mac,
+                              tuple(directory / s.name for s in golden.spares), state.ssh_port, state.mac,
                               incoming=golden.state)
             try:
                 return launch(image, machine)

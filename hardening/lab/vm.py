@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from hardening.lab.errors import LabError
-from hardening.lab.image import Image
+from hardening.lab.image import SPARE_DISKS, Image
 from hardening.lab.proc import run
 from hardening.lab.qmp import QMP
 from hardening.lab.ssh import wait_ssh
@@ -36,7 +36,7 @@ class Machine:
     name: str
     directory: Path
     disk: Path
-    spare: Path
+    spares: tuple[Path, ...]  # data disks; each file's stem is its virtio serial
     ssh_port: int
     mac: str
     incoming: Path | None = None
@@ -56,15 +56,14 @@ class Machine:
 
 def qemu_args(image: Image, m: Machine) -> list[str]:
     """The QEMU command line. Save and restore must agree on every device, so the USB controller,
-    the spare disk and the RNG are always there; only paths, ports, names and the MAC differ."""
+    the spare disks and the RNG are always there; only paths, ports, names and the MAC differ."""
     args = [
         QEMU, "-name", m.name, "-machine", "pc", "-accel", "tcg,thread=multi,tb-size=128",
         "-cpu", "max", "-smp", "1", "-m", str(MEMORY_MB),
         "-kernel", str(image.kernel), "-initrd", str(image.initrd), "-append", APPEND,
         "-drive", f"file={m.disk},if=none,id=root,format=qcow2,discard=unmap",
         "-device", "virtio-blk-pci,drive=root",
-        "-drive", f"file={m.spare},if=none,id=spare,format=qcow2",
-        "-device", "virtio-blk-pci,drive=spare,serial=spare",
+        *_spare_args(m.spares),
         "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{m.ssh_port}-:22",
         "-device", f"virtio-net-pci,netdev=n0,mac={m.mac}",
         "-device", "qemu-xhci,id=xhci",
@@ -79,12 +78,21 @@ def qemu_args(image: Image, m: Machine) -> list[str]:
     return args
 
 
+def _spare_args(spares: tuple[Path, ...]) -> list[str]:
+    args: list[str] = []
+    for path in spares:
+        args += ["-drive", f"file={path},if=none,id={path.stem},format=qcow2",
+                 "-device", f"virtio-blk-pci,drive={path.stem},serial={path.stem}"]
+    return args
+
+
 def args_template(image: Image) -> list[str]:
     """The command line with the per-machine parts blanked: part of the golden state's key.
 
     The image's own path is blanked too (its content is in the image key), so a lab directory
     that reaches a shared cache through a symlink computes the same key."""
-    blank = Machine("NAME", Path("/DIR"), Path("/DISK"), Path("/SPARE"), 0, "MAC", Path("/STATE"))
+    spares = tuple(Path(f"/{name}.qcow2") for name, _ in SPARE_DISKS)
+    blank = Machine("NAME", Path("/DIR"), Path("/DISK"), spares, 0, "MAC", Path("/STATE"))
     return [arg.replace(str(image.directory), "/IMAGE") for arg in qemu_args(image, blank)]
 
 
