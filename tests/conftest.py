@@ -13,3 +13,24 @@ pytest_plugins = ["hardening.lab.fixtures"]
 def inventory(lab: Lab, host: LabHost, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The lab inventory of a lab test module's one ``host`` fixture (a module may define its own)."""
     return lab.write_inventory(tmp_path_factory.mktemp("inv") / "lab.py")
+
+
+# CI runs two workers (`pytest -n 2`, pyproject: --dist loadfile --no-loadscope-reorder): a
+# module goes whole to one worker, in collection order, as workers free up. The lab modules that
+# take many minutes (emulated hosts, measured in CI) go first, so that the two workers finish
+# close together instead of one starting the longest module last.
+MINUTES = {
+    "test_lab_deploy.py": 18, "test_lab_violations.py": 17, "test_lab_faults.py": 16,
+    "test_lab_usb_refusals.py": 6, "test_evidence_lab.py": 4, "test_lab_verify.py": 4,
+    "test_lab.py": 3, "test_lab_tmpdata.py": 3,
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def weight(item: pytest.Item) -> float:
+        minutes = MINUTES.get(item.path.name)
+        if minutes is not None:
+            return minutes
+        return 1 if item.get_closest_marker("lab") else 0
+
+    items.sort(key=weight, reverse=True)  # stable: a module's tests keep their order
