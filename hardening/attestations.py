@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from hardening.errors import ConfigError
 from hardening.inventory import Host
 from hardening.profiles import Attestation, Resolved
+from hardening.results import expiring_fields
 
 FILENAME = "attestations.yaml"
 
@@ -144,7 +145,10 @@ def _status(item: Attestation, matching: list[Record], today: dt.date) -> dict[s
         note = (note + " / " if note else "") + f"attached file changed since it was attested: {', '.join(changed)}"
     out.update(status=status, by=latest.by, role=latest.role, date=latest.date.isoformat(),
                until=until.isoformat(), note=note, files=files)
+    if status == "attested":
+        out.update(expiring_fields(until, today))
     return out
+
 
 
 def _attached(attached: Attached, base: Path | None) -> dict[str, Any]:

@@ -13,7 +13,9 @@ Use :data:`RESULTS` (ordered worst first within each kind) rather than spelling 
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,21 @@ ATTESTATION_COUNTS = ("attested", "fail", "expired", "not_evaluated")
 CHECK_RESULTS = tuple(r.name for r in RESULTS if "check" in r.of)
 ATTESTATION_RESULTS = tuple(r.name for r in RESULTS if "attestation" in r.of)
 
+# An attestation or a waiver that is valid today but ends within this many days is marked
+# "expiring" (``expiring: true``, ``expires_in_days``) in the evidence and named by verify: it still
+# counts (attested, waived), so the person can renew it before it fails the host.
+EXPIRING_DAYS = 30
+
+
+def expiring_fields(until: dt.date, today: dt.date) -> dict[str, Any]:
+    """``expires_in_days`` and ``expiring`` of an attestation or waiver that is valid today.
+
+    >>> expiring_fields(dt.date(2026, 12, 31), dt.date(2026, 12, 1))
+    {'expires_in_days': 30, 'expiring': True}
+    """
+    days = (until - today).days
+    return {"expires_in_days": days, "expiring": days <= EXPIRING_DAYS}
+
 # A host's verdict, worst first; an unreachable host has no document and so no verdict of its own.
 HOST_VERDICTS = ("error", "fail", "not_configured", "not_evaluated", "pass")
 EXIT_BY_EFFECT = {"ok": 0, "failing": 1, "incomplete": 5}
@@ -95,6 +112,11 @@ def markdown() -> str:
         "the worst of them: error, fail, not configured, not evaluated, pass. `hardening verify`",
         "exits with the worst verdict's code over all hosts (and 3 for an unreachable host, 4 for a",
         "regression, 2 for a usage error: see `hardening verify --help`).",
+        "",
+        f"An attestation or a waiver that is valid today but ends within {EXPIRING_DAYS} days is marked",
+        "*expiring* (期限間近) in the evidence and named by `hardening verify`: it still counts as",
+        "attested or waived until it ends; from the day after, it is `expired` (an attestation) or no",
+        "longer covers its check (a waiver).",
         "",
         "| result | 表示 | of | effect | exit | meaning |",
         "|---|---|---|---|---|---|",

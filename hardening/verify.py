@@ -37,6 +37,7 @@ from hardening.evidence.render import render_index
 from hardening.inventory import Inventory
 from hardening.plan import Plan
 from hardening.profiles import Profiles
+from hardening.results import EXPIRING_DAYS
 from hardening.transport import ssh_config
 
 RUN_SCHEMA = "hardening.run/1"
@@ -55,6 +56,7 @@ class HostResult:
     reason: str = ""  # for unreachable: unreachable | host-key | auth | sudo | connection-lost | crashed
     retention_days: int | None = None  # from the plan: how long this host's evidence is kept
     attestations: dict[str, int] = field(default_factory=dict)  # attestation results (hardening.results)
+    expiring: list[str] = field(default_factory=list)  # attestations and waivers about to end
 
 
 @dataclass(frozen=True)
@@ -272,7 +274,8 @@ def _host_line(r: HostResult) -> str:
     if r.verdict == "unreachable":
         return f"  {r.name}: NOT VERIFIED ({r.reason}) {r.message}"
     line = f"  {r.name}: {verdict_label(r.verdict)} — {counts_text(r.summary)}"
-    return line + (f"; attestations: {attestations_text(r.attestations)}" if attestations_text(r.attestations) else "")
+    line += f"; attestations: {attestations_text(r.attestations)}" if attestations_text(r.attestations) else ""
+    return line + (f"; expiring within {EXPIRING_DAYS} days: {', '.join(r.expiring)}" if r.expiring else "")
 
 
 # How the terminal names each status (the HTML pages label them in Japanese and English).

@@ -39,6 +39,7 @@ from hardening import CHECKS, catalogue
 from hardening.errors import ConfigError
 from hardening.inventory import Host
 from hardening.profiles import Resolved
+from hardening.results import expiring_fields
 
 FILENAME = "waivers.yaml"
 
@@ -151,7 +152,8 @@ def evaluate(profile: Resolved, waivers: list[Waiver], *, name: str, host: Host 
         out.append({"id": waiver.id, "check": waiver.check, "clause": waiver.clause, "status": status,
                     "justification": waiver.justification, "requested_by": waiver.requested_by,
                     "approved_by": waiver.approved_by, "approved": waiver.approved.isoformat(),
-                    "expires": waiver.expires.isoformat(), "file": str(source) if source else None})
+                    "expires": waiver.expires.isoformat(), "file": str(source) if source else None,
+                    **(expiring_fields(waiver.expires, today) if status == "valid" else {})})
     return out
 
 

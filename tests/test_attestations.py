@@ -135,3 +135,20 @@ def test_attest_appends_a_record_that_verify_reads(tmp_path: Path, hosts: dict) 
         assert (inv_dir / "attestations.yaml").read_text(encoding="utf-8") == text  # nothing appended
         if bad[0] != "--date":
             assert message in one_line_error(proc)
+
+
+def test_an_attestation_in_its_last_30_days_is_expiring_and_still_attested(hosts: dict, tmp_path: Path) -> None:
+    """Lifecycle: attested, expiring (still attested, named), expired (fails the host)."""
+    path = tmp_path / "a.yaml"
+    path.write_text("- {item: terminal-theft, applies_to: {groups: [terminals]}, by: A, role: R,"
+                    " date: 2026-10-01, until: 2026-12-20, result: pass}\n")
+    host = hosts["pc-kokuho-001"]
+    profile = host.resolve(Profiles(ROOT / "inventories" / "profiles"))
+
+    def on(day: dt.date) -> dict:
+        items = evaluate(profile, load(path), name=host.name, host=host, today=day)
+        return {a["id"]: a for a in items}["terminal-theft"]
+
+    assert (on(dt.date(2026, 11, 19))["expiring"], on(dt.date(2026, 11, 19))["expires_in_days"]) == (False, 31)
+    assert (on(TODAY)["status"], on(TODAY)["expiring"], on(TODAY)["expires_in_days"]) == ("attested", True, 22)
+    assert on(dt.date(2026, 12, 21))["status"] == "expired" and "expiring" not in on(dt.date(2026, 12, 21))

@@ -179,3 +179,17 @@ def test_the_fleet_sheet_names_the_waiver_and_has_a_row_per_attestation(tmp_path
 
 def test_the_example_inventory_waivers_load() -> None:
     assert [w.id for w in waivers.load(ROOT / "inventories" / "waivers.yaml")] == ["W-2026-003", "W-2026-001"]
+
+
+def test_a_waiver_in_its_last_30_days_is_expiring_and_still_covers(tmp_path: Path, hosts: dict[str, Any]) -> None:
+    """Lifecycle: valid, expiring (still waives, named), expired (no longer waives)."""
+    path = write(tmp_path, VALID)
+    host = hosts["pc-kokuho-001"]
+    early, late, gone = (applying(host, path, day)[0] for day in
+                         (dt.date(2027, 2, 28), dt.date(2027, 3, 1), dt.date(2027, 4, 1)))
+    assert (early["status"], early["expiring"], early["expires_in_days"]) == ("valid", False, 31)
+    assert (late["status"], late["expiring"], late["expires_in_days"]) == ("valid", True, 30)
+    assert gone["status"] == "expired" and "expiring" not in gone
+    failed = [{"id": "usb.usbguard_service", "status": "fail", "clauses": ["6-11"]}]
+    assert waivers.apply(failed, [late])[0]["status"] == "waived"
+    assert model.expiring({"attestations": [], "waivers": [late]}) == ["waiver W-2026-003 until 2027-03-31"]

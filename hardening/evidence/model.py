@@ -52,6 +52,13 @@ def _count(items: list[dict[str, Any]], statuses: tuple[str, ...]) -> dict[str, 
     return counts
 
 
+def expiring(doc: dict[str, Any]) -> list[str]:
+    """``attestation entry-control until 2026-12-20``, ``waiver W-1 until …``: what of a host's
+    document is valid today but ends within results.EXPIRING_DAYS."""
+    return ([f"attestation {a['id']} until {a['until']}" for a in doc.get("attestations", []) if a.get("expiring")]
+            + [f"waiver {w['id']} until {w['expires']}" for w in doc.get("waivers", []) if w.get("expiring")])
+
+
 def summarize(checks: list[dict[str, Any]]) -> dict[str, int]:
     return _count(checks, STATUSES)
 

@@ -371,7 +371,8 @@ class Session:
                 "verdict": "unreachable" if state.failure else doc["verdict"], "summary": doc["summary"],
                 "json": path.name, "html": model.host_file(self.out, plan.name, "html").name,
                 "message": error or "", "reason": state.failure[0] if state.failure else "",
-                "retention_days": plan.retention_days, "attestations": doc["attestation_summary"]}
+                "retention_days": plan.retention_days, "attestations": doc["attestation_summary"],
+                "expiring": model.expiring(doc)}
 
 
 def _host_param(item: pytest.Item) -> object:
