@@ -246,6 +246,8 @@ def test_smart_that_cannot_be_read_is_never_a_pass() -> None:
         measure.parse_smart(text.replace('"json_format_version"', "json_format_version", 2))
     with pytest.raises(ValueError, match="was cut"):
         measure.parse_smart(text.rsplit("HARDENING-SMART-RC", 1)[0])
+    with pytest.raises(ValueError, match="smartctl is not installed"):
+        measure.parse_smart("HARDENING-SMART /dev/vda auto\nHARDENING-SMART-RC 127\n")
     with pytest.raises(ValueError, match="not run for /dev/sdz"):
         measure.judge_smart([], [measure.Disk("sdz", "/dev/sdz", "disk", "sata", False, "", "", "1T")])
 

@@ -564,6 +564,8 @@ def parse_smart(stdout: str) -> list[SmartReading]:
         elif end:
             if current is None:
                 raise ValueError("smartctl output: an end without a start")
+            if int(end.group(1)) == 127 and not "".join(body).strip():
+                raise ValueError("smartctl is not installed (Debian: apt-get install smartmontools)")
             try:
                 doc = json.loads("\n".join(body))
             except json.JSONDecodeError as exc:
@@ -581,7 +583,9 @@ def parse_smart(stdout: str) -> list[SmartReading]:
     return out
 
 
-NO_SMART_MESSAGES = ("Unable to detect device type",)
+# smartctl's words for a device whose transport passes no SMART command (virtio, Xen, a USB bridge
+# it cannot drive): no SMART on this path, not an unreadable disk.
+NO_SMART_MESSAGES = ("Unable to detect device type", "Unknown USB bridge")
 
 
 def smart_state(reading: SmartReading) -> tuple[str, str]:
