@@ -73,16 +73,19 @@ MD_DETAILS = (
     f"echo \"{ARRAY_MARK} $a export\"; mdadm --detail --export \"/dev/$a\"; echo \"{ARRAY_MARK}-RC $?\"; "
     "done")
 # Superblocks on every device: names the disk that still belongs to an array it was removed from.
-MD_EXAMINE = "mdadm --examine --scan --verbose"
+# Read only when an array misses a member ("_" in its [UU_] map): it opens every block device.
+MD_EXAMINE = "if grep -q '\\[U*_' /proc/mdstat 2>/dev/null; then mdadm --examine --scan --verbose; fi"
 LSBLK = "lsblk -J -d -o NAME,PATH,TYPE,TRAN,RM,SERIAL,MODEL,SIZE"
 # Every non-removable disk lsblk lists (auto-detected type), then what smartctl finds behind
 # controllers that lsblk does not list as such (megaraid,N on /dev/bus/N ...), each read once.
+# Not in a container: the disks it sees are the machine's (the checks say not applicable there).
 SMART = (
-    "{ lsblk -dnpo PATH,TYPE,RM | awk '$2 == \"disk\" && $3 == \"0\" {print $1, \"auto\"}'; "
+    "systemd-detect-virt -q --container || "
+    "{ { lsblk -dnpo PATH,TYPE,RM | awk '$2 == \"disk\" && $3 == \"0\" {print $1, \"auto\"}'; "
     "smartctl --scan-open | awk '$1 ~ /^\\// && $2 == \"-d\" {print $1, $3}'; } | "
     "awk '$2 == \"auto\" {d[$1] = 1; print; next} !($1 in d)' | "
     f"while read -r dev type; do echo \"{SMART_MARK} $dev $type\"; "
-    f"smartctl --json -H -i -d \"$type\" \"$dev\"; echo \"{SMART_MARK}-RC $?\"; done")
+    f"smartctl --json -H -i -d \"$type\" \"$dev\"; echo \"{SMART_MARK}-RC $?\"; done; }}")
 MONITOR = "pgrep -a -x mdadm"
 # The files mdadm --monitor reads (Debian's mdadm 4.2: /etc/mdadm/mdadm.conf, else /etc/mdadm.conf,
 # each with its .d directory), each framed; then whether each PROGRAM is executable and a mailer exists.
