@@ -181,6 +181,21 @@ def test_raid0_does_not_meet_the_requirement_and_an_inactive_array_fails() -> No
     assert "/dev/md1 is inactive (assembled but not started; members: /dev/vde)" in judged.message
 
 
+def test_an_external_metadata_container_is_not_an_inactive_array() -> None:
+    """Intel RST (IMSM): the container is always "inactive" in /proc/mdstat; its volume is the array."""
+    mdstat = ("Personalities : [raid1]\nmd126 : active raid1 vdd[1] vdc[0]\n"
+              "      261120 blocks super external:/md127/0 [2/2] [UU]\n\n"
+              "md127 : inactive vdd[1](S) vdc[0](S)\n      10402 blocks super external:imsm\n\n"
+              "unused devices: <none>\n")
+    arrays = measure.parse_mdstat(mdstat, 0)
+    assert [(a.name, a.container) for a in arrays] == [("md126", False), ("md127", True)]
+    details = read("clean", "details").replace("md127", "md126")
+    judged = measure.judge_arrays(arrays, measure.parse_details(details), [], {}, True)
+    assert judged.verdict == "pass", judged.message
+    assert judged.arrays[1].notes == ["/dev/md127 is an external metadata container (external:imsm): its volumes are "
+                                       "judged"]
+
+
 def test_mdadm_and_the_kernel_must_agree() -> None:
     with pytest.raises(ValueError, match="the kernel says raid1, mdadm says raid5"):
         judge_text(read("clean", "details").replace("Raid Level : raid1", "Raid Level : raid5"))

@@ -130,6 +130,13 @@ class MdstatArray:
     working: int | None      # [n/m]: m
     map: str                 # [UU_]
     sync: Sync | None
+    metadata: str = ""       # "1.2", "external:imsm" (a container), "external:/md127/0" (its volume)
+
+    @property
+    def container(self) -> bool:
+        """An external-metadata container (Intel RST/IMSM, DDF): always inactive, its volumes are
+        the arrays."""
+        return self.metadata.startswith("external:") and "/" not in self.metadata
 
 
 _ARRAY_LINE = re.compile(r"^(md\w+) : (active|inactive)(?: \((read-only|auto-read-only)\))?(.*)$")
@@ -183,11 +190,13 @@ def _array(match: re.Match[str], body: list[str], where: int) -> MdstatArray:
             raise ValueError(f"/proc/mdstat: {name}: member {token!r} not understood")
         members.append(Member(member.group(1), int(member.group(2)), member.group(3).replace("(", "").replace(")", "")))
     raid_disks = working = None
-    status_map, sync = "", None
+    status_map, sync, metadata = "", None, ""
     for text in body:
         if not text:
             continue
         if _BLOCKS.match(text):
+            super_match = re.search(r"\bsuper (\S+)", text)
+            metadata = super_match.group(1) if super_match else metadata
             status = _STATUS.search(text)
             if status:
                 raid_disks, working, status_map = int(status.group(1)), int(status.group(2)), status.group(3)
@@ -200,7 +209,7 @@ def _array(match: re.Match[str], body: list[str], where: int) -> MdstatArray:
             continue
         raise ValueError(f"/proc/mdstat: {name}: line not understood near line {where}: {text!r}")
     return MdstatArray(name, state == "active", read_only or "", level, tuple(members), raid_disks, working,
-                       status_map, sync)
+                       status_map, sync, metadata)
 
 
 # -- mdadm --detail and --detail --export ---------------------------------------------------------
@@ -417,6 +426,10 @@ def judge_array(md: MdstatArray, views: ArrayViews | None, disks: dict[str, Disk
     cannot be read (an error, never a pass)."""
     label = f"/dev/{md.name}"
     report = ArrayReport(label, md.level)
+    if md.container:
+        report.notes.append(f"{label} is an external metadata container ({md.metadata}): its volumes are judged")
+        report.observed = {"kernel": f"container ({md.metadata})", "members": [m.name for m in md.members]}
+        return report
     if not md.active:
         members = ", ".join(member_shown(m.name, disks) for m in md.members) or "none"
         report.fail(f"{label} is inactive (assembled but not started; members: {members})")
