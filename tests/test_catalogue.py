@@ -36,7 +36,9 @@ def test_measure_lists_and_deploy_order_come_from_the_registry() -> None:
         for clause_id in m.clauses:
             assert m.name in rows[clause_id].measures
     assert rows["6-13"].measures == ["terminal"] and rows["6-14"].deploys == ["terminal"]
-    assert deploying.available() == [m.name for m in sorted(measures.all_measures(), key=lambda m: m.order)]
+    assert deploying.available() == [m.name for m in sorted(measures.all_measures(), key=lambda m: m.order)
+                                     if m.deployable]
+    assert rows["7-5"].measures == ["disks"] and rows["7-5"].deploys == []  # disks is check-only
     assert deploying.available()[-1] == "firewall"  # what can lock the tool out goes last
 
 
