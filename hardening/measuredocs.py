@@ -39,7 +39,8 @@ def markdown() -> str:
                      f"{r['deploy']} | checks/test_{r['name']}.py |")
     lines += ["", "Baseline values (the `Settings` defaults; profiles and sensitivity levels override them):", ""]
     for r in rows():
-        lines.append(f"- `{r['name']}`: " + ", ".join(f"`{k}`={v}" for k, v in r["settings"].items()))
+        values = ", ".join(f"`{k}`={v}" for k, v in r["settings"].items())
+        lines.append(f"- `{r['name']}`: {values or '(no settings)'}")
     lines += ["", END]
     return "\n".join(lines) + "\n"
 
