@@ -1,0 +1,7 @@
+#!/bin/sh
+# what: an administrator stops and disables upsmon during maintenance and forgets it: the host would die with its UPS instead of shutting down
+# by: admin
+# fails: power.shutdown_on_low_battery
+# host: container
+set -eu
+systemctl disable --now nut-monitor.service
