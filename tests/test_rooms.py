@@ -121,7 +121,7 @@ def make_room_run(root: Path, members: dict[str, dict[str, str] | None], store: 
     """A run whose hosts ran the power (and disks) checks; None = unreachable."""
     run_dir = root / "20261202T010000Z-aaaa"
     run_dir.mkdir(parents=True)
-    entries = []
+    entries: list[dict[str, Any]] = []
     for name, statuses in members.items():
         if statuses is None:
             entries.append({"name": name, "profile": "soumu-server-room", "sensitivity": "high",
