@@ -10,8 +10,9 @@ route), so the member reaches its NUT server over loopback: the same upsc, upsd 
    (and ``power.redundant_psu``: the container has no BMC and the profile requires redundant
    supplies); the room's document names the member's evidence by SHA-256 and is sealed.
 2. ``deploy -m power`` writes upsmon.conf and starts upsmon; verify passes the shutdown check;
-   a second deploy changes nothing. Three planted violations (tests/data/power-violations) each
-   fail exactly that check and the next deploy repairs them.
+   a second deploy changes nothing. The three planted violations of the corpus
+   (tests/violations/power) each fail exactly that check, naming their own problem, and the next
+   deploy repairs them.
 3. On battery with 120 s left (no LB, so upsmon does not shut the container down): the UPS checks
    and the room's UPS item fail. An unreachable NUT server is an error, never a pass.
 """
@@ -30,6 +31,7 @@ import pytest
 from hardening import ROOT
 from hardening.lab import Lab, LabHost
 from hardening.rooms import safe_name
+from tests import nutlab
 from tests.helpers import cli, lab_hosts
 from tests.violations import HEADER
 
@@ -37,38 +39,25 @@ pytestmark = pytest.mark.lab
 
 HOST = "pw-room1"
 ROOM = "lab"  # the lab inventory's asset.room
-VIOLATIONS = ROOT / "tests" / "data" / "power-violations"
+VIOLATIONS = ROOT / "tests" / "violations" / "power"
 SHUTDOWN = "power.shutdown_on_low_battery"
 # What the shutdown check names for each planted violation, problem by problem (upsd drops a
 # stopped upsmon's login; a stopped upsmon reads as inactive or failed, as its exit status goes).
 NOT_LOGGED_IN = "upsd does not list this host among the clients of room1@localhost (upsmon not logged in)"
 STOPPED = re.compile(r"nut-monitor\.service \(upsmon\) is (inactive|failed), not active")
 PLANTED = {
-    "monitor-line-removed.sh": [STOPPED, re.compile("no MONITOR line for room1@localhost in /etc/nut/upsmon.conf"),
+    "monitor-line-removed.sh": [STOPPED, re.compile(r"no MONITOR line for room1@localhost in /etc/nut/upsmon\.conf"),
                                 re.compile(re.escape(NOT_LOGGED_IN))],
-    "shutdowncmd-removed.sh": [re.compile("no SHUTDOWNCMD in /etc/nut/upsmon.conf")],
+    "shutdowncmd-removed.sh": [re.compile(r"no SHUTDOWNCMD in /etc/nut/upsmon\.conf")],
     "upsmon-stopped.sh": [STOPPED, re.compile(re.escape(NOT_LOGGED_IN))],
 }
 
-NUT_SERVER = r"""set -e
-printf 'MODE=netserver\n' > /etc/nut/nut.conf
-printf '[room1]\n  driver = dummy-ups\n  port = room1.dev\n  desc = "lab UPS"\n' > /etc/nut/ups.conf
-printf 'ups.status: OL\nbattery.charge: 100\nbattery.runtime: 1800\nups.mfr: Lab\nups.model: Dummy\n' \
-  > /etc/nut/room1.dev
-printf 'LISTEN 127.0.0.1 3493\n' > /etc/nut/upsd.conf
-printf '[monuser]\n  password = labsecret\n  upsmon secondary\n' > /etc/nut/upsd.users
-chown root:nut /etc/nut/*.conf /etc/nut/upsd.users /etc/nut/room1.dev
-chmod 0640 /etc/nut/*.conf /etc/nut/upsd.users /etc/nut/room1.dev
-systemctl restart nut-driver-enumerator.service nut-server.service
-for i in $(seq 50); do upsc room1@localhost ups.status 2>/dev/null | grep -q OL && exit 0; sleep 0.2; done
-echo 'dummy UPS not on line' >&2; exit 1
-"""
 
 
 @pytest.fixture(scope="module")
 def host(lab: Lab) -> Iterator[LabHost]:
     with lab_hosts(lab, (HOST, "server-room", "high"), kind="container") as started:
-        started[HOST].run(f"sudo sh -c {shlex.quote(NUT_SERVER)}", timeout=60)
+        nutlab.serve_dummy_ups(started[HOST])
         yield started[HOST]
 
 
@@ -76,17 +65,8 @@ def host(lab: Lab) -> Iterator[LabHost]:
 def inventory(lab: Lab, host: LabHost, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The lab inventory with rooms.yaml beside it; the monitor password in a file of this machine."""
     directory = tmp_path_factory.mktemp("inv")
-    (directory / "nut.pass").write_text("labsecret\n")
-    write_room(directory, "localhost")
+    nutlab.write_room(directory, [HOST], ROOM)
     return lab.write_inventory(directory / "lab.py")
-
-
-def write_room(directory: Path, server: str) -> None:
-    (directory / "rooms.yaml").write_text(
-        f"{ROOM}:\n  members: [{HOST}]\n"
-        f"  ups:\n    - {{name: room1, server: '{server}', powers: [{HOST}], user: monuser,"
-        f" password_file: {directory / 'nut.pass'}}}\n"
-        "  attestations: [locks-alarms, disaster-measures]\n", encoding="utf-8")
 
 
 def verify(inventory: Path, evidence: Path) -> tuple[dict[str, dict[str, str]], dict]:
@@ -156,12 +136,7 @@ def test_power_room_end_to_end(host: LabHost, inventory: Path, tmp_path: Path) -
     assert checks[SHUTDOWN]["status"] == "pass", checks[SHUTDOWN]
 
     # on battery, 120 s left: no LB flag, so upsmon does not shut the container down
-    host.run("sudo sh -c \"printf 'ups.status: OB DISCHRG\\nbattery.charge: 40\\nbattery.runtime: 120\\n'"
-             " > /etc/nut/room1.dev\"")
-    deadline = time.monotonic() + 15
-    while "OB" not in host.run("upsc room1@localhost ups.status 2>/dev/null", check=False).stdout:
-        assert time.monotonic() < deadline, "dummy-ups did not re-read its .dev file"
-        time.sleep(0.5)
+    nutlab.set_ups(host, "OB DISCHRG", 40, 120)
     checks, room = verify(inventory, evidence)
     assert checks["power.ups_online"] == {"status": "fail", "message": checks["power.ups_online"]["message"]}
     assert "room1@localhost: on battery (OB)" in checks["power.ups_online"]["message"]
@@ -173,10 +148,10 @@ def test_power_room_end_to_end(host: LabHost, inventory: Path, tmp_path: Path) -
     assert report.returncode == 1 and "| room1@localhost | pw-room1 | OB DISCHRG | 40 | 120 | 不適合 |" in report.stdout
 
     # the NUT server does not answer (nothing listens on 3494): an error, never a pass
-    write_room(inventory.parent, "127.0.0.1:3494")
+    nutlab.write_room(inventory.parent, [HOST], ROOM, server="127.0.0.1:3494")
     checks, room = verify(inventory, evidence)
     for check in ("power.ups_online", "power.ups_battery", SHUTDOWN):
         assert checks[check]["status"] == "error", checks
     assert "Connection refused" in checks["power.ups_online"]["message"]
     assert {c["id"]: c for c in room["checks"]}["room.ups:room1@127.0.0.1:3494"]["status"] == "error"
-    assert room["verdict"] == "fail"  # the members' failures; the UPS item itself is an error
+    assert room["verdict"] == "error"  # the member errored: the room was not judged whole

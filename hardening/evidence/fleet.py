@@ -3,7 +3,13 @@
 The CSV is UTF-8 with a BOM (Excel opens Japanese text correctly), CRLF line ends, one row per host
 and check, bilingual headers: 条項 clause, 項目 item, 結果 result, 証跡 evidence (document, check id
 and the document's sha256), 実施日 date (in JST, Asia/Tokyo, the agencies' calendar), ホスト host,
-プロファイル profile. A host without a document (unreachable) gets one row saying so.
+プロファイル profile, 区分 kind (自動点検 check, 人による確認 attestation, 部屋の点検 room check),
+確認者 checked by and 有効期限 valid until (attestations: the person, in what role, and until when
+the record holds), 部屋 room (the server room of rooms.yaml a host is in). A host without a
+document (unreachable) gets one row saying so. A server room verified in the run (hardening.rooms)
+adds its own rows, with an empty host column: one per room item (every member powered, each UPS),
+one listing its members' verdicts and document digests, one per attestation item of its checklist
+(attached files named with their SHA-256 in the evidence column).
 Both files are written deterministically from the run's documents, so rewriting them from the same
 documents gives the same bytes (and the seal, which covers them, still verifies).
 """

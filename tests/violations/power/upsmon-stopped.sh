@@ -3,5 +3,6 @@
 # by: admin
 # fails: power.shutdown_on_low_battery
 # host: container
+# touches: upsmon
 set -eu
 systemctl disable --now nut-monitor.service

@@ -3,6 +3,7 @@
 # by: upgrade
 # fails: power.shutdown_on_low_battery
 # host: container
+# touches: upsmon
 set -eu
 sed -i -E 's/^[[:space:]]*MONITOR[[:space:]]/# MONITOR /' /etc/nut/upsmon.conf
 systemctl restart nut-monitor.service || true  # upsmon refuses to run without a MONITOR line

@@ -3,5 +3,6 @@
 # by: admin
 # fails: power.shutdown_on_low_battery
 # host: container
+# touches: upsmon
 set -eu
 sed -i -E 's/^[[:space:]]*SHUTDOWNCMD/# SHUTDOWNCMD/' /etc/nut/upsmon.conf
