@@ -62,4 +62,4 @@ def apply(profile: Resolved, obs: Observations) -> None:
         systemd.service(name=f"power: start {measure.MONITOR_UNIT}", service=measure.MONITOR_UNIT, running=True)
     else:
         server.shell(name=f"power: restart {measure.MONITOR_UNIT} (its configuration changed)",
-                     commands=[f"systemctl restart {measure.MONITOR_UNIT}"], _if=any_changed(*changes))
+                     commands=[measure.RESTART_MONITOR], _if=any_changed(*changes))

@@ -174,6 +174,11 @@ MONITOR_STATE = f"systemctl show -p ActiveState -p SubState -p MainPID -p UnitFi
 HOST_ADDRESSES = "ip -o addr show"
 NUT_MODE = f"sed -n -E 's/^[[:space:]]*MODE[[:space:]]*=[[:space:]]*\"?([a-z]*)\"?.*/\\1/p' {NUT_CONF}"
 UPSMON_PRESENT = "test -x /sbin/upsmon"
+# Every upsmon process gets SIGTERM before the restart: when systemd signals only the main PID (the
+# root parent, early after a start) and cannot kill the rest of the cgroup (seen in systemd-nspawn
+# containers: "Failed to kill control group"), the unprivileged child stays and the stop waits for
+# TimeoutStopSec (90 s).
+RESTART_MONITOR = f"systemctl kill {MONITOR_UNIT} 2>/dev/null; systemctl restart {MONITOR_UNIT}"
 NUT_CONF_CLIENT = "# Managed by hardening (measure power): this host monitors a NUT server.\nMODE=netclient\n"
 
 

@@ -6,4 +6,5 @@
 # touches: upsmon
 set -eu
 sed -i -E 's/^[[:space:]]*MONITOR[[:space:]]/# MONITOR /' /etc/nut/upsmon.conf
+systemctl kill nut-monitor.service
 systemctl restart nut-monitor.service || true  # upsmon refuses to run without a MONITOR line

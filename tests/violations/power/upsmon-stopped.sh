@@ -5,4 +5,5 @@
 # host: container
 # touches: upsmon
 set -eu
+systemctl kill nut-monitor.service
 systemctl disable --now nut-monitor.service
