@@ -6,5 +6,5 @@
 # touches: upsmon
 set -eu
 sed -i -E 's/^[[:space:]]*MONITOR[[:space:]]/# MONITOR /' /etc/nut/upsmon.conf
-systemctl kill nut-monitor.service
+systemctl kill nut-monitor.service || true  # in a container systemd cannot signal the whole cgroup (EIO): still signals the processes it can
 systemctl restart nut-monitor.service || true  # upsmon refuses to run without a MONITOR line
