@@ -224,11 +224,19 @@ def ups_state(ups: RoomUps, members: dict[str, dict[str, Any] | None]) -> dict[s
         for check in checks.values():
             statuses.append("pass" if check["status"] in ("pass", "waived") else check["status"])
             if check["status"] not in ("pass", "waived") and check.get("message"):
-                reasons.append(f"{host}: {check['message']}")
+                reasons.append(f"{host}: {finding(check['message'])}")
         seen[host] = _upsc_reading(doc, ups)
     status = _worst(statuses)
     return _check(f"room.ups:{ups.ref}", f"UPS {ups.ref}: on line with enough battery, as its members read it",
-                  status, "; ".join(reasons), {"powers": ups.powers, "upsc": seen})
+                  status, "; ".join(dict.fromkeys(reasons)), {"powers": ups.powers, "upsc": seen})
+
+
+def finding(message: str) -> str:
+    """A check's message as a person reads it: its first line, without pytest's exception name."""
+    first = message.strip().split("\n", 1)[0]
+    for prefix in ("AssertionError: ", "ValueError: ", "RuntimeError: "):
+        first = first.removeprefix(prefix)
+    return first
 
 
 def _upsc_reading(doc: dict[str, Any], ups: RoomUps) -> dict[str, str] | str:
@@ -295,7 +303,7 @@ def document(*, run_dir: Path, run_id: str, room_name: str, room: Room, source: 
 def _member_checks(doc: dict[str, Any] | None) -> list[dict[str, Any]]:
     """Every check of a member, by measure (the report picks power and disks generically)."""
     return [{"id": c["id"], "measure": c.get("measure") or c["id"].split(".", 1)[0], "title": c.get("title"),
-             "status": c["status"], "message": c.get("message") or ""} for c in (doc or {}).get("checks", [])]
+             "status": c["status"], "message": finding(c.get("message") or "")} for c in (doc or {}).get("checks", [])]
 
 
 def _count(statuses: list[str], names: tuple[str, ...]) -> dict[str, int]:

@@ -213,6 +213,8 @@ def test_members_not_powered_fail(inventory_dir: Path) -> None:
     room = rooms.Room(members=["a", "b"], ups=[rooms.RoomUps(name="u", server="s", powers=["a"])])
     check = rooms.members_powered(room)
     assert check["status"] == "fail" and check["message"] == "not powered by a UPS of the room: b"
+    assert rooms.finding("AssertionError: u: on battery (OB)\nassert not {'u': 'on battery (OB)'}") == (
+        "u: on battery (OB)")
 
 
 def test_room_report_in_japanese_and_english(tmp_path: Path, inventory_dir: Path) -> None:
