@@ -260,6 +260,9 @@ def test_fleet_report_and_sheet_show_the_room(tmp_path: Path, inventory_dir: Pat
     assert DB in members[3] and "sha256:" in members[3]
     host_row = next(r for r in rows if r[5] == DB and "power.ups_online" in r[1])
     assert host_row[7] == fleet.KIND_CHECK and host_row[10] == ROOM
+    # regenerated from the sealed documents, the report is byte-identical (the seal still holds)
+    html, text = fleet.render(result.run_dir)
+    assert html == (result.run_dir / fleet.HTML).read_bytes() and text == (result.run_dir / fleet.CSV).read_bytes()
 
 
 # -- hardening attest for a room -------------------------------------------------------------------
