@@ -141,7 +141,7 @@ def attest(item: str, hosts: tuple[str, ...], groups: tuple[str, ...], rooms: tu
     except ValueError:
         raise click.UsageError("name at least one --host, --group or --room") from None
     if inventory is not None:
-        _check_scope(inventory_mod.load(inventory, Profiles(profiles_dir)), scope)
+        _check_scope(inventory_mod.load(inventory, Profiles(profiles_dir)), scope, Profiles(profiles_dir), item)
     day = on.date() if on else dt.date.today()
     if day > dt.date.today():
         raise click.BadParameter(f"{day} is in the future", param_hint="--date")
@@ -156,16 +156,57 @@ def attest(item: str, hosts: tuple[str, ...], groups: tuple[str, ...], rooms: tu
                f"{len(record.get('files', []))} file(s) hashed; appended to {target}")
 
 
-def _check_scope(inv: Any, scope: Any) -> None:
+def _check_scope(inv: Any, scope: Any, profiles: Profiles | None = None, item: str | None = None) -> None:
+    """Every host, group and room named exists (rooms: the asset register's and rooms.yaml's); an
+    item attested for a room of rooms.yaml must be on that room's checklist."""
+    from hardening import rooms as rooms_mod
+
     names = {h.name for h in inv.hosts}
     groups = set(inv.groups())
-    rooms = {h.asset.room for h in inv.hosts if h.asset and h.asset.room}
+    found = rooms_mod.beside(inv.path)
+    declared = rooms_mod.load(found, inv, profiles) if found else rooms_mod.EMPTY
+    rooms = {h.asset.room for h in inv.hosts if h.asset and h.asset.room} | set(declared.rooms)
+    for room in scope.rooms:
+        listed = declared.rooms.get(room)
+        if item and listed is not None and item not in listed.attestations:
+            raise ConfigError(str(declared.path), f"{item} is not on the checklist of room {room!r} "
+                              f"(attestations: {', '.join(listed.attestations) or 'none'})", key="--room")
     for kind, given, known in (("host", scope.hosts, names), ("group", scope.groups, groups),
                                ("room", scope.rooms, rooms)):
         unknown = [x for x in given if x not in known]
         if unknown:
             raise ConfigError(str(inv.path), f"unknown {kind} {', '.join(unknown)} "
                               f"(known: {', '.join(sorted(known)) or 'none'})", key=f"--{kind}")
+
+
+@main.command("report")
+@click.option("--room", "room", required=True, help="The server room (as rooms.yaml names it).")
+@click.option("--lang", type=click.Choice(["ja", "en"]), default="ja", show_default=True)
+@click.option("--evidence", "evidence_root", type=click.Path(path_type=Path), default=Path("evidence"),
+              show_default=True, help="Evidence root: the newest run holding the room is shown.")
+@click.option("--run", "run_dir", type=click.Path(path_type=Path), help="This run directory instead.")
+def report(room: str, lang: str, evidence_root: Path, run_dir: Path | None) -> None:
+    """Print a server room's report (markdown): members, UPS, RAID and attestations together.
+
+    Read from the room's document in a verified run (`hardening verify --room ROOM`); the run's
+    seal covers that document and the two reports written beside it (room-*.ja.md, room-*.en.md).
+    Exit 0 when the room passed, 1 failed or errored, 5 incomplete, 2 no such room in the evidence.
+    """
+    from hardening import roomreport
+    from hardening import rooms as rooms_mod
+    from hardening.evidence import chain
+    from hardening.results import BY_NAME, EXIT_BY_EFFECT
+
+    name = rooms_mod.safe_name(room) + ".json"
+    runs = [run_dir] if run_dir else list(reversed(chain.run_dirs(evidence_root)))
+    path = next((r / name for r in runs if (r / name).is_file()), None)
+    if path is None:
+        raise ConfigError(str(run_dir or evidence_root), f"no document of room {room!r} ({name}); "
+                          "verify it first: hardening verify INVENTORY --room ROOM")
+    doc = rooms_mod.read(path)
+    click.echo(roomreport.markdown(doc, lang))
+    result = BY_NAME.get(doc["verdict"])
+    sys.exit(EXIT_BY_EFFECT[result.effect if result else "failing"])
 
 
 @main.command("results")
@@ -268,10 +309,16 @@ def profiles_show(host: str | None, inventory: Path | None, profile_name: str | 
               help="Attestation records by a person (YAML); default: attestations.yaml beside the inventory.")
 @click.option("--waivers", "waivers_file", type=click.Path(path_type=Path),
               help="Waivers of failed checks (YAML); default: waivers.yaml beside the inventory.")
+@click.option("--room", "room_names", multiple=True,
+              help="Verify this server room (rooms.yaml): its member servers, its UPS and its attestations; "
+                   "writes the room's document into the run (repeatable).")
+@click.option("--rooms", "rooms_file", type=click.Path(path_type=Path),
+              help="Server rooms (YAML); default: rooms.yaml beside the inventory.")
 @_profiles_option
 def verify(inventory: Path | None, local: bool, profile_name: str, sensitivity: str | None,
            limit: tuple[str, ...], measures: tuple[str, ...], evidence_root: Path, parallel: int,
-           attestations_file: Path | None, waivers_file: Path | None, profiles_dir: Path) -> None:
+           attestations_file: Path | None, waivers_file: Path | None, room_names: tuple[str, ...],
+           rooms_file: Path | None, profiles_dir: Path) -> None:
     """Verify hosts against their hardware profiles and write evidence.
 
     Runs the checks in checks/ on each host of INVENTORY over SSH (strict host keys, the
@@ -287,7 +334,14 @@ def verify(inventory: Path | None, local: bool, profile_name: str, sensitivity: 
     attested, fail, expired or not evaluated (records in attestations.yaml; `hardening
     attest` writes them). A host's result is the worst of ERROR, FAIL, NOT CONFIGURED, NOT
     EVALUATED and PASS (`hardening results` lists every result).
+
+    With --room (or when every member of a room in rooms.yaml is verified), the room's document
+    is written into the run before it is sealed: its members' documents by SHA-256, every member
+    powered by a listed UPS, each UPS's state as its members read it, and the room's attestation
+    items. A room's result is the worst of these and of its members' (a member not verified
+    makes it an error) and counts in the exit code like a host's.
     """
+    from hardening import rooms as rooms_mod
     from hardening import verify as verify_mod
 
     catalogue.coverage(profiles_dir=profiles_dir)  # the registry, the catalogue and the tree agree
@@ -297,15 +351,28 @@ def verify(inventory: Path | None, local: bool, profile_name: str, sensitivity: 
     chosen = verify_mod.selected(measures)
     records = _attestations_path(attestations_file, inventory)
     waived = _waivers_path(waivers_file, inventory)
+    if (room_names or rooms_file) and local:
+        raise click.UsageError("--room and --rooms need an INVENTORY (not --local)")
+    hook = None
     if local:
         plans = verify_mod.plan_local(store, profile_name, sensitivity, chosen, records, waived)
     else:
         assert inventory is not None
         inv = inventory_mod.load(inventory, store)
-        plans = verify_mod.plans_from_inventory(inv, limit, store, chosen, records, waived)
+        found = rooms_mod.beside(inventory, rooms_file)
+        rooms = rooms_mod.load(found, inv, store) if found else rooms_mod.EMPTY
+        if room_names and not found:
+            raise ConfigError(str(inventory.parent / rooms_mod.FILENAME), "--room needs a rooms file "
+                              "(rooms.yaml beside the inventory, or --rooms FILE)")
+        if room_names:
+            limit = (*limit, *rooms_mod.limit_for(rooms, room_names))
+        plans = verify_mod.plans_from_inventory(inv, limit, store, chosen, records, waived, rooms)
+        if rooms.rooms:
+            hook = rooms_mod.before_seal(rooms, room_names, store, records,
+                                         progress=lambda line: click.echo(line, err=True))
     result = verify_mod.run(plans, evidence_root=evidence_root.resolve(),
                             inventory=inventory.resolve() if inventory else None, parallel=parallel,
-                            progress=lambda line: click.echo(line, err=True))
+                            progress=lambda line: click.echo(line, err=True), before_seal=hook)
     _summary(result)
     sys.exit(int(result.exit_code))
 
@@ -439,6 +506,13 @@ def _summary(result: Any) -> None:
             click.echo(f"    {h.message}")
         if attestations_text(h.attestations):
             click.echo(f"    attestations: {attestations_text(h.attestations)}")
+    for room in getattr(result, "rooms", []):
+        click.echo(f"room {room.name}: {verdict_label(room.verdict)} — members {', '.join(room.members)}; "
+                   f"room items: {room.summary.get('pass', 0)} pass, {room.summary.get('fail', 0)} fail, "
+                   f"{room.summary.get('error', 0)} error"
+                   + (f"; attestations: {attestations_text(room.attestations)}"
+                      if attestations_text(room.attestations) else "")
+                   + f"  ({room.json})")
     _ended(result, "not_configured", "not configured (data the check needs is missing; never a pass)")
     _ended(result, "advisory", "advisory (expected, not required; not a failure)")
     _ended(result, "waived", "waived (failed; accepted by a valid waiver until its expiry)")

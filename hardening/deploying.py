@@ -44,6 +44,7 @@ from pathlib import Path
 from hardening import DEPLOYS, IN_CHECKOUT, ROOT
 from hardening import measures as registry
 from hardening import plan as plan_mod
+from hardening import rooms as rooms_mod
 from hardening.errors import ConfigError, Exit, worst
 from hardening.inventory import Inventory
 from hardening.measures import firewall as firewall_measure
@@ -155,7 +156,10 @@ def run(inventory: Inventory, *, limit: tuple[str, ...], measures: tuple[str, ..
     if not hosts:
         raise ConfigError(str(inventory.path), "no host selected")
     profiles = Profiles(profiles_dir)
-    plans = [plan_mod.for_host(h, h.resolve(profiles), chosen) for h in hosts]
+    found = rooms_mod.beside(inventory.path)
+    rooms = rooms_mod.load(found, inventory, profiles) if found else rooms_mod.EMPTY
+    plans = [plan_mod.for_host(h, rooms_mod.overlay(h.resolve(profiles), rooms.ups_for(h.name)), chosen)
+             for h in hosts]
     with tempfile.TemporaryDirectory(prefix="hardening-deploy-") as tmp:
         env = {**os.environ, "HARDENING_PLANS": str(plan_mod.write(plans, Path(tmp) / "plans.json"))}
         if IN_CHECKOUT:  # deploys/ is a top-level package only in a checkout

@@ -29,6 +29,7 @@ from hardening import CHECKS, IN_CHECKOUT, ROOT, __version__
 from hardening import attestations as attestations_mod
 from hardening import measures as registry
 from hardening import plan as plan_mod
+from hardening import rooms as rooms_mod
 from hardening import waivers as waivers_mod
 from hardening.errors import ConfigError, Exit, worst
 from hardening.evidence.model import STATUSES
@@ -59,6 +60,18 @@ class HostResult:
     expiring: list[str] = field(default_factory=list)  # attestations and waivers about to end
 
 
+@dataclass
+class RoomResult:
+    """A server room verified with its members (hardening.rooms): its document in the run."""
+
+    name: str
+    verdict: str  # pass | not_evaluated | not_configured | fail | error (hardening.results)
+    json: str
+    summary: dict[str, int] = field(default_factory=dict)
+    attestations: dict[str, int] = field(default_factory=dict)
+    members: list[str] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class Ended:
     """One check of one host, with the message it ended with."""
@@ -74,10 +87,16 @@ class RunResult:
     hosts: list[HostResult]
     regressions: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    rooms: list[RoomResult] = field(default_factory=list)
 
     @property
     def exit_code(self) -> Exit:
         codes = [Exit.OK]
+        for room in self.rooms:
+            if room.verdict in ("fail", "error"):
+                codes.append(Exit.NONCOMPLIANT)
+            elif room.verdict in ("not_configured", "not_evaluated"):
+                codes.append(Exit.INCOMPLETE)
         for host in self.hosts:
             if host.verdict == "unreachable":
                 codes.append(Exit.UNREACHABLE)
@@ -123,8 +142,8 @@ def selected(measures: tuple[str, ...] | list[str]) -> list[str]:
 
 def plans_from_inventory(inventory: Inventory, limit: tuple[str, ...], profiles: Profiles,
                          measures: list[str], attestations: Path | None = None,
-                         waivers: Path | None = None) -> list[Plan]:
-    """Resolve each selected host once."""
+                         waivers: Path | None = None, rooms: rooms_mod.Rooms | None = None) -> list[Plan]:
+    """Resolve each selected host once; a server room's member gets the room's UPS units."""
     hosts = inventory.select(limit)
     if not hosts:
         raise ConfigError(str(inventory.path), "no host selected")
@@ -132,7 +151,7 @@ def plans_from_inventory(inventory: Inventory, limit: tuple[str, ...], profiles:
     waived = waivers_mod.load(waivers) if waivers else []
     plans = []
     for h in hosts:
-        profile = h.resolve(profiles)
+        profile = rooms_mod.overlay(h.resolve(profiles), (rooms or rooms_mod.EMPTY).ups_for(h.name))
         applying = waivers_mod.evaluate(profile, waived, name=h.name, host=h, source=waivers)
         plans.append(plan_mod.for_host(h, profile, measures, records, applying))
     return plans
@@ -219,9 +238,13 @@ def new_run_id() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(2)
 
 
+BeforeSeal = Callable[["RunResult"], None]
+
+
 def run(plans: list[Plan], *, evidence_root: Path, inventory: Path | None, parallel: int = 8,
-        progress: Progress = print) -> RunResult:
-    """Verify every planned host; returns the per-host results and the run directory."""
+        progress: Progress = print, before_seal: BeforeSeal | None = None) -> RunResult:
+    """Verify every planned host; returns the per-host results and the run directory.
+    ``before_seal`` writes what else the run holds (the rooms' documents) before it is sealed."""
     run_id = new_run_id()
     run_dir = evidence_root / run_id
     run_dir.mkdir(parents=True, exist_ok=False)
@@ -249,6 +272,10 @@ def run(plans: list[Plan], *, evidence_root: Path, inventory: Path | None, paral
         shutil.rmtree(workdir, ignore_errors=True)
     result = RunResult(run_dir, results)
     write_index(result, run_id=run_id, started=started, inventory=inventory)
+    if before_seal is not None:
+        before_seal(result)
+        if result.rooms:
+            write_index(result, run_id=run_id, started=started, inventory=inventory)
     from hardening.evidence import history
 
     outcome = history.after_run(run_dir)
@@ -316,6 +343,8 @@ def write_index(result: RunResult, *, run_id: str, started: str, inventory: Path
         "inventory": str(inventory) if inventory else None,
         "hosts": [h.__dict__ for h in result.hosts],
     }
+    if result.rooms:
+        index["rooms"] = [r.__dict__ for r in result.rooms]
     path = result.run_dir / "index.json"
     path.write_text(json.dumps(index, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     (result.run_dir / "index.html").write_text(render_index(index), encoding="utf-8")

@@ -35,7 +35,8 @@ def test_csv_round_trips_japanese_with_bom_and_bilingual_headers(run: Path) -> N
     with open(run / fleet.CSV, encoding="utf-8-sig", newline="") as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == ["条項 clause", "項目 item", "結果 result", "証跡 evidence", "実施日 date",
-                       "ホスト host", "プロファイル profile"]
+                       "ホスト host", "プロファイル profile", "区分 kind", "確認者 checked by",
+                       "有効期限 valid until", "部屋 room"]
     assert len(rows) == 1 + 4 * 5 + 1  # header, four hosts × five checks, one unreachable host
     fail = next(r for r in rows if r[5] == "web01" and "firewall" in r[1])
     assert fail[0] == "6-7 外部からの不正アクセスの防止"
