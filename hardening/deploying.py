@@ -137,7 +137,9 @@ class DeployResult:
 
 def pyinfra_command(inventory: Path, limit: tuple[str, ...], dry: bool, parallel: int) -> list[str]:
     # --json: the plan and results on stdout for us; progress and --diff output on stderr for the user.
-    cmd = [str(Path(sys.executable).with_name("pyinfra")), str(inventory), str(DEPLOYS / "main.py"),
+    # pyinfra runs in a directory of its own: a relative inventory path would not be found there,
+    # and pyinfra would take it for a host name and deploy nothing.
+    cmd = [str(Path(sys.executable).with_name("pyinfra")), str(inventory.resolve()), str(DEPLOYS / "main.py"),
            "--parallel", str(parallel), "--diff", "--json"]
     cmd.append("--dry" if dry else "-y")
     for item in limit:

@@ -448,3 +448,11 @@ def test_an_abort_that_cannot_reach_the_host_waits_for_its_watchdog_and_says_so(
                                      "at once; its watchdog restored the previous state, reachable again "), outcome
     assert outcome.detail.endswith("every pending change restored: rolled back before confirmation: pam "
                                    "(2026-12-02T00:19:46Z restored the previous state)")
+
+
+def test_pyinfra_gets_the_inventory_as_an_absolute_path(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """pyinfra runs in a directory of its own: given `lab.py`, it took it for a host name and
+    deployed nothing, exit 0."""
+    monkeypatch.chdir(tmp_path)
+    cmd = deploying.pyinfra_command(deploying.Path("lab.py"), (), dry=True, parallel=1)
+    assert cmd[1] == str(tmp_path / "lab.py")
