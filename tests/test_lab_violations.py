@@ -36,6 +36,7 @@ import pytest
 
 from hardening.lab import Lab, LabHost
 from hardening.measures import MEASURES
+from tests import nutlab
 from tests import violations as corpus
 from tests.helpers import cli
 
@@ -103,6 +104,11 @@ def targets(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
         inventory = lab.write_inventory(tmp_path_factory.mktemp("inv") / "lab.py")
         for target in started.values():
             target.inventory = inventory
+        if "container" in started:
+            # The container is its room's NUT server (dummy-ups) and a member powered by it, so
+            # that the power measure has a UPS to watch and the power violations something to break.
+            nutlab.serve_dummy_ups(started["container"].host)
+            nutlab.write_room(inventory.parent, [started["container"].host.name])
         with ThreadPoolExecutor(len(started) or 1) as pool:
             list(pool.map(_prepare, started.values()))
         yield started
