@@ -35,7 +35,7 @@ from pathlib import Path
 import pytest
 
 from hardening.lab import Lab, LabHost
-from hardening.measures import MEASURES
+from hardening.measures import MEASURES, deploy_order
 from tests import nutlab
 from tests import violations as corpus
 from tests.helpers import cli
@@ -45,6 +45,7 @@ pytestmark = pytest.mark.lab
 HOSTS = {"container": ("vc-srv", "server", "high"), "vm": ("vm-term", "terminal", "high")}
 # A container shares the machine's kernel: no modules, USB, audit or LUKS.
 NOT_IN_CONTAINER = ("usb",)
+DEPLOYABLE = deploy_order()
 SELECTED = [v for v in corpus.select(corpus.load(), os.environ.get("HARDENING_VIOLATIONS", ""))
             if os.environ.get("HARDENING_VIOLATIONS_HOST", v.host) == v.host]
 GROUPS = corpus.groups(SELECTED, alone=os.environ.get("HARDENING_VIOLATIONS_ALONE") == "1")
@@ -75,7 +76,8 @@ class Target:
         return {c["id"]: c["status"] for c in doc["checks"]}
 
     def deploy(self, measures: list[str] | None = None) -> tuple[int, str]:
-        args = [a for m in measures for a in ("-m", m)] if measures else self.measure_args
+        # Check-only measures (disks) have no deploy to name.
+        args = [a for m in (measures or self.measures) if m in DEPLOYABLE for a in ("-m", m)]
         proc = cli("deploy", self.inventory, "-l", self.host.name, *args, timeout=1800)
         return proc.returncode, proc.stdout[-4000:] + proc.stderr[-4000:]
 
