@@ -18,6 +18,9 @@ from hardening.measures import audit as measure
 
 def _status(obs: Any, evidence: Any) -> dict[str, str]:
     out = obs.run(measure.STATUS)
+    reason = measure.no_audit(out.stdout, out.stderr)
+    if reason:
+        evidence.not_applicable(reason)
     try:
         return measure.parse_status(out.stdout, out.rc)
     except ValueError:
@@ -41,9 +44,9 @@ def _conf(obs: Any) -> dict[str, str]:
 @pytest.mark.clause("6-3")
 def test_auditd_running(obs, evidence):
     """auditd runs and is enabled at boot; the kernel's audit system is on"""
+    status = _status(obs, evidence)
     out = obs.run(measure.UNITS)
     units = measure.parse_units(out.stdout, out.rc)
-    status = _status(obs, evidence)
     unit = units[measure.AUDITD]
     evidence.record(expected={"auditd": "active, enabled", "enabled": "1 or 2", "pid": "auditd's"},
                     observed={"auditd": {k: unit.get(k, "") for k in ("ActiveState", "UnitFileState")},
@@ -63,6 +66,7 @@ def test_auditd_running(obs, evidence):
 @pytest.mark.clause("6-3")
 def test_watch_rules(obs, profile, evidence):
     """Reads and changes of every personal-data path are recorded: loaded now and at boot"""
+    _status(obs, evidence)
     paths = measure.watched(profile)
     if not paths:
         evidence.not_configured("hwprofiles: measures.auth.personal_data (the personal-data directories, e.g. "
@@ -94,9 +98,9 @@ def test_watch_rules(obs, profile, evidence):
 def test_rules_immutable(obs, profile, evidence):
     """The audit rules are immutable (-e 2) now and after the next boot"""
     settings: measure.Settings = profile.measure("audit")
+    status = _status(obs, evidence)
     if not settings.immutable:
         evidence.not_configured("measures.audit.immutable is false: the profile lets root change the audit rules")
-    status = _status(obs, evidence)
     boot = _boot(obs)
     evidence.record(expected={"enabled": "2", "last rule at boot": "-e 2"},
                     observed={"enabled": status["enabled"], "last rule at boot": boot.enable and f"-e {boot.enable}"})
@@ -113,6 +117,7 @@ def test_rules_immutable(obs, profile, evidence):
 def test_log_retention(obs, profile, evidence):
     """auditd never deletes its logs (keep_logs) and suspends rather than losing records when the disk fills"""
     settings: measure.Settings = profile.measure("audit")
+    _status(obs, evidence)
     values = _conf(obs)
     want = {k: v for k, v in measure.auditd_conf(settings).items() if k in measure.RETENTION_KEYS}
     evidence.record(expected=want, observed={k: values.get(k, "(unset)") for k in want})
@@ -124,6 +129,7 @@ def test_log_retention(obs, profile, evidence):
 def test_log_protection(obs, profile, evidence):
     """Only root (and log_group) reads the audit logs: owner root, no world bits, no group write"""
     settings: measure.Settings = profile.measure("audit")
+    _status(obs, evidence)
     values = _conf(obs)
     out = obs.run(measure.LOG_STAT)
     entries = measure.parse_log_stat(out.stdout)
@@ -143,6 +149,7 @@ def test_log_protection(obs, profile, evidence):
 def test_forwarding(obs, profile, evidence):
     """Every audit record goes to the separate log host (audispd syslog plugin, rsyslog over TCP)"""
     settings: measure.Settings = profile.measure("audit")
+    _status(obs, evidence)
     if not settings.log_host:
         evidence.not_configured("hwprofiles: measures.audit.log_host (and log_port, default 514): the separate "
                                 "log host that receives the audit records over TCP")

@@ -42,6 +42,10 @@ def apply(profile: Resolved, obs: Observations) -> None:
     settings: measure.Settings = profile.measure("audit")
     if not supported("audit"):
         return
+    status = obs.run(measure.STATUS)
+    if measure.no_audit(status.stdout, status.stderr):
+        return  # a container: the machine's kernel records, nothing here to configure
+    _running(obs)
     restart = _conf(settings, obs)
     _protect(settings, obs)
     restart = _forwarding(settings, obs) or restart
@@ -49,6 +53,21 @@ def apply(profile: Resolved, obs: Observations) -> None:
         server.shell(name="auditd: restart to read its configuration and plugins",
                      commands=["systemctl restart auditd.service"])
     _rules(profile, settings, obs)
+
+
+def _running(obs: Observations) -> None:
+    """auditd enabled at boot and running."""
+    try:
+        unit = measure.parse_units(obs.run(measure.UNITS).stdout, obs.run(measure.UNITS).rc)[measure.AUDITD]
+    except ValueError as exc:
+        refuse_at_end(f"audit: cannot read the state of auditd ({exc})")
+        return
+    if unit.get("LoadState") == "masked":
+        server.shell(name="auditd unmasked", commands=["systemctl unmask auditd.service"])
+    if unit.get("UnitFileState") != "enabled":
+        server.shell(name="auditd enabled at boot", commands=["systemctl enable auditd.service"])
+    if unit.get("ActiveState") != "active":
+        server.shell(name="auditd started", commands=["systemctl start auditd.service"])
 
 
 def _conf(settings: measure.Settings, obs: Observations) -> bool:

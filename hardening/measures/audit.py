@@ -184,6 +184,23 @@ def rsyslog_text(settings: Settings) -> str:
             + "& stop\n")
 
 
+# The log host: a Debian host with rsyslog (nothing else), e.g. this file as
+# /etc/rsyslog.d/10-hardening-receiver.conf and `systemctl enable --now rsyslog`. It keeps each
+# sender's records in a file of its own, outside the sender's reach; its retention is the log
+# host's (logrotate there: at least the agency's period).
+RECEIVER_FILE = "/etc/rsyslog.d/10-hardening-receiver.conf"
+RECEIVED = "/var/log/remote"
+
+
+def receiver_text(port: int = 514) -> str:
+    """rsyslog on the log host: TCP on ``port``, one file per sending host under :data:`RECEIVED`."""
+    return ('module(load="imtcp")\n'
+            f'template(name="HardeningRemote" type="string" string="{RECEIVED}/%HOSTNAME%.log")\n'
+            'ruleset(name="hardening-remote") { action(type="omfile" dynaFile="HardeningRemote" '
+            'dirCreateMode="0700" fileCreateMode="0600") }\n'
+            f'input(type="imtcp" port="{port}" ruleset="hardening-remote")\n')
+
+
 # -- reading the host ----------------------------------------------------------------------------
 
 STATUS = "auditctl -s"
@@ -206,6 +223,18 @@ def path_stat(path: str) -> str:
 
 def connections(settings: Settings) -> str:
     return f"ss -Htn state established '( dport = :{settings.log_port} )' || true"
+
+
+NO_AUDIT = ("audit support not in kernel", "Cannot open netlink audit socket")
+
+
+def no_audit(stdout: str, stderr: str) -> str:
+    """Why the host has no kernel audit of its own ('' when it has one): a container sharing its
+    machine's kernel (systemd-nspawn, where auditctl says "audit support not in kernel"). Its
+    records, if any, are the machine's to keep."""
+    text = stdout + stderr
+    found = next((m for m in NO_AUDIT if m in text), "")
+    return f"the kernel gives this host no audit system of its own (auditctl -s: {found})" if found else ""
 
 
 def parse_status(stdout: str, rc: int = 0) -> dict[str, str]:
