@@ -60,8 +60,8 @@ def profiles(tmp_path: Path, loghost: LabHost, *paths: str) -> Path:
     out = tmp_path / "hwprofiles"
     shutil.copytree(ROOT / "hwprofiles", out, dirs_exist_ok=True)
     text = (out / "terminal.yaml").read_text()
-    text = text.replace('  audit:\n    log_host: ""\n',
-                        f"  audit:\n    log_host: {loghost.address}\n    paths: [{', '.join(paths)}]\n", 1)
+    text = text.replace("measures:\n", f"measures:\n  audit:\n    log_host: {loghost.address}\n"
+                                       f"    paths: [{', '.join(paths)}]\n", 1)
     assert loghost.address in text
     (out / "terminal.yaml").write_text(text)
     return out
