@@ -10,7 +10,8 @@ the real command line. The profile is the shipped terminal one with ``measures.a
    and the user's name, and the PATH record of the same event with the file, arrive on the log
    host. A second deploy changes nothing. The loaded rules cannot be deleted, even by root.
    Deleting the VM's local audit logs leaves the log host's copy.
-2. Immutable: with one more watched path in the profile, the deploy writes the boot rules and
+2. bulkwatch (6-5) on the same hosts: see its test.
+3. Immutable: with one more watched path in the profile, the deploy writes the boot rules and
    fails the host saying a reboot is needed; the check fails with the same words.
 """
 
@@ -29,6 +30,7 @@ import pytest
 from hardening import ROOT
 from hardening.lab import Lab, LabHost
 from hardening.measures import audit as measure
+from hardening.measures import bulkwatch
 from tests.helpers import cli, lab_hosts, wait_for
 
 pytestmark = pytest.mark.lab
@@ -67,10 +69,11 @@ def profiles(tmp_path: Path, loghost: LabHost, *paths: str) -> Path:
     return out
 
 
-def verify(inventory: Path, evidence: Path, hwprofiles: Path) -> dict[str, dict[str, object]]:
+def verify(inventory: Path, evidence: Path, hwprofiles: Path,
+           measure_name: str = "audit") -> dict[str, dict[str, object]]:
     before = set(evidence.glob("*/index.json"))
     start = time.monotonic()
-    proc = cli("verify", inventory, "-l", HOST, "-m", "audit", "--evidence", evidence, "--profiles", hwprofiles,
+    proc = cli("verify", inventory, "-l", HOST, "-m", measure_name, "--evidence", evidence, "--profiles", hwprofiles,
                timeout=900)
     print(f"verify: exit {proc.returncode} in {time.monotonic() - start:.1f} s")
     assert proc.returncode in (0, 1, 5), proc.stdout + proc.stderr
@@ -84,9 +87,9 @@ def statuses(checks: dict[str, dict[str, object]]) -> dict[str, object]:
     return {k: v["status"] for k, v in checks.items()}
 
 
-def deploy(inventory: Path, hwprofiles: Path, expect: int = 0) -> tuple[str, int]:
+def deploy(inventory: Path, hwprofiles: Path, expect: int = 0, measure_name: str = "audit") -> tuple[str, int]:
     start = time.monotonic()
-    proc = cli("deploy", inventory, "-l", HOST, "-m", "audit", "--profiles", hwprofiles, timeout=1800)
+    proc = cli("deploy", inventory, "-l", HOST, "-m", measure_name, "--profiles", hwprofiles, timeout=1800)
     print(f"deploy: exit {proc.returncode} in {time.monotonic() - start:.1f} s")
     assert proc.returncode == expect, proc.stdout[-4000:] + proc.stderr[-4000:]
     [row] = [line.split() for line in proc.stdout.splitlines() if line.startswith(HOST + " ")]
@@ -139,6 +142,41 @@ def test_fresh_fails_deploy_passes_records_reach_the_log_host(host: LabHost, log
     host.run(f"sudo sh -c 'rm -f {measure.LOG_DIR}/audit.log*'")
     assert host.run(f"sudo ausearch --input-logs -k {measure.READ_KEY}", check=False).returncode != 0
     assert read_event(received(loghost)) == event
+
+
+def journal_warnings(host: LabHost) -> list[dict[str, str]]:
+    out = host.run(f"sudo journalctl -m -q -o cat -p warning -t {bulkwatch.IDENTIFIER} --no-pager", check=False)
+    return bulkwatch.parse_warnings(out.stdout)
+
+
+def test_bulk_reads_over_the_threshold_raise_one_warning(host: LabHost, loghost: LabHost, inventory: Path,
+                                                         tmp_path: Path) -> None:
+    """bulkwatch (6-5): threshold 1 MiB in 2 minutes. bob copies 600 KiB: no warning; alice copies
+    1200 KiB: one warning naming her, in the journal at warning priority and on the log host."""
+    hw = profiles(tmp_path, loghost, PII)
+    text = (hw / "terminal.yaml").read_text()
+    (hw / "terminal.yaml").write_text(text.replace("measures:\n", "measures:\n  bulkwatch:\n    threshold_mib: 1\n"
+                                                                  "    window_seconds: 120\n", 1))
+    assert verify(inventory, tmp_path, hw, "bulkwatch")["bulkwatch.monitor_running"]["status"] == "fail"
+    output, changed = deploy(inventory, hw, measure_name="bulkwatch")
+    assert changed >= 4, output
+    checks = verify(inventory, tmp_path, hw, "bulkwatch")
+    assert statuses(checks) == {"bulkwatch.monitor_running": "pass"}, checks
+
+    host.run(f"sudo sh -c 'useradd -m bob; for f in a b; do head -c 614400 /dev/urandom > {PII}/bulk-$f.bin; "
+             f"done; chmod 0644 {PII}/bulk-*.bin'")
+    host.run(f"sudo -u bob cp {PII}/bulk-a.bin /tmp/bob-copy")
+    host.run(f"sudo -u alice sh -c 'cp {PII}/bulk-a.bin {PII}/bulk-b.bin /tmp/'")
+    found = wait_for(lambda: [w for w in journal_warnings(host) if w.get("user") == "alice"], timeout=60)
+    assert found, host.run("sudo journalctl -m -n 30 --no-pager -u hardening-bulkwatch", check=False).stdout
+    time.sleep(3)
+    warnings = journal_warnings(host)
+    assert [w["user"] for w in warnings] == ["alice"], warnings
+    assert warnings[0]["bytes"] == str(2 * 614400) and warnings[0]["threshold"] == str(1024 * 1024)
+    assert wait_for(lambda: "bulkwatch-warning user=alice" in received(loghost), timeout=30)
+
+    output, changed = deploy(inventory, hw, measure_name="bulkwatch")
+    assert changed == 0, output
 
 
 def test_immutable_rules_need_a_reboot(host: LabHost, loghost: LabHost, inventory: Path, tmp_path: Path) -> None:
