@@ -26,6 +26,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
+import socketserver
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -34,6 +37,7 @@ from pathlib import Path
 
 import pytest
 
+from hardening import ROOT
 from hardening.lab import Lab, LabHost
 from hardening.measures import MEASURES, deploy_order
 from tests import nutlab
@@ -58,6 +62,7 @@ class Target:
     measures: list[str]
     inventory: Path
     evidence: Path
+    profiles: Path = Path()
     baseline: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -67,6 +72,7 @@ class Target:
     def verify(self) -> dict[str, str]:
         before = set(self.evidence.glob("*/index.json"))
         proc = cli("verify", self.inventory, "-l", self.host.name, "--evidence", self.evidence,
+                   "--profiles", self.profiles,
                    *self.measure_args, timeout=900)
         assert proc.returncode in (0, 1, 4, 5), proc.stdout + proc.stderr
         [index] = set(self.evidence.glob("*/index.json")) - before
@@ -78,7 +84,8 @@ class Target:
     def deploy(self, measures: list[str] | None = None) -> tuple[int, str]:
         # Check-only measures (disks) have no deploy to name.
         args = [a for m in (measures or self.measures) if m in DEPLOYABLE for a in ("-m", m)]
-        proc = cli("deploy", self.inventory, "-l", self.host.name, *args, timeout=1800)
+        proc = cli("deploy", self.inventory, "-l", self.host.name, "--profiles", self.profiles, *args,
+                   timeout=1800)
         return proc.returncode, proc.stdout[-4000:] + proc.stderr[-4000:]
 
     def plant(self, violation: corpus.Violation) -> None:
@@ -93,8 +100,42 @@ def _prepare(target: Target) -> Target:
     return target
 
 
+def corpus_profiles(directory: Path, log_port: int) -> Path:
+    """The shipped profiles, the terminal (the VM's) with what an agency adds: a personal-data
+    directory and a log host, so that the audit and bulkwatch checks are configured and their
+    planted violations have something to break. The log host is this machine (10.0.2.2 from the
+    VM, :func:`log_port`)."""
+    shutil.copytree(ROOT / "hwprofiles", directory, dirs_exist_ok=True)
+    terminal = directory / "terminal.yaml"
+    terminal.write_text(terminal.read_text(encoding="utf-8").replace("measures:\n", (
+        "measures:\n"
+        "  auth:\n    personal_data: [{path: /srv/pii, group: pii, mode: \"0750\"}]\n"
+        f"  audit:\n    log_host: 10.0.2.2\n    log_port: {log_port}\n"), 1), encoding="utf-8")
+    return directory
+
+
 @pytest.fixture(scope="module")
-def targets(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Target]]:
+def log_port() -> Iterator[int]:
+    """A TCP port on 127.0.0.1 that accepts and discards (the VM's rsyslog forwards to it)."""
+    server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _Discard)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _Discard(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        while self.rfile.read(65536):
+            pass
+
+
+@pytest.fixture(scope="module")
+def targets(lab: Lab, tmp_path_factory: pytest.TempPathFactory, log_port: int) -> Iterator[dict[str, Target]]:
     kinds = [k for k in corpus.HOSTS if any(v.host == k for v in SELECTED)]
     started: dict[str, Target] = {}
     try:
@@ -104,8 +145,9 @@ def targets(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict
             measures = [m for m in MEASURES if kind == "vm" or m not in NOT_IN_CONTAINER]
             started[kind] = Target(host, measures, Path(), tmp_path_factory.mktemp(f"evidence-{kind}"))
         inventory = lab.write_inventory(tmp_path_factory.mktemp("inv") / "lab.py")
+        profiles = corpus_profiles(tmp_path_factory.mktemp("hwprofiles"), log_port)
         for target in started.values():
-            target.inventory = inventory
+            target.inventory, target.profiles = inventory, profiles
         if "container" in started:
             # The container is its room's NUT server (dummy-ups) and a member powered by it, so
             # that the power measure has a UPS to watch and the power violations something to break.
