@@ -23,8 +23,8 @@ the lab's containers) are not applicable.
 
 Examples::
 
-    >>> unit_text().splitlines()[9]
-    'ExecStart=/usr/bin/python3 -I /usr/local/lib/hardening/usblog_monitor.py --wait 5'
+    >>> [line for line in unit_text().splitlines() if line.startswith("ExecStart=")]
+    ['ExecStart=/usr/bin/python3 -I /usr/local/lib/hardening/usblog_monitor.py --wait 5']
     >>> parse_exec_start("{ path=/usr/bin/python3 ; argv[]=/usr/bin/python3 -I /x.py ; ignore_errors=no }")
     ['/usr/bin/python3', '-I', '/x.py']
 """
@@ -70,7 +70,7 @@ class Settings(Strict):
 
 def program_text() -> str:
     """The monitor as deployed: the package's own module file."""
-    return (Path(monitor.__file__).with_name("_usblog_monitor.py")).read_text(encoding="utf-8")
+    return Path(monitor.__file__).read_text(encoding="utf-8")
 
 
 def program_sha256() -> str:
