@@ -7,9 +7,10 @@ real command line:
 3. A USB stick hot-plugged through QEMU's monitor: the journal has the monitor's entry, blocked,
    with vendor:product, class 08 and the stick's serial, at warning priority; a USB keyboard:
    allowed. ``hardening verify`` lists the blocked attempt in the check's evidence.
-4. A second deploy changes nothing.
+4. A second deploy of usblog changes nothing.
 
-Slow: one VM (QEMU, TCG) and two deploys of the usb measure.
+Slow: one VM (QEMU, TCG) and a deploy of the usb measure (most of the time: about 9.5 minutes of
+the 14 measured under a load of 8 on two cores).
 """
 
 from __future__ import annotations
@@ -64,10 +65,10 @@ def statuses(checks: dict[str, dict[str, object]]) -> dict[str, object]:
     return {k: v["status"] for k, v in checks.items()}
 
 
-def deploy(inventory: Path) -> tuple[str, int]:
+def deploy(inventory: Path, *measures: str) -> tuple[str, int]:
     """Output and the host's number of changes."""
     start = time.monotonic()
-    proc = cli("deploy", inventory, "-l", HOST, "-m", "usb", "-m", "usblog", timeout=1800)
+    proc = cli("deploy", inventory, "-l", HOST, *(a for m in measures for a in ("-m", m)), timeout=1800)
     print(f"deploy: exit {proc.returncode} in {time.monotonic() - start:.1f} s")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     [row] = [line.split() for line in proc.stdout.splitlines() if line.startswith(HOST + " ")]
@@ -85,7 +86,7 @@ def test_fresh_host_fails_then_deploy_passes(host: LabHost, inventory: Path, evi
     assert statuses(fresh) == {"usblog.monitor_service": "fail", "usblog.monitor_program": "fail",
                                "usblog.connection_log": "pass"}, fresh
     assert "not-found (not installed)" in str(fresh["usblog.monitor_service"]["message"])
-    output, changed = deploy(inventory)
+    output, changed = deploy(inventory, "usb", "usblog")
     assert changed > 5 and "Enable hardening-usblog.service" in output, output
     assert set(statuses(verify(inventory, evidence)).values()) == {"pass"}
 
@@ -124,5 +125,7 @@ def test_plugged_stick_is_logged_blocked_and_keyboard_allowed(host: LabHost, inv
 
 
 def test_second_deploy_changes_nothing(host: LabHost, inventory: Path) -> None:
-    output, changed = deploy(inventory)
+    # usblog alone: the usb measure's own second deploy costs two minutes under emulation and is
+    # proved by tests/test_lab_deploy.py (a second usb+usblog deploy was seen to change nothing too).
+    output, changed = deploy(inventory, "usblog")
     assert changed == 0, output
