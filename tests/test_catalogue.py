@@ -119,7 +119,7 @@ def test_no_deploy_must_be_declared_on_purpose(monkeypatch: pytest.MonkeyPatch, 
     root = fake_tree(tmp_path)
     (root / "deploys" / "usb.py").unlink()
     rows = {r.clause.id: r for r in catalogue.coverage(root)}
-    assert rows["6-11"].measures == ["usb"] and rows["6-11"].deploys == []
+    assert rows["6-11"].measures == ["usb", "usblog"] and rows["6-11"].deploys == ["usblog"]
     assert "usb" not in deploying.available()
 
 
