@@ -66,6 +66,9 @@ def _script(name: str, mac: str, machine_id: str, keys: dict[str, tuple[str, str
                   f"echo '{public}' > {path}.pub", f"chmod 600 {path}", f"chmod 644 {path}.pub"]
     lines += [
         "systemctl restart ssh",
+        # journald read the golden machine-id at boot and keeps writing under it, where journalctl
+        # does not look: restarted, it writes under the clone's own.
+        "systemctl restart systemd-journald",
         "cat /sys/class/dmi/id/product_serial 2>/dev/null || true",
         # Last, detached: the new MAC reaches QEMU's user network with the ARP of the ping.
         f"nohup sh -c 'sleep 0.3; ip link set dev eth0 address {mac}; ip neigh flush dev eth0; "
