@@ -265,7 +265,8 @@ def test_fstab_and_crypttab_edits_replace_the_old_swap_line_and_converge() -> No
     [change] = _plan().changes
     fstab = measure.fstab_with(FSTAB_TEXT, [change.fstab_line()], swap_sources=change.fstab_sources)
     assert fstab == ("/dev/vda / ext4 defaults 0 1\n"
-                     "# replaced by hardening (encryption): UUID=1ba66885-99e3-41e0-ac57-2366c48bafd6 none swap sw 0 0\n"
+                     "# replaced by hardening (encryption): "
+                     "UUID=1ba66885-99e3-41e0-ac57-2366c48bafd6 none swap sw 0 0\n"
                      "/dev/mapper/cswap-1a2b3c4d-01 none swap sw 0 0\n")
     assert measure.fstab_with(fstab, [change.fstab_line()], swap_sources=change.fstab_sources) == fstab
     crypttab = measure.crypttab_with("# <target name>\told 1\nother /dev/sdq none luks\n", [change.crypttab_line()])
@@ -384,7 +385,8 @@ def test_format_flag() -> None:
 def test_format_script_checks_blank_again_and_keeps_the_directories() -> None:
     script = measure.format_script(DISK)
     assert script.index("wipefs --no-act") < script.index("luksFormat")
-    assert "cryptsetup luksFormat --type luks2 --batch-mode --key-file /etc/cryptsetup-keys.d/hardening-data.key" in script
+    assert ("cryptsetup luksFormat --type luks2 --batch-mode --key-file "
+            "/etc/cryptsetup-keys.d/hardening-data.key") in script
     assert "--pbkdf" not in script  # cryptsetup's default (argon2id), lab or not
     assert "cp -a /srv/pii/. " in script and "chmod 0400" in script
 
