@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 from pydantic import ValidationError
 
+from hardening import ROOT
 from hardening.measures import encryption as measure
 from hardening.profiles import Profiles
+from tests.helpers import cli, one_line_error
 
 LUKS_ROOT = [{"name": "vda", "path": "/dev/vda", "type": "disk", "fstype": None, "mountpoint": None,
               "children": [
@@ -395,3 +400,32 @@ def test_observe_reads_the_disks_only_where_the_profile_judges_them() -> None:
     plain = Profiles().resolve("server")
     assert measure.LSBLK_IDS not in measure.observe(plain)
     assert measure.FSTAB_EVALUATED in measure.observe(Profiles().resolve("server", "high"))
+
+
+def test_format_flag_errors_on_the_command_line(tmp_path: Path) -> None:
+    """Bad --format-data-disk values stop the deploy before any host is reached: one line, exit 2."""
+    profiles = tmp_path / "hwprofiles"
+    shutil.copytree(ROOT / "hwprofiles", profiles)
+    server = profiles / "server.yaml"
+    server.write_text(server.read_text().replace("\nmeasures:\n", """
+measures:
+  auth:
+    personal_data: [{path: /srv/pii, group: pii, mode: "0750"}]
+  encryption:
+    data_disk: {device: /dev/disk/by-id/virtio-spare, mount_point: /srv/pii}
+""", 1))
+    inv = tmp_path / "inv.py"
+    inv.write_text("servers = [('pii1', {'profile': 'server'}), ('term1', {'profile': 'terminal'})]\n")
+    # The other refusals (a device the profile does not name, no data disk, a bad value) are
+    # format_consent's, tested above; on the command line they take the same way out.
+    proc = cli("deploy", inv, "--dry", "--profiles", profiles,
+               "--format-data-disk", "pii1:/dev/disk/by-id/virtio-backup")
+    assert proc.returncode == 2
+    assert ("--format-data-disk: 'pii1:/dev/disk/by-id/virtio-backup': the profile of pii1 names "
+            "/dev/disk/by-id/virtio-spare as its data disk, not /dev/disk/by-id/virtio-backup") in one_line_error(proc)
+    proc = cli("deploy", inv, "--dry", "--profiles", profiles, "-l", "term1", "--format-data-disk",
+               "pii1:/dev/disk/by-id/virtio-spare")
+    assert "no host 'pii1' among the hosts selected (term1)" in one_line_error(proc)
+    proc = cli("deploy", inv, "--dry", "--profiles", profiles, "-m", "tmpdata", "--format-data-disk",
+               "pii1:/dev/disk/by-id/virtio-spare")
+    assert "the encryption measure is not deployed" in one_line_error(proc)
