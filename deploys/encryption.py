@@ -53,11 +53,16 @@ def apply(profile: Resolved, obs: Observations, format_devices: Sequence[str] = 
 
 
 def _disks(profile: Resolved, settings: measure.Settings, obs: Observations, format_devices: Sequence[str]) -> None:
+    container = obs.run(measure.CONTAINER)
+    inside = container.stdout.strip() if container.rc == 0 else ""  # its swap and disks are its host's
+    if inside and settings.data_disk:
+        refuse_at_end(f"encryption: {host.name}: a {inside} container: its data disk {settings.data_disk.device} "
+                      "is set up on the container's host, not from inside")
     fstab = obs.run(measure.FSTAB_TEXT).stdout
     crypttab = obs.run(measure.CRYPTTAB_TEXT).stdout
     if settings.swap == "required":
-        fstab, crypttab = _swap(obs, fstab, crypttab)
-    if settings.data_disk:
+        fstab, crypttab = _swap(obs, fstab, crypttab, inside)
+    if settings.data_disk and not inside:
         _data_disk(profile, settings.data_disk, obs, fstab, crypttab, settings.data_disk.device in format_devices)
 
 
@@ -66,7 +71,7 @@ def _tree(obs: Observations, command: str) -> list[measure.Node]:
     return measure.parse_lsblk(out.rc, out.stdout)
 
 
-def _swap(obs: Observations, fstab: str, crypttab: str) -> tuple[str, str]:
+def _swap(obs: Observations, fstab: str, crypttab: str, container: str) -> tuple[str, str]:
     """The random-key change of every plain swap device; the fstab and crypttab it leaves."""
     tree = _tree(obs, measure.LSBLK)
     fstab_raw = obs.run(measure.FSTAB)
@@ -78,6 +83,11 @@ def _swap(obs: Observations, fstab: str, crypttab: str) -> tuple[str, str]:
         measure.parse_crypt_units(obs.run(measure.CRYPT_UNITS).stdout),
         measure.parse_swap_sources(obs.run(measure.SWAP_FILE_SOURCES).stdout),
         measure.parse_swap_sources(obs.run(measure.FSTAB_SWAP_FILE_SOURCES).stdout))
+    if container and (plan.changes or plan.refusals):
+        refuse_at_end(f"encryption: {host.name}: a {container} container sees its host's swap "
+                      f"({', '.join(c.device for c in plan.changes) or '; '.join(plan.refusals)}): encrypt it on "
+                      "the container's host, not from inside")
+        return fstab, crypttab
     for refusal in plan.refusals:
         refuse_at_end(f"encryption: {host.name}: {refusal}")
     if not plan.changes:

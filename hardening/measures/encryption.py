@@ -250,6 +250,8 @@ SWAP_NAME_PREFIX = "cswap-"
 LSBLK_IDS = "lsblk -J -o PATH,KNAME,TYPE,FSTYPE,UUID,PARTUUID"
 BY_ID = ("for l in /dev/disk/by-id/*; do [ -L \"$l\" ] && printf '%s\\t%s\\n' \"$l\" \"$(readlink -f \"$l\")\"; "
          "done; true")
+# In a container, /proc/swaps and the disks are the container host's: never changed from inside.
+CONTAINER = "systemd-detect-virt --container"
 # fstab as util-linux reads it: the lines as written, and with UUID=/PARTUUID=/LABEL= resolved.
 FSTAB = "findmnt --fstab -J -o SOURCE,TARGET,FSTYPE,OPTIONS"
 FSTAB_EVALUATED = "findmnt --fstab --evaluate -J -o SOURCE,TARGET,FSTYPE,OPTIONS"
@@ -758,7 +760,7 @@ def observe(profile: Any) -> list[str]:
     if settings.root == "required" or settings.swap == "required" or disk:
         commands.append(LSBLK)
     if settings.swap == "required" or disk:
-        commands += [LSBLK_IDS, BY_ID, FSTAB, FSTAB_EVALUATED, FSTAB_TEXT, CRYPTTAB_TEXT, CRYPT_UNITS]
+        commands += [LSBLK_IDS, BY_ID, FSTAB, FSTAB_EVALUATED, FSTAB_TEXT, CRYPTTAB_TEXT, CRYPT_UNITS, CONTAINER]
     if settings.swap == "required":
         commands.append(FSTAB_SWAP_FILE_SOURCES)
     if disk:
