@@ -124,7 +124,7 @@ def test_data_disk_at_boot(obs, profile, evidence):
         out = obs.run(measure.wipefs(disk.device))
         signatures = measure.parse_wipefs(out.rc, out.stdout)
         observed["signatures"] = [s.describe() for s in signatures] or "none (blank)"
-        if [s.type for s in signatures] != ["crypto_LUKS"]:
+        if measure.luks_only(signatures) is None:
             problems.append(f"{disk.device} is not (only) LUKS")
     else:
         problems.append(f"{disk.device} does not exist")

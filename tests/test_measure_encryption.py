@@ -336,6 +336,10 @@ def test_a_disk_is_formatted_only_blank_and_with_the_flag() -> None:
     assert "never overrides" in measure.data_disk_decision("h", DISK, "/dev/vdb", [ext4], False, True).message
     luks = measure.Signature("crypto_LUKS", "0x0", "u-1")
     assert measure.data_disk_decision("h", DISK, "/dev/vdb", [luks], has_key=True, allowed=False).action == "keep"
+    luks2 = [luks, measure.Signature("crypto_LUKS", "0x4000", "u-1")]  # LUKS2: two headers, seen on the lab VM
+    assert measure.data_disk_decision("h", DISK, "/dev/vdb", luks2, has_key=True, allowed=False).action == "keep"
+    mixed = [luks, measure.Signature("ext4", "0x438", "u-2")]
+    assert measure.data_disk_decision("h", DISK, "/dev/vdb", mixed, has_key=True, allowed=True).action == "refuse"
     foreign = measure.data_disk_decision("h", DISK, "/dev/vdb", [luks], has_key=False, allowed=True)
     assert foreign.action == "refuse" and "key file" in foreign.message
     assert measure.data_disk_decision("h", DISK, "", [], False, True).action == "refuse"

@@ -605,6 +605,14 @@ def parse_wipefs(rc: int, stdout: str) -> list[Signature]:
                       str(s.get("label") or "")) for s in found]
 
 
+def luks_only(signatures: list[Signature]) -> Signature | None:
+    """The LUKS header when it is all the disk carries (LUKS2 has two copies, at 0 and 0x4000,
+    with one UUID), else None."""
+    if signatures and all(s.type == "crypto_LUKS" for s in signatures) and len({s.uuid for s in signatures}) == 1:
+        return signatures[0]
+    return None
+
+
 @dataclass(frozen=True)
 class DiskDecision:
     action: Literal["format", "keep", "refuse"]
@@ -619,11 +627,11 @@ def data_disk_decision(host: str, disk: DataDisk, resolved: str, signatures: lis
     where = f"{host}: data disk {disk.device}" + (f" ({resolved})" if resolved else "")
     if not resolved:
         return DiskDecision("refuse", f"{where} does not exist on this host; nothing formatted")
-    luks = [s for s in signatures if s.type == "crypto_LUKS"]
-    if len(signatures) == 1 and luks:
+    luks = luks_only(signatures)
+    if luks:
         if has_key:
-            return DiskDecision("keep", f"{where}: LUKS {luks[0].uuid}, set up", luks[0].uuid)
-        return DiskDecision("refuse", f"{where} carries a LUKS header ({luks[0].describe()}) but its key file "
+            return DiskDecision("keep", f"{where}: LUKS {luks.uuid}, set up", luks.uuid)
+        return DiskDecision("refuse", f"{where} carries a LUKS header ({luks.describe()}) but its key file "
                             f"{key_file(disk)} is missing: not set up by this tool, or its key is lost; left alone")
     if signatures:
         flag = " (--format-data-disk never overrides a signature)" if allowed else ""
