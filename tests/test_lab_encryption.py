@@ -135,7 +135,7 @@ def changed(output: str) -> int:
 
 
 def signatures(host: LabHost) -> str:
-    return sudo(host, f"wipefs --no-act --noheadings -o TYPE {SPARE}").strip()
+    return sudo(host, f"wipefs --no-act --noheadings --output TYPE {SPARE}").strip()
 
 
 def test_swap_and_data_disk_encrypted_across_a_reboot(host: LabHost, inventory: Path, profiles: Path,

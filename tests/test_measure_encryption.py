@@ -394,6 +394,8 @@ def test_format_flag() -> None:
 def test_format_script_checks_blank_again_and_keeps_the_directories() -> None:
     script = measure.format_script(DISK)
     assert script.index("wipefs --no-act") < script.index("luksFormat")
+    # wipefs's -o is --offset: the columns are --output, and a wipefs that fails stops the format.
+    assert "wipefs --no-act --noheadings --output TYPE,OFFSET /dev/disk/by-id/virtio-spare) || {" in script
     assert ("cryptsetup luksFormat --type luks2 --batch-mode --key-file "
             "/etc/cryptsetup-keys.d/hardening-data.key") in script
     assert "--pbkdf" not in script  # cryptsetup's default (argon2id), lab or not

@@ -664,7 +664,8 @@ def format_script(disk: DataDisk) -> str:
     q = shlex.quote
     dev, name, key, mp = q(disk.device), q(disk.name), q(key_file(disk)), q(disk.mount_point)
     return f"""set -eu
-found=$(wipefs --no-act --noheadings -o TYPE {dev} | tr '\\n' ' ')
+found=$(wipefs --no-act --noheadings --output TYPE,OFFSET {dev}) || {{
+  echo "encryption: refused: cannot read the signatures of {disk.device} (wipefs)" >&2; exit 1; }}
 if [ -n "$found" ]; then
   echo "encryption: refused: {disk.device} carries a signature now: $found" >&2; exit 1
 fi
