@@ -503,7 +503,7 @@ def swap_script(changes: list[SwapChange], fstab: str, crypttab: str) -> str:
     q = shlex.quote
     devices = " ".join(q(c.device) for c in changes if c.active)
     restore_swaps = "\n".join(
-        f"  cryptsetup close {q(c.name)} 2>/dev/null; "
+        f"  swapoff /dev/mapper/{q(c.name)} 2>/dev/null; cryptsetup close {q(c.name)} 2>/dev/null; "
         f"if [ \"$(blkid -p -s TYPE -o value {q(c.device)})\" != swap ]; then "
         f"mkswap {('-U ' + q(c.uuid)) if c.uuid else ''} {q(c.device)} >/dev/null; fi"
         + (f"; swapon {q(c.device)}" if c.active else "") for c in changes)
