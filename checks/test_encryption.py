@@ -7,6 +7,9 @@ TPM from ``/sys/class/tpm/tpm0``;
 Secure Boot with ``mokutil --sb-state`` or the SecureBoot EFI variable. Hardware that the profile
 ``expects`` is advisory when absent (shown, not a failure); ``required`` fails when absent.
 Personal-data paths (``measures.auth.personal_data``) sit on dm-crypt where the root must.
+Swap at boot from fstab (``findmnt --fstab --evaluate``) and crypttab as systemd reads it (the
+units systemd-cryptsetup-generator made from it); the data disk with ``wipefs --no-act``,
+``findmnt`` and the same two tables.
 Every reading comes from the host's observation batch (hardening.measures.encryption.observe);
 an ``lsblk`` tree that cannot be read is an error, never "no encrypted device".
 """
@@ -85,6 +88,78 @@ def test_personal_data_encrypted(obs, profile, evidence):
             plain.append(path)
     evidence.record(expected={p: "on a crypt device" for p in paths}, observed=seen)
     assert not plain, f"personal data not on dm-crypt: {plain}"
+
+
+@pytest.mark.clause("6-10")
+def test_swap_encrypted_at_boot(obs, profile, evidence):
+    """Every swap fstab activates at boot is in RAM, on an encrypted device or on a crypttab mapping (random key)"""
+    settings: measure.Settings = profile.measure("encryption")
+    if settings.swap != "required":
+        evidence.not_applicable("the profile does not require encrypted swap at this sensitivity")
+    out = obs.run(measure.FSTAB_EVALUATED)
+    fstab = measure.parse_fstab(out.rc, out.stdout)
+    units = measure.parse_crypt_units(obs.run(measure.CRYPT_UNITS).stdout)
+    files = measure.parse_swap_sources(obs.run(measure.FSTAB_SWAP_FILE_SOURCES).stdout)
+    seen = measure.swap_at_boot(fstab, units, _tree(obs), files)
+    evidence.record(expected={"every swap fstab activates at boot": "encrypted (a crypttab mapping with a random "
+                              "key, an encrypted device) or in RAM"},
+                    observed={s: why for s, (_, why) in seen.items()} or "no swap in fstab")
+    plain = [f"{s} ({why})" for s, (ok, why) in seen.items() if not ok]
+    assert not plain, f"swap activated unencrypted at boot: {plain}"
+
+
+@pytest.mark.clause("6-10")
+def test_data_disk_at_boot(obs, profile, evidence):
+    """The profile's data disk is LUKS, open and mounted at its mount point; crypttab and fstab bring it back at boot"""
+    disk: measure.DataDisk | None = profile.measure("encryption").data_disk
+    if disk is None:
+        evidence.not_applicable("the profile names no separate data disk (measures.encryption.data_disk); "
+                                "personal-data paths are judged by test_personal_data_encrypted")
+        return
+    found = obs.run(measure.resolve(disk.device))
+    resolved = found.stdout.strip() if found.rc == 0 else ""
+    problems: list[str] = []
+    observed: dict[str, Any] = {"device": resolved or "absent"}
+    if resolved:
+        out = obs.run(measure.wipefs(disk.device))
+        signatures = measure.parse_wipefs(out.rc, out.stdout)
+        observed["signatures"] = [s.describe() for s in signatures] or "none (blank)"
+        if measure.luks_only(signatures) is None:
+            problems.append(f"{disk.device} is not (only) LUKS")
+    else:
+        problems.append(f"{disk.device} does not exist")
+    mount = obs.run(measure.mounted(disk.mount_point))
+    source = measure.parse_fstab(mount.rc, mount.stdout)[0]["source"] if mount.rc == 0 else ""
+    chain = measure.device_chain(_tree(obs), source) if source else []
+    observed["mounted"] = measure.describe(chain) or source or "nothing mounted"
+    if not (chain and chain[-1].get("type") == "crypt" and chain[-1].get("name") == disk.name
+            and resolved in {n.get("path") for n in chain}):
+        problems.append(f"{disk.mount_point} is not mounted from /dev/mapper/{disk.name} on {disk.device}")
+    problems += _boot_problems(obs, disk, observed)
+    evidence.record(expected={"device": disk.device, "mapping": disk.name, "mount_point": disk.mount_point,
+                              "key file": f"{measure.key_file(disk)}, root only", "at boot": "crypttab and fstab"},
+                    observed=observed)
+    assert not problems, "; ".join(problems)
+
+
+def _boot_problems(obs: Any, disk: measure.DataDisk, observed: dict[str, Any]) -> list[str]:
+    """crypttab (as systemd-cryptsetup-generator made its unit) and fstab bring the disk back at boot."""
+    problems = []
+    unit = measure.parse_crypt_units(obs.run(measure.CRYPT_UNITS).stdout).get(disk.name)
+    observed["crypttab"] = unit.describe() if unit else "no crypttab mapping"
+    if unit is None or unit.device != disk.device or unit.key != measure.key_file(disk):
+        problems.append(f"crypttab does not open {disk.device} as {disk.name} with {measure.key_file(disk)}")
+    out = obs.run(measure.FSTAB_EVALUATED)
+    lines = [e for e in measure.parse_fstab(out.rc, out.stdout) if e.get("target") == disk.mount_point]
+    observed["fstab"] = lines or "no line"
+    if not any(e["source"] == f"/dev/mapper/{disk.name}" and "noauto" not in e["options"].split(",")
+               for e in lines):
+        problems.append(f"fstab does not mount /dev/mapper/{disk.name} at {disk.mount_point} at boot")
+    key = obs.run(measure.key_stat(disk)).stdout.split()
+    observed["key file"] = " ".join(key) or "absent"
+    if len(key) < 2 or key[1] != "root" or int(key[0], 8) & 0o077:
+        problems.append(f"{measure.key_file(disk)} is not a key file readable by root only")
+    return problems
 
 
 def _offers_only(obs: Any, evidence: Any, request: Any, key: str, allowed: list[str]) -> None:

@@ -33,8 +33,10 @@ if _refusals:
     _support = importlib.import_module(f"{_PACKAGE}._support")
     _support.refuse(" // ".join(_refusals) + " (nothing was changed on this host)")
     _modules = []
+# The operator's consent, from the command line through the plan (hardening deploy --format-data-disk).
+_options = {"encryption": {"format_devices": plan.format_devices}}
 for _module in _modules:
-    _module.apply(plan.profile, obs)
+    _module.apply(plan.profile, obs, **_options.get(_module.__name__.rsplit(".", 1)[-1], {}))
 # The watchdogs armed in this run count their confirmation window from here (deploys/_rollback.py).
 _rollback.finish()
 # What a person must settle (accounts, files the tool does not own) fails the host at the end,

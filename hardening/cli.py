@@ -385,9 +385,13 @@ def verify(inventory: Path | None, local: bool, profile_name: str, sensitivity: 
 @click.option("--dry", is_flag=True, help="Show what would change, with a diff of every file; change nothing.")
 @click.option("-p", "--parallel", default=4, show_default=True, type=click.IntRange(1, 64),
               help="Hosts deployed at once.")
+@click.option("--format-data-disk", "format_data_disks", multiple=True, metavar="HOST:DEVICE",
+              help="Allow the encryption measure to FORMAT this host's data disk as LUKS2 (the device exactly "
+                   "as its profile names it in measures.encryption.data_disk; repeatable). Only a disk with no "
+                   "signature is ever formatted; --dry says what would be. Not needed to keep a disk set up.")
 @_profiles_option
 def deploy(inventory: Path, limit: tuple[str, ...], measures: tuple[str, ...], dry: bool, parallel: int,
-           profiles_dir: Path) -> None:
+           format_data_disks: tuple[str, ...], profiles_dir: Path) -> None:
     """Enforce the measures of each host's hardware profile with pyinfra.
 
     Measures run in a fixed order (packages first; sshd and firewall last). Files are
@@ -411,7 +415,7 @@ def deploy(inventory: Path, limit: tuple[str, ...], measures: tuple[str, ...], d
     store = Profiles(profiles_dir)
     inv = inventory_mod.load(inventory, store)
     result = deploying.run(inv, limit=limit, measures=measures, dry=dry, parallel=parallel,
-                           profiles_dir=profiles_dir.resolve())
+                           profiles_dir=profiles_dir.resolve(), format_data_disks=format_data_disks)
     verb = "would change" if dry else "changed"
     click.echo(f"\n{'host':<28} {verb:>12} {'failed':>7} {'unchanged':>10}")
     for name, changes in sorted(result.hosts.items()):

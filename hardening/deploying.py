@@ -47,6 +47,7 @@ from hardening import plan as plan_mod
 from hardening import rooms as rooms_mod
 from hardening.errors import ConfigError, Exit, worst
 from hardening.inventory import Inventory
+from hardening.measures import encryption as encryption_measure
 from hardening.measures import firewall as firewall_measure
 from hardening.plan import Plan
 from hardening.profiles import Profiles
@@ -148,7 +149,7 @@ def pyinfra_command(inventory: Path, limit: tuple[str, ...], dry: bool, parallel
 
 
 def run(inventory: Inventory, *, limit: tuple[str, ...], measures: tuple[str, ...], dry: bool,
-        parallel: int, profiles_dir: Path) -> DeployResult:
+        parallel: int, profiles_dir: Path, format_data_disks: tuple[str, ...] = ()) -> DeployResult:
     names = available()
     for name in measures:
         if name not in names:
@@ -162,6 +163,7 @@ def run(inventory: Inventory, *, limit: tuple[str, ...], measures: tuple[str, ..
     rooms = rooms_mod.load(found, inventory, profiles) if found else rooms_mod.EMPTY
     plans = [plan_mod.for_host(h, rooms_mod.overlay(h.resolve(profiles), rooms.ups_for(h.name)), chosen)
              for h in hosts]
+    plans = with_format_consent(plans, format_data_disks, chosen)
     with tempfile.TemporaryDirectory(prefix="hardening-deploy-") as tmp:
         env = {**os.environ, "HARDENING_PLANS": str(plan_mod.write(plans, Path(tmp) / "plans.json"))}
         if IN_CHECKOUT:  # deploys/ is a top-level package only in a checkout
@@ -179,6 +181,20 @@ def run(inventory: Inventory, *, limit: tuple[str, ...], measures: tuple[str, ..
     aborts = {name: why for name, changes in result.hosts.items() if (why := abort_reason(changes))}
     confirm(plans, result, windows=live_windows(lines), parallel=parallel, aborts=aborts)
     return result
+
+
+def with_format_consent(plans: list[Plan], values: tuple[str, ...], chosen: list[str]) -> list[Plan]:
+    """The plans with the devices the operator allows to format (``--format-data-disk``), checked
+    against the hosts selected and what their profiles name (a ConfigError otherwise)."""
+    if not values:
+        return plans
+    if "encryption" not in chosen:
+        raise ConfigError(encryption_measure.FORMAT_FLAG, "the encryption measure is not deployed (--measure)")
+    try:
+        allowed = encryption_measure.format_consent(values, {p.name: p.profile for p in plans})
+    except ValueError as exc:
+        raise ConfigError(encryption_measure.FORMAT_FLAG, str(exc)) from None
+    return [p.model_copy(update={"format_devices": allowed.get(p.name, [])}) for p in plans]
 
 
 _REFUSAL = re.compile(r"(^|\| )Refused: ")

@@ -54,6 +54,8 @@ class Plan(BaseModel):
     groups: list[str] = []
     attestations: list[dict[str, Any]] = []
     waivers: list[dict[str, Any]] = []  # the waivers that apply to the host (hardening.waivers)
+    # Devices the operator allowed `hardening deploy --format-data-disk` to format on this host.
+    format_devices: list[str] = []
 
     def measure(self, name: str) -> Any:
         return self.profile.measure(name)
