@@ -30,7 +30,7 @@ def _usbguard_applies(settings: measure.Settings, evidence: Evidence) -> None:
         evidence.not_applicable("the profile does not use USBGuard")
 
 
-@pytest.mark.clause("6-11")
+@pytest.mark.clause("6-11", "7-1")  # 7-1: media brought into a server room cannot be used
 def test_storage_driver_blocked(obs, profile, evidence):
     """USB storage, Thunderbolt, FireWire, SD/MMC and optical drivers cannot be loaded (modprobe -n -v)"""
     settings: measure.Settings = profile.measure("usb")
@@ -76,7 +76,7 @@ def test_thunderbolt_firewire_not_loaded(obs, profile, evidence):
     assert not loaded, f"loaded now: {', '.join(loaded)} (loaded before the block, or by hand with --ignore-install)"
 
 
-@pytest.mark.clause("6-11")
+@pytest.mark.clause("6-11", "7-1")  # 7-1: media brought into a server room cannot be used
 def test_removable_media_absent(obs, profile, evidence):
     """No SD/MMC or optical driver is loaded and no such block device exists (/proc/modules, lsblk)"""
     settings: measure.Settings = profile.measure("usb")
@@ -155,7 +155,7 @@ def test_usbguard_rules_safe(obs, profile, evidence):
     assert not unsafe, "; ".join(f"{r!r} allows a device with {d}" for r, d in unsafe.items())
 
 
-@pytest.mark.clause("6-11")
+@pytest.mark.clause("6-11", "7-1")  # 7-1: media brought into a server room cannot be used
 def test_usbguard_policy(obs, profile, evidence):
     """USBGuard blocks what no rule allows, for attached and newly plugged devices: the running
     daemon's parameters (usbguard get-parameter) and its configuration file; a difference names the stale one"""

@@ -38,7 +38,8 @@ def test_measure_lists_and_deploy_order_come_from_the_registry() -> None:
     assert rows["6-13"].measures == ["terminal"] and rows["6-14"].deploys == ["terminal"]
     assert deploying.available() == [m.name for m in sorted(measures.all_measures(), key=lambda m: m.order)
                                      if m.deployable]
-    assert rows["7-5"].measures == ["disks"] and rows["7-5"].deploys == []  # disks is check-only
+    assert rows["7-5"].measures == ["power", "disks"] and rows["7-5"].deploys == ["power"]  # disks only checks
+    assert rows["7-1"].measures == ["usb"]  # media brought into a server room: the USB block
     assert deploying.available()[-1] == "firewall"  # what can lock the tool out goes last
 
 
@@ -64,8 +65,8 @@ def test_unknown_clause_in_a_check_is_a_load_error(tmp_path: Path) -> None:
 def test_check_marked_with_a_clause_its_measure_does_not_declare(tmp_path: Path) -> None:
     root = fake_tree(tmp_path)
     (root / "checks" / "test_usb.py").write_text(
-        "import pytest\n\n@pytest.mark.clause('6-11', '7-1')\ndef test_x(obs):\n    assert True\n")
-    with pytest.raises(ConfigError, match=r"test_usb\.py: test_x: marked with clause 7-1, which measure 'usb' "
+        "import pytest\n\n@pytest.mark.clause('6-11', '7-2')\ndef test_x(obs):\n    assert True\n")
+    with pytest.raises(ConfigError, match=r"test_usb\.py: test_x: marked with clause 7-2, which measure 'usb' "
                                           r"does not declare in .*measures/usb\.py"):
         catalogue.coverage(root)
 

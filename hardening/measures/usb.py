@@ -1200,7 +1200,7 @@ def serial_consoles_in_use(cmdline: str, units: Any, sessions: list[dict[str, An
 MEASURE = Measure(
     name="usb",
     title="restrict recording devices (USB memory, smartphones) on terminals and servers",
-    clauses=('6-11',),
+    clauses=('6-11', '7-1'),
     order=70,
     settings=Settings,
     observe=observe,
