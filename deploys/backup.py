@@ -62,7 +62,7 @@ def apply(profile: Resolved, obs: Observations) -> None:
     if controls is None:
         return
     opened = {r.name: _opened(obs, r) for r in settings.repositories}
-    creds_ready = _secrets(settings, controls, opened)
+    creds_ready = _secrets(settings, controls, opened, obs)
     if creds_ready is None:
         return
     job_changed = _job(settings, paths, obs)
@@ -111,12 +111,12 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _secrets(settings: measure.Settings, controls: dict[str, Path],
-             opened: dict[str, measure.Opened]) -> dict[str, bool] | None:
-    """Put the secrets; per repository, whether its credentials were already the profile's (so
-    that the observation of it stands). None when the host's password must not be replaced."""
-    files.directory(name=f"backup: {measure.DIRECTORY} (root only)", path=measure.DIRECTORY,
-                    user="root", group="root", mode="700")
+def _secrets(settings: measure.Settings, controls: dict[str, Path], opened: dict[str, measure.Opened],
+             obs: Observations) -> dict[str, bool] | None:
+    """Put the secrets that differ from the profile's; per repository, whether its credentials
+    were already the profile's (so that the observation of it stands). None when the host's
+    password must not be replaced."""
+    stats = _stats(settings, obs)
     # Compared on the host with pyinfra's fact, not in the observation batch: a digest of the
     # password does not belong in the evidence.
     same = {dest: host.get_fact(Sha256File, path=dest) == _digest(src) for dest, src in controls.items()}
@@ -128,53 +128,84 @@ def _secrets(settings: measure.Settings, controls: dict[str, Path],
                           "Add the new password with `restic key add` to every repository (or put the host's in "
                           "the control file), then deploy again; nothing else was changed")
             return None
+    if _differs(stats, measure.DIRECTORY):
+        files.directory(name=f"backup: {measure.DIRECTORY} (root only)", path=measure.DIRECTORY,
+                        user="root", group="root", mode="700")
     for dest, src in controls.items():
-        files.put(name=f"backup: {dest} from the control machine (root, 0600)", src=str(src), dest=dest,
-                  user="root", group="root", mode="600")
+        if not same[dest] or _differs(stats, dest):
+            files.put(name=f"backup: {dest} from the control machine (root, 0600)", src=str(src), dest=dest,
+                      user="root", group="root", mode="600")
     ready = {}
     for repo in settings.repositories:
         ok = same[measure.PASSWORD]
         if repo.sftp:
-            files.put(name=f"backup: pinned host keys of {repo.name}", src=StringIO(measure.known_hosts(repo)),
-                      dest=measure.known_hosts_path(repo), user="root", group="root", mode="644")
+            out = obs.run(measure.known_hosts_command(repo))
+            if out.rc != 0 or out.stdout != measure.known_hosts(repo):
+                files.put(name=f"backup: pinned host keys of {repo.name}", src=StringIO(measure.known_hosts(repo)),
+                          dest=measure.known_hosts_path(repo), user="root", group="root", mode="644")
+                ok = False
             ok = ok and same[measure.key_path(repo)]
         ready[repo.name] = ok
     return ready
 
 
+def _differs(stats: dict[str, dict[str, str]], path: str) -> bool:
+    """The secret file (or directory) is absent, not root's alone, or was not observed."""
+    try:
+        return bool(measure.secret_problems(stats, [path]))
+    except ValueError:
+        return True
+
+
+def _stats(settings: measure.Settings, obs: Observations) -> dict[str, dict[str, str]]:
+    wanted = measure.secret_files(settings)
+    try:
+        return measure.parse_stats(obs.run(measure.stat_command(wanted)).stdout)
+    except ValueError:
+        return {}  # unreadable: every file is put again (see _differs)
+
+
 def _job(settings: measure.Settings, paths: list[str], obs: Observations) -> bool:
-    """Script, service and timer as the profile says, the timer enabled and waiting. True when the
-    observed job differs from the profile's (a backup then runs now)."""
-    service = measure.parse_cat(obs.run(measure.CAT_SERVICE).stdout, obs.run(measure.CAT_SERVICE).rc, measure.SERVICE)
-    timer = measure.parse_cat(obs.run(measure.CAT_TIMER).stdout, obs.run(measure.CAT_TIMER).rc, measure.TIMER)
+    """Script, service and timer as the profile says (put where the observed ones differ), the
+    timer enabled and waiting. True when the observed job differs from the profile's (a backup
+    then runs now)."""
+    service_out, timer_out = obs.run(measure.CAT_SERVICE), obs.run(measure.CAT_TIMER)
+    service = measure.parse_cat(service_out.stdout, service_out.rc, measure.SERVICE)
+    timer = measure.parse_cat(timer_out.stdout, timer_out.rc, measure.TIMER)
     script = obs.run(measure.CAT_SCRIPT)
-    changed = bool(measure.script_problems(script.stdout, script.rc, settings, paths)
-                   or measure.unit_problems(service, measure.SERVICE_PATH, measure.service_unit()))
-    timer_changed = bool(measure.unit_problems(timer, measure.TIMER_PATH, measure.timer_unit(settings)))
-    files.put(name=f"backup: {measure.SCRIPT}", src=StringIO(measure.script(settings, paths)), dest=measure.SCRIPT,
-              user="root", group="root", mode="755")
-    files.put(name=f"backup: {measure.SERVICE}", src=StringIO(measure.service_unit()), dest=measure.SERVICE_PATH,
-              user="root", group="root", mode="644")
-    files.put(name=f"backup: {measure.TIMER} ({settings.schedule})", src=StringIO(measure.timer_unit(settings)),
-              dest=measure.TIMER_PATH, user="root", group="root", mode="644")
+    script_changed = bool(measure.script_problems(script.stdout, script.rc, settings, paths))
+    service_changed = bool(measure.unit_problems(service[:1], measure.SERVICE_PATH, measure.service_unit()))
+    timer_changed = bool(measure.unit_problems(timer[:1], measure.TIMER_PATH, measure.timer_unit(settings)))
+    if script_changed:
+        files.put(name=f"backup: {measure.SCRIPT}", src=StringIO(measure.script(settings, paths)),
+                  dest=measure.SCRIPT, user="root", group="root", mode="755")
+    if service_changed:
+        files.put(name=f"backup: {measure.SERVICE}", src=StringIO(measure.service_unit()),
+                  dest=measure.SERVICE_PATH, user="root", group="root", mode="644")
+    if timer_changed:
+        files.put(name=f"backup: {measure.TIMER} ({settings.schedule})", src=StringIO(measure.timer_unit(settings)),
+                  dest=measure.TIMER_PATH, user="root", group="root", mode="644")
     dropins = [f for f, _ in service[1:] + timer[1:]]
     if dropins:
         server.shell(name=f"backup: remove drop-ins that change the job: {', '.join(dropins)}",
                      commands=[f"rm -f -- {' '.join(shlex.quote(f) for f in dropins)}"])
-    if changed or timer_changed:
+    if service_changed or timer_changed or dropins:
         server.shell(name="backup: systemd reads the changed units", commands=["systemctl daemon-reload"])
     out = obs.run(measure.UNITS)
     try:
         units = show_units(out.stdout, out.rc, (measure.TIMER, measure.SERVICE), "systemctl show")
-        state = units[measure.TIMER]
     except ValueError:
-        state = {}
+        units = {measure.TIMER: {}, measure.SERVICE: {}}
+    state = units[measure.TIMER]
     commands = [f"systemctl unmask {u}" for u in (measure.SERVICE, measure.TIMER)
-                if state and units[u].get("LoadState") == "masked"]
+                if units[u].get("LoadState") == "masked"]
     if commands or state.get("UnitFileState") != "enabled" or state.get("ActiveState") != "active":
         commands.append(f"systemctl enable --now {measure.TIMER}")
         server.shell(name=f"backup: {measure.TIMER} enabled and waiting", commands=commands)
-    return changed
+    elif timer_changed or dropins:
+        server.shell(name=f"backup: {measure.TIMER} follows the new schedule",
+                     commands=[f"systemctl restart {measure.TIMER}"])
+    return script_changed or service_changed or bool(dropins)
 
 
 def _devices(obs: Observations, settings: measure.Settings, paths: list[str]) -> dict[str, str]:
