@@ -31,7 +31,7 @@ def _settings(profile: Any, evidence: Any) -> tuple[measure.Settings, list[str]]
 
 
 @pytest.mark.clause("6-17")
-def test_backup_secrets(obs, profile, evidence):
+def test_secrets(obs, profile, evidence):
     """The repository password and the SFTP keys are root's alone; each SFTP target's host keys are pinned"""
     settings, _ = _settings(profile, evidence)
     wanted = measure.secret_files(settings)
@@ -53,7 +53,7 @@ def test_backup_secrets(obs, profile, evidence):
 
 
 @pytest.mark.clause("6-17")
-def test_backup_job(obs, profile, evidence):
+def test_job(obs, profile, evidence):
     """The backup job is the profile's: its paths, every repository, the retention (keep-*)"""
     settings, paths = _settings(profile, evidence)
     service = obs.run(measure.CAT_SERVICE)
@@ -69,7 +69,7 @@ def test_backup_job(obs, profile, evidence):
 
 
 @pytest.mark.clause("6-17")
-def test_backup_timer(obs, profile, evidence):
+def test_timer(obs, profile, evidence):
     """The backup runs on the profile's schedule: the timer enabled and waiting, the last run good"""
     settings, _ = _settings(profile, evidence)
     out = obs.run(measure.UNITS)
@@ -92,7 +92,7 @@ def test_backup_timer(obs, profile, evidence):
 
 
 @pytest.mark.clause("6-17")
-def test_backup_places(obs, profile, evidence):
+def test_places(obs, profile, evidence):
     """The repositories are in at least two separate places, none on the disk of the data it backs up"""
     settings, paths = _settings(profile, evidence)
     devices: dict[str, str] = {}
@@ -107,7 +107,7 @@ def test_backup_places(obs, profile, evidence):
 
 
 @pytest.mark.clause("6-17")
-def test_backup_snapshots(obs, profile, evidence):
+def test_snapshots(obs, profile, evidence):
     """Every repository opens and holds a snapshot of this host younger than the profile's max_age"""
     settings, _ = _settings(profile, evidence)
     now = datetime.now(UTC)
@@ -128,7 +128,7 @@ def test_backup_snapshots(obs, profile, evidence):
 
 
 @pytest.mark.clause("6-17")
-def test_backup_integrity(obs, profile, evidence):
+def test_integrity(obs, profile, evidence):
     """restic check passes on every repository"""
     settings, paths = _settings(profile, evidence)
     observed: dict[str, Any] = {}
@@ -146,7 +146,7 @@ def test_backup_integrity(obs, profile, evidence):
 
 
 @pytest.mark.clause("6-17")
-def test_backup_restore(obs, profile, evidence):
+def test_restore(obs, profile, evidence):
     """A sample of the personal-data files restores from each repository's latest snapshot, byte for byte
 
     The oldest files of the paths by change time (the most likely unchanged since the snapshot)
