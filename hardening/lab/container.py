@@ -31,6 +31,9 @@ from hardening.lab.proc import run, say
 from hardening.lab.ssh import locked
 
 SUBNET = "10.233"
+# Machine-wide: every lab directory's containers share the machine's 10.233.0.0/16.
+SLOT_LOCK_DIR = Path("/run/lock")
+SLOT_LOCK = "hardening-lab-container-slots.lock"
 PIDFILE = "nspawn.pid"
 # Each booted container's systemd holds several inotify instances, all counted against root. With
 # Debian's default of 128 the 17th container cannot get one, and nspawn then fails with the

@@ -159,7 +159,10 @@ class Lab:
         image, _ = self._ready()
         directory = self.directory / "hosts" / name
         try:
-            with locked(self.directory):
+            # The slot (its 10.233.N.0/30) is chosen from the machine's addresses: the machine-wide
+            # lock keeps two lab directories (CI's two workers, two people) from taking the same
+            # one between the choice and the address going up.
+            with locked(self.directory), locked(container.SLOT_LOCK_DIR, container.SLOT_LOCK):
                 self._claim(directory, name)
                 index = container.free_index(self.directory)
                 state = HostState(name, profile, sensitivity, 22, mac_for(self.directory, name),
