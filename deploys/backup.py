@@ -70,7 +70,7 @@ def apply(profile: Resolved, obs: Observations) -> None:
     ensured, refused = _repositories(settings, opened, creds_ready, devices, paths)
     stale = [r.name for r in settings.repositories if opened[r.name].state == "ok" and measure.freshness_problem(
         r, opened[r.name], datetime.now(UTC), settings.max_age_seconds)]
-    why = [*(f"{n} initialized" for n in ensured), *(["the job changed"] if job_changed else []),
+    why = [*(f"{n} created if it was missing" for n in ensured), *(["the job changed"] if job_changed else []),
            *(f"{n} holds no snapshot younger than {settings.max_age}" for n in stale)]
     if why and not refused:
         server.shell(name=f"backup: back up now ({'; '.join(why)})",

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shlex
 import shutil
 import subprocess
 import time
@@ -158,9 +159,9 @@ def test_deploy_backs_up_to_both_places_and_broken_repositories_fail_by_name(
 
     # A pack of file data (not in root's cache, which holds the tree packs): restic check finds it
     # missing at once; a tree pack would cost restic 0.14 about 95 s of retries first.
-    removed = vm.run("cd /srv/backup/restic/data && for f in */*; do n=${f#*/}; "
-                     "sudo sh -c \"ls /root/.cache/restic/*/data/*/$n\" >/dev/null 2>&1 || "
-                     "{ sudo rm -v -- \"$f\"; break; }; done").stdout
+    removed = vm.run("sudo sh -c " + shlex.quote(
+        "cd /srv/backup/restic/data && for f in */*; do n=${f#*/}; "
+        "ls /root/.cache/restic/*/data/*/$n >/dev/null 2>&1 || { rm -v -- \"$f\"; exit 0; }; done; exit 1")).stdout
     assert "removed" in removed, removed
     target.run("sudo systemctl stop ssh.service ssh.socket", check=False)
     broken = verify(inventory, tmp_path, profiles)

@@ -34,9 +34,8 @@ MISSING_SFTP = ("Fatal: unable to open config file: Lstat: file does not exist\n
                 "Is there a repository at the following location?\n"
                 "sftp:backup-lab@10.233.2.2:/home/backup-lab/restic/bk-vm\n")
 NO_PASSWORD = "Resolving password failed: Fatal: /etc/hardening/backup/password does not exist\n"
-UNREACHABLE = ("subprocess ssh: ssh: connect to host 10.233.2.2 port 22: Connection refused\n"
-               "Fatal: unable to open repository at sftp:backup@10.233.2.2:/home/backup/restic/web1: "
-               "unable to start the sftp session, error: EOF\n")
+UNREACHABLE = ("Fatal: unable to open repository at sftp:pii-backup@10.233.1.2:/home/pii-backup/restic/bk-host: "
+               "unable to start the sftp session, error: EOF\n")  # the target's sshd stopped
 CHECK_OK = ("using temporary cache in /tmp/restic-check-cache-1677039833\ncreate exclusive lock for repository\n"
             "load indexes\ncheck all packs\ncheck snapshots, trees and blobs\n[0:00] 100.00%  1 / 1 snapshots\n\n"
             "no errors were found\n")
