@@ -89,13 +89,13 @@ def test_registered_measure_without_checks_is_a_load_error(tmp_path: Path) -> No
 
 def test_deploy_or_checks_of_an_unregistered_measure_are_load_errors(tmp_path: Path) -> None:
     root = fake_tree(tmp_path)
-    (root / "deploys" / "backup.py").write_text("X = 1\n")
-    with pytest.raises(ConfigError, match=r"deploys/backup\.py: module: deploy for measure 'backup', which no "
+    (root / "deploys" / "faxlog.py").write_text("X = 1\n")
+    with pytest.raises(ConfigError, match=r"deploys/faxlog\.py: module: deploy for measure 'faxlog', which no "
                                           r"module in .*measures registers"):
         catalogue.coverage(root)
-    (root / "deploys" / "backup.py").unlink()
-    (root / "checks" / "test_backup.py").write_text("X = 1\n")
-    with pytest.raises(ConfigError, match=r"checks/test_backup\.py: module: checks for measure 'backup'"):
+    (root / "deploys" / "faxlog.py").unlink()
+    (root / "checks" / "test_faxlog.py").write_text("X = 1\n")
+    with pytest.raises(ConfigError, match=r"checks/test_faxlog\.py: module: checks for measure 'faxlog'"):
         catalogue.coverage(root)
 
 

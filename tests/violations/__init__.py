@@ -12,6 +12,10 @@ is and which checks must catch it::
     # touches: sshd_config          (optional: never planted with another of the same tag)
     # order: last                   (optional: planted after the rest of its group, e.g. a state
     #                                that another planting's reload would undo)
+    # needs: backup-target          (optional: profile data and lab hosts beyond the shipped
+    #                                profiles' that the violation's checks need to be configured;
+    #                                the corpus run on shipped profiles leaves these out, and the
+    #                                measure's own lab test plants them where they are configured)
     set -eu
     ...
 
@@ -28,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DIRECTORY = Path(__file__).parent
-KEYS = ("what", "by", "fails", "host", "touches", "order")
+KEYS = ("what", "by", "fails", "host", "touches", "order", "needs")
 REQUIRED = ("what", "by", "fails", "host")
 BY = ("admin", "upgrade", "intruder")
 HOSTS = ("container", "vm")
@@ -50,6 +54,7 @@ class Violation:
     host: str
     touches: str = ""
     last: bool = False
+    needs: tuple[str, ...] = ()
 
     @property
     def measure(self) -> str:
@@ -88,7 +93,7 @@ def parse(path: Path, root: Path = DIRECTORY) -> Violation:
             raise CorpusError(f"{path}: key 'fails' names {check!r}, expected <measure>.<check>")
     return Violation(id=f"{rel.parts[0]}/{path.stem}", path=path, what=fields["what"], by=fields["by"],
                      fails=fails, host=fields["host"], touches=fields.get("touches", ""),
-                     last="order" in fields)
+                     last="order" in fields, needs=tuple(fields.get("needs", "").split()))
 
 
 def load(root: Path = DIRECTORY) -> list[Violation]:
