@@ -168,11 +168,11 @@ def room_run(tmp_path: Path, inventory_dir: Path, members: dict[str, dict[str, s
 
 
 GOOD = {"power.ups_online": "pass", "power.ups_battery": "pass", "power.shutdown_on_low_battery": "pass",
-        "power.redundant_psu": "pass", "disks.raid_healthy": "pass"}
+        "power.redundant_psu": "pass", "disks.raid_arrays": "pass"}
 
 
 def test_the_room_document_links_members_by_digest_and_is_sealed(tmp_path: Path, inventory_dir: Path) -> None:
-    result = room_run(tmp_path, inventory_dir, {DB: GOOD, FILE: {**GOOD, "disks.raid_healthy": "fail"}})
+    result = room_run(tmp_path, inventory_dir, {DB: GOOD, FILE: {**GOOD, "disks.raid_arrays": "fail"}})
     [room] = result.rooms
     doc = rooms.read(result.run_dir / room.json)
     sealed = chain.load_sealed(result.run_dir).seal["files"]
@@ -218,15 +218,15 @@ def test_members_not_powered_fail(inventory_dir: Path) -> None:
 
 
 def test_room_report_in_japanese_and_english(tmp_path: Path, inventory_dir: Path) -> None:
-    result = room_run(tmp_path, inventory_dir, {DB: GOOD, FILE: {**GOOD, "disks.raid_healthy": "fail"}})
+    result = room_run(tmp_path, inventory_dir, {DB: GOOD, FILE: {**GOOD, "disks.raid_arrays": "fail"}})
     doc = rooms.read(result.run_dir / result.rooms[0].json)
     ja, en = markdown(doc, "ja"), markdown(doc, "en")
     assert ja.startswith(f"# サーバ室点検報告: {ROOM}") and "総合判定: **不適合** (fail)" in ja
     assert en.startswith(f"# Server room report: {ROOM}") and "Verdict: **fail** (fail)" in en
     for text in (ja, en):
         assert "ups-b1-1@nut-b1.soumu.example.lg.jp" in text and "| OL | 100 | 1800 |" in text
-        assert "disks.raid_healthy" in text and DB in text
-    assert "## RAID の点検" in ja and f"| {FILE} | disks raid_healthy (disks.raid_healthy) | 不適合 |" in ja
+        assert "disks.raid_arrays" in text and DB in text
+    assert "## RAID の点検" in ja and f"| {FILE} | disks raid_arrays (disks.raid_arrays) | 不適合 |" in ja
     locks = ("| 施錠装置、警報装置、監視設備を設置している (locks-alarms) | 7-4 | 確認済 | "
              "山田 太郎 (保護管理者 総務課) |")
     assert locks in ja
