@@ -365,7 +365,7 @@ def test_units() -> None:
     failed = measure.parse_units(UNITS.replace("Result=success\nExecMainStartTimestamp=@", "Result=exit-code\n"
                                                "ExecMainStartTimestamp=@"))
     assert measure.timer_problems(failed) == [
-        f"the last clean-up run failed ({measure.CLEAN_SERVICE} result exit-code)"]
+        f"the last clean-up run failed ({measure.CLEAN_SERVICE}: exit-code; journalctl -u {measure.CLEAN_SERVICE})"]
     for bad in ("", UNITS.split("\n\n")[0], "garbage"):
         with pytest.raises(ValueError):
             measure.parse_units(bad)

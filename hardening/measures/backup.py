@@ -56,6 +56,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
+from hardening.measures import _systemd
 from hardening.measures._base import Measure, Strict
 from hardening.measures.encryption import data_source, personal_data_paths
 from hardening.measures.tmpdata import profile_seconds, span
@@ -671,21 +672,7 @@ def _first_difference(have: str, want: str) -> str:
 
 def timer_problems(units: dict[str, dict[str, str]]) -> list[str]:
     """The timer enabled and waiting, its service loaded and its last run good."""
-    timer, service = units[TIMER], units[SERVICE]
-    problems = []
-    if timer.get("LoadState") != "loaded":
-        problems.append(f"{TIMER} is {timer.get('LoadState')}")
-    else:
-        if timer.get("UnitFileState") != "enabled":
-            problems.append(f"{TIMER} is {timer.get('UnitFileState') or 'not enabled'}: it does not start at boot")
-        if timer.get("ActiveState") != "active":
-            problems.append(f"{TIMER} is {timer.get('ActiveState')}, not active (waiting)")
-    if service.get("LoadState") != "loaded":
-        problems.append(f"{SERVICE} is {service.get('LoadState')}: the timer cannot start it")
-    elif service.get("Result", "success") != "success":
-        problems.append(f"the last backup run failed ({SERVICE}: {service.get('Result')}, "
-                        f"exit status {service.get('ExecMainStatus')}; journalctl -u {SERVICE})")
-    return problems
+    return _systemd.timer_problems(units, TIMER, SERVICE, "backup", enabled=True)
 
 
 def device(source: str) -> str:

@@ -303,29 +303,41 @@ class ArrayViews:
     export: tuple[int, str]
 
 
-def parse_details(stdout: str) -> dict[str, ArrayViews]:
-    """:data:`MD_DETAILS` output -> per array name its detail and export (exit code, text)."""
-    out: dict[str, dict[str, tuple[int, str]]] = {}
+def framed_blocks(stdout: str, mark: str, what: str) -> list[tuple[tuple[str, str], int, str]]:
+    """``MARK a b`` … ``MARK-RC n`` blocks -> ((a, b), n, the lines between); ValueError for a
+    block without an end, an end without a start or a line outside any block (``what`` names the
+    program in the message)."""
+    out: list[tuple[tuple[str, str], int, str]] = []
     current: tuple[str, str] | None = None
     body: list[str] = []
     for line in stdout.splitlines():
-        head = re.fullmatch(rf"{ARRAY_MARK} (md\w+) (detail|export)", line)
-        end = re.fullmatch(rf"{ARRAY_MARK}-RC (\d+)", line)
+        head = re.fullmatch(rf"{mark} (\S+) (\S+)", line)
+        end = re.fullmatch(rf"{mark}-RC (\d+)", line)
         if head:
             if current is not None:
-                raise ValueError(f"mdadm output of {current[0]} ({current[1]}) has no end")
+                raise ValueError(f"{what} output of {current[0]} ({current[1]}) has no end")
             current, body = (head.group(1), head.group(2)), []
         elif end:
             if current is None:
-                raise ValueError("mdadm output: an end without a start")
-            out.setdefault(current[0], {})[current[1]] = (int(end.group(1)), "\n".join(body))
+                raise ValueError(f"{what} output: an end without a start")
+            out.append((current, int(end.group(1)), "\n".join(body)))
             current = None
         elif current is None:
-            raise ValueError(f"mdadm output: line outside an array's output: {line!r}")
+            raise ValueError(f"{what} output: line outside a block: {line!r}")
         else:
             body.append(line)
     if current is not None:
-        raise ValueError(f"mdadm output of {current[0]} ({current[1]}) was cut")
+        raise ValueError(f"{what} output of {current[0]} ({current[1]}) was cut")
+    return out
+
+
+def parse_details(stdout: str) -> dict[str, ArrayViews]:
+    """:data:`MD_DETAILS` output -> per array name its detail and export (exit code, text)."""
+    out: dict[str, dict[str, tuple[int, str]]] = {}
+    for (name, view), rc, text in framed_blocks(stdout, ARRAY_MARK, "mdadm"):
+        if not re.fullmatch(r"md\w+", name) or view not in ("detail", "export"):
+            raise ValueError(f"mdadm output: unexpected block {name} {view}")
+        out.setdefault(name, {})[view] = (rc, text)
     views = {}
     for name, parts in out.items():
         if set(parts) != {"detail", "export"}:
@@ -568,34 +580,16 @@ class SmartReading:
 def parse_smart(stdout: str) -> list[SmartReading]:
     """:data:`SMART` output -> one reading per device; ValueError when a block is cut or not JSON."""
     out: list[SmartReading] = []
-    current: tuple[str, str] | None = None
-    body: list[str] = []
-    for line in stdout.splitlines():
-        head = re.fullmatch(rf"{SMART_MARK} (\S+) (\S+)", line)
-        end = re.fullmatch(rf"{SMART_MARK}-RC (\d+)", line)
-        if head:
-            if current is not None:
-                raise ValueError(f"smartctl output of {current[0]} has no end")
-            current, body = (head.group(1), head.group(2)), []
-        elif end:
-            if current is None:
-                raise ValueError("smartctl output: an end without a start")
-            if int(end.group(1)) == 127 and not "".join(body).strip():
-                raise ValueError("smartctl is not installed (Debian: apt-get install smartmontools)")
-            try:
-                doc = json.loads("\n".join(body))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"smartctl --json printed no JSON for {current[0]} ({exc})") from None
-            if not isinstance(doc, dict) or not isinstance(doc.get("smartctl"), dict):
-                raise ValueError(f"smartctl --json for {current[0]} has no 'smartctl' section")
-            out.append(SmartReading(current[0], current[1], int(end.group(1)), doc))
-            current = None
-        elif current is None:
-            raise ValueError(f"smartctl output: line outside a device's output: {line!r}")
-        else:
-            body.append(line)
-    if current is not None:
-        raise ValueError(f"smartctl output of {current[0]} was cut")
+    for (device, kind), rc, text in framed_blocks(stdout, SMART_MARK, "smartctl"):
+        if rc == 127 and not text.strip():
+            raise ValueError("smartctl is not installed (Debian: apt-get install smartmontools)")
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"smartctl --json printed no JSON for {device} ({exc})") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("smartctl"), dict):
+            raise ValueError(f"smartctl --json for {device} has no 'smartctl' section")
+        out.append(SmartReading(device, kind, rc, doc))
     return out
 
 

@@ -42,6 +42,7 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
+from hardening.measures import _systemd
 from hardening.measures._base import Measure, Strict
 from hardening.measures._systemd import show_units
 
@@ -627,17 +628,7 @@ def last_run(units: dict[str, dict[str, str]]) -> int | None:
 
 def timer_problems(units: dict[str, dict[str, str]]) -> list[str]:
     """What keeps the daily clean-up from running."""
-    timer, service = units[CLEAN_TIMER], units[CLEAN_SERVICE]
-    problems = []
-    if timer.get("LoadState") != "loaded":
-        problems.append(f"{CLEAN_TIMER} is {timer.get('LoadState')}")
-    elif timer.get("ActiveState") != "active":
-        problems.append(f"{CLEAN_TIMER} is {timer.get('ActiveState')}, not active (waiting)")
-    if service.get("LoadState") != "loaded":
-        problems.append(f"{CLEAN_SERVICE} is {service.get('LoadState')}: the timer cannot start it")
-    elif service.get("Result", "success") != "success":
-        problems.append(f"the last clean-up run failed ({CLEAN_SERVICE} result {service.get('Result')})")
-    return problems
+    return _systemd.timer_problems(units, CLEAN_TIMER, CLEAN_SERVICE, "clean-up")
 
 
 def timer_commands(units: dict[str, dict[str, str]]) -> list[str]:
