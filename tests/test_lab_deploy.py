@@ -109,10 +109,11 @@ def before(inventory: Path, evidence: Path) -> dict[str, dict[str, str]]:
 
 # Measures with nothing to judge on these hosts until an agency names it: their checks are "not
 # configured" or "not applicable" here, and their own lab tests give them the data
-# (tests/test_lab_backup.py, tests/test_lab_power.py).
+# (tests/test_lab_backup.py, tests/test_lab_power.py, tests/test_lab_audit.py).
 NEEDS_AGENCY_DATA = {
     "backup": "the shipped profiles name no backup repositories",
     "power": "no room of these hosts names a UPS (rooms.yaml)",
+    "bulkwatch": "the shipped profiles name no personal-data paths to watch",
 }
 
 
