@@ -22,7 +22,7 @@ def inventory(lab: Lab, host: LabHost, tmp_path_factory: pytest.TempPathFactory)
 MINUTES = {
     "test_lab_violations.py": 30, "test_lab_deploy.py": 20, "test_lab_faults.py": 16,
     "test_lab_audit.py": 7, "test_lab_encryption.py": 7, "test_lab_backup.py": 6,
-    "test_lab_usb_refusals.py": 6, "test_lab_usblog.py": 5, "test_evidence_lab.py": 4,
+    "test_lab_usb_refusals.py": 6, "test_evidence_lab.py": 4,
     "test_lab_verify.py": 4, "test_lab_disks.py": 3, "test_lab.py": 3, "test_lab_tmpdata.py": 3,
     "test_lab_power.py": 2,
 }

@@ -5,7 +5,10 @@ Also what a person would try by hand: a USB stick becomes a block device before 
 not after, while a USB keyboard still works; a port served on the host is reachable before and
 not after, while SSH still is; the deploy account can still log in and sudo.
 
-Slow: two emulated hosts (QEMU, TCG), a full deploy and four verifications.
+The USB connection log (usblog) is proved here too, on the same plugs: the stick logged blocked,
+the keyboard allowed, and the blocked attempt listed in the evidence.
+
+Slow: two emulated hosts (QEMU, TCG), a full deploy and five verifications.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from hardening import ROOT
 from hardening.demo import NOT_DEPLOYABLE
 from hardening.deploying import available
 from hardening.lab import Lab, LabHost
+from hardening.measures import usblog
 from tests.helpers import cli, lab_hosts, wait_for
 
 pytestmark = pytest.mark.lab
@@ -184,6 +188,12 @@ def test_second_deploy_changes_nothing(inventory: Path, after: dict[str, dict[st
     assert {name: row["changed"] for name, row in table.items()} == {"d-term1": 0, "d-srv1": 0}, output
 
 
+def usblog_entries(host: LabHost, match: str) -> list[dict[str, str]]:
+    """The usblog monitor's journal entries with a field (``USB_SERIAL=stick1``)."""
+    out = host.run(f"sudo journalctl -q -o json SYSLOG_IDENTIFIER={usblog.IDENTIFIER} {match}").stdout
+    return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+
 def usbguard_devices(host: LabHost) -> dict[str, str]:
     """Interface class (first two hex digits) -> target, from `usbguard list-devices`."""
     out = host.run("sudo usbguard list-devices").stdout
@@ -210,9 +220,34 @@ def test_usb_stick_is_blocked_after_the_deploy_keyboard_still_allowed(hosts: dic
         time.sleep(3)
         assert usb_block_devices(term) == [], "a USB stick became a block device after the deploy"
         assert "QEMU USB Keyboard" in term.run("cat /proc/bus/input/devices").stdout
+        # usblog (6-11): the monitor logged both, with USBGuard's decision.
+        stick = wait_for(lambda: usblog_entries(term, "USB_SERIAL=stick1"), timeout=60)[-1]
+        assert stick["USB_DECISION"] == "blocked" and stick["USBGUARD_TARGET"] == "block", stick
+        assert stick["USB_CLASSES"] == "08" and stick["PRIORITY"] == "4" and stick["USB_AUTHORIZED"] == "0"
+        assert f"USB device {stick['USB_ID']} \"QEMU USB HARDDRIVE\" serial stick1 interface classes 08" in \
+            stick["MESSAGE"] and ": blocked (USBGuard: block)" in stick["MESSAGE"], stick
+        keyboard = wait_for(lambda: usblog_entries(term, "USB_CLASSES=03"), timeout=60)[-1]
+        assert keyboard["USB_DECISION"] == "allowed" and keyboard["USB_AUTHORIZED"] == "1", keyboard
     finally:
         term.usb_unplug("stick1")
         term.usb_unplug("kbd0")
+
+
+def test_usb_connection_log_in_the_evidence_lists_the_blocked_stick(inventory: Path, evidence: Path,
+                                                                   hosts: dict[str, LabHost]) -> None:
+    """usblog's evidence: the blocked attempt of the test above, with its device, classes and
+    serial; the keyboard counted as allowed."""
+    before = set(evidence.glob("*/index.json"))
+    proc = cli("verify", inventory, "-l", "d-term1", "-m", "usblog", "--evidence", evidence)
+    assert proc.returncode in (0, 4, 5), proc.stdout + proc.stderr  # 5: the terminal's attestation items
+    [index] = set(evidence.glob("*/index.json")) - before
+    [entry] = json.loads(index.read_text())["hosts"]
+    doc = json.loads((index.parent / entry["json"]).read_text())
+    [log] = [c for c in doc["checks"] if c["id"] == "usblog.connection_log"]
+    assert log["status"] == "pass", log
+    [attempt] = [a for a in log["observed"]["blocked attempts"] if a["serial"] == "stick1"]
+    assert attempt["classes"] == "08", log["observed"]
+    assert log["observed"]["by decision"]["allowed"] >= 1, log["observed"]
 
 
 def test_served_port_is_closed_after_the_deploy_ssh_still_works(hosts: dict[str, LabHost], web_port: int,
