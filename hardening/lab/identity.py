@@ -67,8 +67,11 @@ def _script(name: str, mac: str, machine_id: str, keys: dict[str, tuple[str, str
     lines += [
         "systemctl restart ssh",
         # journald read the golden machine-id at boot and keeps writing under it, where journalctl
-        # does not look: restarted, it writes under the clone's own.
+        # does not look: restarted, it writes under the clone's own. Stopping, systemd 252's
+        # journald switches the kernel's audit off (auditctl -s: enabled 0); auditd, restarted,
+        # switches it on again, as at boot.
         "systemctl restart systemd-journald",
+        "if systemctl -q is-active auditd; then systemctl restart auditd; fi",
         "cat /sys/class/dmi/id/product_serial 2>/dev/null || true",
         # Last, detached: the new MAC reaches QEMU's user network with the ARP of the ping.
         f"nohup sh -c 'sleep 0.3; ip link set dev eth0 address {mac}; ip neigh flush dev eth0; "
