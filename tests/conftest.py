@@ -36,3 +36,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return 1 if item.get_closest_marker("lab") else 0
 
     items.sort(key=weight, reverse=True)  # stable: a module's tests keep their order
+    # xdist starts each worker with two modules (the 1st and 3rd to one, the 2nd and 4th to the
+    # other) and never moves one it handed out: a short module third keeps the third-longest from
+    # waiting behind the longest while the other worker is free.
+    modules = list(dict.fromkeys(item.path for item in items))
+    first = {item.path: weight(item) for item in reversed(items)}
+    short = next((m for m in modules[3:] if first[m] == 0), None)
+    if len(modules) > 3 and short is not None:
+        order = [*modules[:2], short, *[m for m in modules[2:] if m != short]]
+        rank = {m: i for i, m in enumerate(order)}
+        items.sort(key=lambda item: rank[item.path])
