@@ -72,7 +72,7 @@ def test_shutdown_on_low_battery(obs, profile, evidence):
     units = _units(profile, evidence)
     conf = obs.run(measure.UPSMON_DIRECTIVES)
     upsmon = measure.parse_upsmon(conf.rc, conf.stdout)
-    state = measure.parse_show(obs.run(measure.MONITOR_STATE).stdout)
+    state = measure.parse_show(obs.run(measure.MONITOR_STATE).stdout, obs.run(measure.MONITOR_STATE).rc)
     own = measure.addresses(obs.run(measure.HOST_ADDRESSES).stdout)
     clients: dict[str, list[str]] = {}
     for ups in units:

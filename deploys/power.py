@@ -55,7 +55,7 @@ def apply(profile: Resolved, obs: Observations) -> None:
         changes.append(files.put(name=f"power: {measure.NUT_CONF}: MODE=netclient (NUT was off)",
                                  src=StringIO(measure.NUT_CONF_CLIENT), dest=measure.NUT_CONF, user="root",
                                  group="nut", mode="640"))
-    state = measure.parse_show(obs.run(measure.MONITOR_STATE).stdout)
+    state = measure.parse_show(obs.run(measure.MONITOR_STATE).stdout, obs.run(measure.MONITOR_STATE).rc)
     if state.get("UnitFileState") != "enabled":
         systemd.service(name=f"power: enable {measure.MONITOR_UNIT}", service=measure.MONITOR_UNIT, enabled=True)
     if state.get("ActiveState") != "active":

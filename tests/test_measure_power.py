@@ -240,7 +240,8 @@ def test_shutdown_check_reads_the_running_monitor() -> None:
     profile = member()
     good = {measure.UPSMON_DIRECTIVES: (0, f"MONITOR {UPS.ref} 1 monuser ******** secondary\n"
                                            'SHUTDOWNCMD "/sbin/shutdown -h +0"\n', ""),
-            measure.MONITOR_STATE: (0, "ActiveState=active\nSubState=running\nMainPID=42\n", ""),
+            measure.MONITOR_STATE: (0, f"Id={measure.MONITOR_UNIT}\nActiveState=active\nSubState=running\n"
+                                               "MainPID=42\n", ""),
             measure.HOST_ADDRESSES: (0, "2: host0    inet 10.233.1.2/30 brd 10.233.1.3 scope global host0\n", ""),
             measure.upsc_clients(UPS): (0, "10.233.1.2\n", SSL)}
     assert run_check("test_shutdown_on_low_battery", profile, good) == "pass"

@@ -40,6 +40,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from hardening.measures._base import Measure, Strict
+from hardening.measures._systemd import show_units
 from hardening.observe import quote
 
 UPSMON_CONF = "/etc/nut/upsmon.conf"
@@ -170,7 +171,7 @@ UPSMON_DIRECTIVES = (
     "-e 's/^[[:space:]]*(MONITOR[[:space:]]+[^[:space:]]+[[:space:]]+[^[:space:]]+[[:space:]]+[^[:space:]]+)"
     r"[[:space:]]+.*[[:space:]]+([^[:space:]]+)[[:space:]]*$/\1 " + MASK + r" \2/p' "
     "-e '/^[[:space:]]*(SHUTDOWNCMD|MINSUPPLIES|POWERDOWNFLAG)[[:space:]]/p' " + UPSMON_CONF)
-MONITOR_STATE = f"systemctl show -p ActiveState -p SubState -p MainPID -p UnitFileState {MONITOR_UNIT}"
+MONITOR_STATE = f"systemctl show -p Id -p ActiveState -p SubState -p MainPID -p UnitFileState {MONITOR_UNIT}"
 HOST_ADDRESSES = "ip -o addr show"
 NUT_MODE = f"sed -n -E 's/^[[:space:]]*MODE[[:space:]]*=[[:space:]]*\"?([a-z]*)\"?.*/\\1/p' {NUT_CONF}"
 UPSMON_PRESENT = "test -x /sbin/upsmon"
@@ -206,8 +207,9 @@ def parse_upsmon(rc: int, stdout: str) -> Upsmon | None:
     return Upsmon(monitors, shutdown or None)
 
 
-def parse_show(text: str) -> dict[str, str]:
-    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+def parse_show(text: str, rc: int = 0) -> dict[str, str]:
+    """upsmon's unit from :data:`MONITOR_STATE` (strictly: unreadable output is an error)."""
+    return show_units(text, rc, (MONITOR_UNIT,), MONITOR_STATE)[MONITOR_UNIT]
 
 
 def addresses(text: str) -> set[str]:
