@@ -270,6 +270,13 @@ def test_network_readings() -> None:
         "192.0.2.9"]
 
 
+def test_link_local_gateways_name_no_network() -> None:
+    """QEMU's user network (like most IPv6 networks) advertises its router as fe80::2: valid on
+    any link, so it is not judged against the expected networks; a global address is."""
+    assert measure.link_local("fe80::2") and measure.link_local("169.254.1.1")
+    assert not measure.link_local("10.0.2.2") and not measure.link_local("2001:db8::1")
+
+
 def test_expected_networks_validated() -> None:
     with pytest.raises(ValidationError):
         measure.Settings(expected_networks=["10.0.0.0/33"])

@@ -365,6 +365,13 @@ def parse_gateways(ip_route_json: list[dict[str, Any]]) -> list[str]:
     return [str(r["gateway"]) for r in ip_route_json if r.get("gateway")]
 
 
+def link_local(address: str) -> bool:
+    """A link-local address (fe80::/10, 169.254.0.0/16). An IPv6 default gateway is nearly always
+    one (routers advertise themselves by it): it is valid on any link, so it names no network
+    and cannot say where a host is. The host's global addresses do."""
+    return ipaddress.ip_address(address).is_link_local
+
+
 def outside(addresses: list[str], networks: list[str]) -> list[str]:
     """The addresses that belong to none of the expected networks."""
     nets = [ipaddress.ip_network(n, strict=False) for n in networks]
