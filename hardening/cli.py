@@ -448,12 +448,16 @@ def demo(evidence_root: Path, keep: bool) -> None:
     """The whole job on disposable lab hosts: verify, deploy, verify again.
 
     Sets up the test lab (apt packages, a Debian 12 image built from Debian's archive, a saved
-    golden state), starts an emulated `terminal` host (sensitivity high) and a `server` host,
-    verifies both, deploys every measure, verifies again, and prints where the evidence is,
-    with what still fails and why no deploy can fix it (hardware the lab lacks, an unencrypted
-    root disk, security updates left to change management), and the checks not configured (data
-    only an agency can give: expected networks, personal-data and design-document paths). Exit 0
-    when only those remain.
+    golden state) and starts an emulated `terminal` host (sensitivity high), an emulated `server`
+    host and a container serving both as the agency's log host and off-site backup target. It
+    does the operator's part (backup disks formatted and mounted, an SFTP account, rsyslog
+    receiving), writes the agency's profiles (personal-data, staging and design-document paths,
+    the log host, two backup repositories, a LUKS2 data disk for /srv/pii), verifies both hosts,
+    deploys every measure with --format-data-disk for their blank data disks, puts sample
+    personal data in place and runs the nightly backup once, verifies again, and prints where
+    the evidence is, with what still fails and why no deploy can fix it (hardware the lab lacks,
+    an unencrypted root disk, security updates left to change management). Exit 0 when only
+    those remain.
     """
     from hardening import demo as demo_mod
 

@@ -311,9 +311,13 @@ class Lab:
         write_atomic(path, text)
         return path
 
-    def write_inventory(self, path: Path | None = None) -> Path:
-        """Write a pyinfra inventory of the running hosts (default ``<labdir>/inventory.py``)."""
+    def write_inventory(self, path: Path | None = None, names: Iterable[str] | None = None) -> Path:
+        """Write a pyinfra inventory of the running hosts (default ``<labdir>/inventory.py``), or
+        of those of them named in ``names`` (the others serve them: a log host, a backup target)."""
         hosts = self.hosts()
+        if names is not None:
+            wanted = set(names)
+            hosts = [h for h in hosts if h.name in wanted]
         if not hosts:
             raise LabError("no lab host is running: start one with `hardening lab start NAME`")
         target = (path or self.directory / "inventory.py").resolve()
