@@ -110,3 +110,32 @@ def wait_for(predicate: Callable[[], T], timeout: float = 30) -> T:
         if value or time.monotonic() > deadline:
             return value
         time.sleep(0.5)
+
+
+def verified_checks(inventory: Path, evidence: Path, *args: str | Path,
+                    codes: tuple[int, ...] = (0, 1, 4, 5)) -> dict[str, dict[str, Any]]:
+    """``hardening verify INVENTORY --evidence EVIDENCE ARGS`` for ONE host, through the real
+    command line; its checks from the run's document, by id. ``codes``: the exits the caller
+    accepts (4: a regression since the last run; 5: attestations not evaluated)."""
+    import json
+
+    before = set(evidence.glob("*/index.json"))
+    start = time.monotonic()
+    proc = cli("verify", inventory, "--evidence", evidence, *args, timeout=900)
+    print(f"verify {' '.join(map(str, args))}: exit {proc.returncode} in {time.monotonic() - start:.1f} s")
+    assert proc.returncode in codes, proc.stdout + proc.stderr
+    [index] = set(evidence.glob("*/index.json")) - before
+    [entry] = json.loads(index.read_text())["hosts"]
+    doc = json.loads((index.parent / entry["json"]).read_text())
+    return {check["id"]: check for check in doc["checks"]}
+
+
+def profiles_with(directory: Path, role: str, section: str) -> Path:
+    """The shipped profiles copied to ``directory``, with ``section`` (YAML lines indented under
+    ``measures:``) added at the top of ``role``'s measures, as an agency's profile would."""
+    shutil.copytree(ROOT / "hwprofiles", directory)
+    path = directory / f"{role}.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert "\nmeasures:\n" in text, path
+    path.write_text(text.replace("\nmeasures:\n", "\nmeasures:\n" + section, 1), encoding="utf-8")
+    return directory

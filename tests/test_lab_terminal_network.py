@@ -13,75 +13,60 @@ through the real command line, with a profile that names the lab's container net
 
 from __future__ import annotations
 
-import json
-import shutil
-import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from hardening import ROOT
 from hardening.lab import Lab, LabHost
-from tests.helpers import cli, lab_hosts
+from tests.helpers import lab_hosts, profiles_with, verified_checks
 
 pytestmark = pytest.mark.lab
 
-HOST = "net-term"
-CHECK = "terminal.expected_network"
+HOST, CHECK = "net-term", "terminal.expected_network"
+
+
+@dataclass(frozen=True)
+class Setup:
+    host: LabHost
+    inventory: Path  # this host alone
+    profiles: Path  # the shipped ones, the terminal naming the lab's container networks
+
+    def judged(self, evidence: Path) -> dict[str, Any]:
+        return verified_checks(self.inventory, evidence, "-m", "terminal", "--profiles", self.profiles)[CHECK]
 
 
 @pytest.fixture(scope="module")
-def host(lab: Lab) -> Iterator[LabHost]:
-    with lab_hosts(lab, (HOST, "terminal", "medium"), kind="container") as started:
-        yield started[HOST]
-
-
-@pytest.fixture(scope="module")
-def setup(lab: Lab, host: LabHost, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def setup(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     directory = tmp_path_factory.mktemp("net")
-    profiles = directory / "hwprofiles"
-    shutil.copytree(ROOT / "hwprofiles", profiles)
-    text = (profiles / "terminal.yaml").read_text()
-    (profiles / "terminal.yaml").write_text(
-        text.replace("measures:\n", "measures:\n  terminal:\n    expected_networks: [10.233.0.0/16]\n", 1))
-    return lab.write_inventory(directory / "lab.py", names=[HOST]), profiles
+    with lab_hosts(lab, (HOST, "terminal", "medium"), kind="container") as started:
+        yield Setup(started[HOST], lab.write_inventory(directory / "lab.py", names=[HOST]),
+                    profiles_with(directory / "hwprofiles", "terminal",
+                                  "  terminal:\n    expected_networks: [10.233.0.0/16]\n"))
 
 
-def judged(setup: tuple[Path, Path], evidence: Path) -> dict[str, Any]:
-    inventory, profiles = setup
-    before = set(evidence.glob("*/index.json"))
-    start = time.monotonic()
-    proc = cli("verify", inventory, "-m", "terminal", "--evidence", evidence, "--profiles", profiles)
-    print(f"verify -m terminal: exit {proc.returncode} in {time.monotonic() - start:.1f} s")
-    assert proc.returncode in (0, 1, 4, 5), proc.stdout + proc.stderr  # 4: a regression since the last run
-    [index] = set(evidence.glob("*/index.json")) - before
-    [entry] = json.loads(index.read_text())["hosts"]
-    doc = json.loads((index.parent / entry["json"]).read_text())
-    [check] = [c for c in doc["checks"] if c["id"] == CHECK]
-    return check
-
-
-def test_seen_outside_the_expected_networks_fails(host: LabHost, setup: tuple[Path, Path], tmp_path: Path) -> None:
-    first = judged(setup, tmp_path)
+def test_seen_outside_the_expected_networks_fails(setup: Setup, tmp_path: Path) -> None:
+    host = setup.host
+    first = setup.judged(tmp_path)
     assert first["status"] == "pass", first
     assert first["observed"]["addresses"][0].startswith("10.233."), first
 
     host.run("sudo sh -c 'sysctl -qw net.ipv6.conf.host0.disable_ipv6=0 2>/dev/null; "
              "ip -6 route add default via fe80::1 dev host0'")
-    linked = judged(setup, tmp_path)
+    linked = setup.judged(tmp_path)
     assert linked["status"] == "pass", linked
     assert linked["observed"]["link-local gateways (valid on any link: name no network, not judged)"] == ["fe80::1"]
 
     host.run("sudo ip addr add 198.51.100.23/24 dev host0")
-    away = judged(setup, tmp_path)
+    away = setup.judged(tmp_path)
     assert away["status"] == "fail" and "198.51.100.23" in away["message"], away
 
     host.run("sudo sh -c 'ip addr del 198.51.100.23/24 dev host0 && ip addr add 2001:db8::5/64 dev host0 nodad'")
-    away6 = judged(setup, tmp_path)
+    away6 = setup.judged(tmp_path)
     assert away6["status"] == "fail" and "2001:db8::5" in away6["message"], away6
 
     host.run("sudo sh -c 'ip addr del 2001:db8::5/64 dev host0 && ip -6 route del default via fe80::1 dev host0'")
-    back = judged(setup, tmp_path)
+    back = setup.judged(tmp_path)
     assert back["status"] == "pass", back
