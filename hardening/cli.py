@@ -457,11 +457,17 @@ def demo(evidence_root: Path, keep: bool) -> None:
     personal data in place and runs the nightly backup once, verifies again, and prints where
     the evidence is, with what still fails and why no deploy can fix it (hardware the lab lacks,
     an unencrypted root disk, security updates left to change management). Exit 0 when only
-    those remain.
+    those remain; 3 when the lab cannot be set up or a host cannot be started (demo hosts left
+    running by an earlier --keep are named, never reused or stopped).
     """
     from hardening import demo as demo_mod
+    from hardening.lab import LabError
 
-    result = demo_mod.run(evidence_root.resolve(), keep, say=lambda line: click.echo(line, err=True))
+    try:
+        result = demo_mod.run(evidence_root.resolve(), keep, say=lambda line: click.echo(line, err=True))
+    except LabError as exc:  # the lab could not be set up or a host not started or reached
+        click.echo(f"hardening: error: lab: {exc}", err=True)
+        sys.exit(int(Exit.UNREACHABLE))
     click.echo("\nbefore the deploy:")
     _summary(result.before)
     click.echo("\nafter the deploy:")

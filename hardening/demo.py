@@ -210,17 +210,24 @@ def run(evidence: Path, keep: bool, say: Callable[[str], None]) -> DemoResult:
     from hardening.lab import Lab, LabError
 
     lab = Lab()
+    names = [name for name, _, _ in HOSTS]
+    running = [n for n in [*names, SERVICE] if (lab.directory / "hosts" / n).exists()]
+    if running:
+        raise LabError(f"{', '.join(running)} still running in {lab.directory} (an earlier `hardening demo "
+                       "--keep`?): stop them with `hardening lab stop --all`, then run the demo again")
     say(f"[1/7] lab setup in {lab.directory} (first run builds a Debian 12 image: a few minutes)")
     lab.setup()
     if keys.load_private() is None:
         key = keys.init(keys.default_dir())
         say(f"      created the evidence signing key in {keys.default_dir()} ({key.fingerprint})")
-    names = [name for name, _, _ in HOSTS]
+    started: list[str] = []
     try:
         say(f"[2/7] starting {', '.join(f'{n} ({p}, sensitivity {s})' for n, p, s in HOSTS)} and {SERVICE} "
             "(log host and backup target, a container)")
         service_host = lab.start(SERVICE, profile="server", sensitivity="medium", kind="container")
+        started.append(SERVICE)
         hosts = lab.start_many(HOSTS)
+        started += names
         say("[3/7] the operator's part: backup disks formatted and mounted, an SFTP account on "
             f"{SERVICE}, rsyslog receiving there; the agency's profiles")
         password, sftp_key = _secrets(lab.directory / SECRETS)
@@ -248,7 +255,6 @@ def run(evidence: Path, keep: bool, say: Callable[[str], None]) -> DemoResult:
         after = _verify(inventory, evidence, profiles_dir, say)
     finally:
         if not keep:
-            for name in [*names, SERVICE]:
-                if (lab.directory / "hosts" / name).exists():
-                    lab.stop(name)
+            for name in started:
+                lab.stop(name)
     return DemoResult(before, after, deployed, profiles_dir)

@@ -3,6 +3,8 @@ configuring every measure that needs agency data, so that the demo's verify show
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ import pytest
 from hardening import demo
 from hardening.errors import ConfigError
 from hardening.profiles import Profiles
+from tests.helpers import HARDENING, one_line_error
 
 
 @pytest.fixture
@@ -57,3 +60,18 @@ def test_a_broken_generation_is_an_error_at_once(tmp_path: Path, service: demo.S
 
 def test_sample_data_lies_under_the_personal_data_path() -> None:
     assert demo.SAMPLE and all(path.startswith(demo.PII + "/") for path in demo.SAMPLE)
+
+
+def test_hosts_left_running_are_named_not_reused(tmp_path: Path) -> None:
+    """Demo hosts an earlier ``--keep`` left running: one line naming them and exit 3, before any
+    setup (nothing installed, built or stopped)."""
+    lab = tmp_path / "lab"
+    (lab / "hosts" / "demo-srv1").mkdir(parents=True)
+    proc = subprocess.run([*HARDENING, "demo", "--evidence", str(tmp_path / "evidence")], capture_output=True,
+                          text=True, env={**os.environ, "HARDENING_LAB_DIR": str(lab)}, timeout=60, check=False)
+    assert proc.returncode == 3, proc.stderr
+    assert one_line_error(proc) == (f"hardening: error: lab: demo-srv1 still running in {lab} (an earlier "
+                                    "`hardening demo --keep`?): stop them with `hardening lab stop --all`, "
+                                    "then run the demo again")
+    assert sorted(p.name for p in lab.rglob("*")) == ["demo-srv1", "hosts"]
+    assert not (tmp_path / "evidence").exists()
