@@ -146,7 +146,7 @@ def _secrets(directory: Path) -> tuple[Path, Path]:
 def _prepare_service(svc: Any, public_key: str) -> None:
     """demo-svc1: rsyslog receiving audit records; an SFTP account holding the backups."""
     svc.run(f"printf %s {shlex.quote(audit.receiver_text())} | sudo tee {audit.RECEIVER_FILE} >/dev/null && "
-            "sudo systemctl enable --now rsyslog.service && sudo systemctl restart rsyslog.service")
+            "sudo systemctl enable --now rsyslog.service")
     svc.run(f"id {BACKUP_ACCOUNT} >/dev/null 2>&1 || sudo useradd -m -s /bin/sh {BACKUP_ACCOUNT}; "
             f"sudo install -d -m 700 -o {BACKUP_ACCOUNT} -g {BACKUP_ACCOUNT} /home/{BACKUP_ACCOUNT}/.ssh && "
             f"echo {shlex.quote(public_key)} | sudo tee /home/{BACKUP_ACCOUNT}/.ssh/authorized_keys >/dev/null")
@@ -157,6 +157,16 @@ def _prepare_host(host: Any) -> None:
     host.run(f"sudo mkfs.ext4 -q -L backup {BACKUP_DISK} && sudo mkdir -p /srv/backup && "
              f"echo 'LABEL=backup /srv/backup ext4 defaults,nofail 0 2' | sudo tee -a /etc/fstab >/dev/null && "
              "sudo mount /srv/backup", timeout=300)
+
+
+def _operators_part(labdir: Path, service_host: Any, hosts: list[Any]) -> Path:
+    """What an agency's operator does before the first deploy; returns the agency's profiles."""
+    password, sftp_key = _secrets(labdir / SECRETS)
+    _prepare_service(service_host, sftp_key.with_name(sftp_key.name + ".pub").read_text().strip())
+    for host in hosts:
+        _prepare_host(host)
+    [host_key] = [" ".join(k.split()[:2]) for k in service_host.host_keys if k.startswith("ssh-ed25519 ")]
+    return write_profiles(labdir / PROFILES, Service(service_host.address, host_key, password, sftp_key))
 
 
 def _agency_work(host: Any) -> None:
@@ -174,7 +184,6 @@ class DemoResult:
     before: verify_mod.RunResult
     after: verify_mod.RunResult
     deploy: deploying.DeployResult
-    profiles: Path
 
     def remaining(self) -> list[tuple[str, str, str]]:
         """(host, check id, why) for every check still failing after the deploy."""
@@ -230,13 +239,7 @@ def run(evidence: Path, keep: bool, say: Callable[[str], None]) -> DemoResult:
         started += names
         say("[3/7] the operator's part: backup disks formatted and mounted, an SFTP account on "
             f"{SERVICE}, rsyslog receiving there; the agency's profiles")
-        password, sftp_key = _secrets(lab.directory / SECRETS)
-        _prepare_service(service_host, sftp_key.with_name(sftp_key.name + ".pub").read_text().strip())
-        for host in hosts:
-            _prepare_host(host)
-        [host_key] = [" ".join(k.split()[:2]) for k in service_host.host_keys if k.startswith("ssh-ed25519 ")]
-        service = Service(service_host.address, host_key, password, sftp_key)
-        profiles_dir = write_profiles(lab.directory / PROFILES, service)
+        profiles_dir = _operators_part(lab.directory, service_host, hosts)
         inventory = lab.write_inventory(names=names)
         say(f"      inventory: {inventory}; profiles: {profiles_dir}")
         say("[4/7] verify before the deploy")
@@ -257,4 +260,4 @@ def run(evidence: Path, keep: bool, say: Callable[[str], None]) -> DemoResult:
         if not keep:
             for name in started:
                 lab.stop(name)
-    return DemoResult(before, after, deployed, profiles_dir)
+    return DemoResult(before, after, deployed)
