@@ -134,6 +134,15 @@ class _Merged:
         return None
 
 
+def merged(*layers: dict[str, Any]) -> dict[str, Any]:
+    """The layers merged as a profile chain merges its files: dicts key by key, lists and
+    scalars replace (e.g. an agency's additions on a shipped profile's ``measures``)."""
+    out = _Merged()
+    for layer in layers:
+        out.merge(layer, Path("-"))
+    return out.values
+
+
 def _deep_merge(
     into: dict[str, Any],
     data: dict[str, Any],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -117,8 +118,6 @@ def verified_checks(inventory: Path, evidence: Path, *args: str | Path,
     """``hardening verify INVENTORY --evidence EVIDENCE ARGS`` for ONE host, through the real
     command line; its checks from the run's document, by id. ``codes``: the exits the caller
     accepts (4: a regression since the last run; 5: attestations not evaluated)."""
-    import json
-
     before = set(evidence.glob("*/index.json"))
     start = time.monotonic()
     proc = cli("verify", inventory, "--evidence", evidence, *args, timeout=900)
